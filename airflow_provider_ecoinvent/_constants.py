@@ -1,0 +1,36 @@
+"""Defaults and the names of the connection extras.
+
+Kept free of Airflow imports: ``get_provider_info`` reads them while Airflow itself is still
+initialising its configuration, where importing ``airflow`` would be circular.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_API_URL: Final = "https://api.ecoinvent.org"
+DEFAULT_TOKEN_URL: Final = "https://sso.ecoinvent.org/realms/ecoinvent/protocol/openid-connect/token"
+DEFAULT_API_PREFIX: Final = "/v0"
+DEFAULT_TIMEOUT: Final = 60.0
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_MAX_RETRIES: Final = 5
+DEFAULT_BATCH_SIZE: Final = 100
+MAX_BATCH_SIZE: Final = 10_000
+
+#: Extras this provider understands, with a one-line meaning (also used for the connection form).
+KNOWN_EXTRAS: Final[Mapping[str, str]] = {
+    "token_url": "OAuth2 token endpoint (default: the ecoinvent SSO).",
+    "api_prefix": "Path prefix of the API under the host (default /v0).",
+    "client_auth": "How the client credentials reach the token endpoint: body (default) or basic.",
+    "user_id": "Sent as X-User-Id on every call; the licence counts unique users by it.",
+    "organization_id": "Sent as X-Organization-Id on every call.",
+    "timeout": "Read timeout in seconds for each HTTP call (default 60).",
+    "max_retries": "Retries of 429, 5xx, connection errors and timeouts (default 5).",
+    "batch_size": "Dataset ids per batch call (default 100, at most 10,000).",
+    "verify": "TLS verification: true (default), false, or the path of a CA bundle.",
+    "allow_insecure_http": "Allow credentials over plain http:// to a non-loopback host (default false).",
+    "max_unique_datasets": "Licence cost guard: the most distinct datasets one task may score.",
+}

@@ -1,0 +1,80 @@
+"""The few exceptions this provider raises, each telling the user what to fix.
+
+All derive from :class:`EcoinventError`, itself an ``AirflowException``, so that Airflow treats them
+as task failures and users can catch every provider error with one ``except``. None of them ever
+carries the client secret or an access token in its text.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+__all__ = [
+    "EcoinventApiError",
+    "EcoinventAuthError",
+    "EcoinventConfigError",
+    "EcoinventCostGuardError",
+    "EcoinventError",
+    "EcoinventRateLimitError",
+    "EcoinventRetriesExhaustedError",
+]
+
+
+class EcoinventError(AirflowException):
+    """Base class of every error raised by this provider."""
+
+
+class EcoinventConfigError(EcoinventError, ValueError):
+    """A connection field or operator argument is missing or invalid; raised before any network call."""
+
+
+class EcoinventAuthError(EcoinventError):
+    """The token endpoint refused the client id or secret, or the API refused a fresh token.
+
+    Never retried: polling or retrying with wrong credentials only delays the failure.
+    """
+
+
+class EcoinventApiError(EcoinventError):
+    """The API answered with an error status that retrying cannot fix (400, 403, 404, 422, ...).
+
+    :param status_code: the HTTP status, ``None`` when the answer could not be read at all.
+    :param method: HTTP method of the failed call.
+    :param path: path of the failed call, without query string or host.
+    :param detail: the server's explanation, already shortened and free of secrets.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None, method: str, path: str, detail: str = ""):
+        super().__init__(message)
+        # AirflowException declares a class-level HTTPStatus ``status_code`` for the API server; here it is
+        # the ecoinvent API's answer instead.
+        self.status_code = status_code  # type: ignore[assignment]
+        self.method = method
+        self.path = path
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments would otherwise be lost when the error is pickled (e.g. between
+        # processes); reconstruct from the same fields.
+        return (
+            _rebuild_api_error,
+            (type(self), str(self), self.status_code, self.method, self.path, self.detail),
+        )
+
+
+class EcoinventRetriesExhaustedError(EcoinventApiError):
+    """A transient failure (5xx, connection error, timeout) persisted past the retry budget."""
+
+
+class EcoinventRateLimitError(EcoinventRetriesExhaustedError):
+    """The API kept answering 429 Too Many Requests until the retry budget ran out."""
+
+
+class EcoinventCostGuardError(EcoinventError):
+    """The run would score more distinct datasets than the configured licence cost guard allows."""
+
+
+def _rebuild_api_error(
+    cls: type[EcoinventApiError], message: str, status_code: int | None, method: str, path: str, detail: str
+) -> EcoinventApiError:
+    return cls(message, status_code=status_code, method=method, path=path, detail=detail)

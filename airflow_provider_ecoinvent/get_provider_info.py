@@ -1,0 +1,128 @@
+"""The provider description Airflow reads through the ``apache_airflow_provider`` entry point.
+
+Airflow validates this dict against its JSON schema whenever it loads providers, and a bad dict breaks
+provider discovery for the whole installation, so it is plain data and covered by a schema test. The UI
+of Airflow 3.2+ builds the connection form from ``connection-types`` alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._constants import (
+    DEFAULT_API_PREFIX,
+    DEFAULT_API_URL,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_URL,
+    KNOWN_EXTRAS,
+)
+
+#: Standard fields: relabelled to what they hold for ecoinvent, the unused ones hidden.
+UI_FIELD_BEHAVIOUR: Final[dict[str, Any]] = {
+    "hidden-fields": ["schema", "port", "extra"],
+    "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
+    "placeholders": {
+        "host": DEFAULT_API_URL,
+        "login": "client id issued by ecoinvent",
+        "password": "client secret issued by ecoinvent",
+    },
+}
+
+#: Extra fields of the connection form; the values land in ``Connection.extra`` under these names.
+CONN_FIELDS: Final[dict[str, Any]] = {
+    "token_url": {
+        "label": "Token URL",
+        "description": f"{KNOWN_EXTRAS['token_url']} Default: {DEFAULT_TOKEN_URL}",
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "api_prefix": {
+        "label": "API path prefix",
+        "description": f"{KNOWN_EXTRAS['api_prefix']} Some accounts use /v3/api1.",
+        "schema": {"type": ["string", "null"], "default": DEFAULT_API_PREFIX},
+    },
+    "client_auth": {
+        "label": "Client authentication",
+        "description": KNOWN_EXTRAS["client_auth"],
+        "schema": {"type": "string", "enum": ["body", "basic"], "default": "body"},
+    },
+    "user_id": {
+        "label": "User id (X-User-Id)",
+        "description": KNOWN_EXTRAS["user_id"] + " Keep it stable.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "organization_id": {
+        "label": "Organization id (X-Organization-Id)",
+        "description": KNOWN_EXTRAS["organization_id"],
+        "schema": {"type": ["string", "null"]},
+    },
+    "timeout": {
+        "label": "Timeout (seconds)",
+        "description": KNOWN_EXTRAS["timeout"],
+        "schema": {"type": ["number", "null"], "minimum": 1, "default": DEFAULT_TIMEOUT},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": KNOWN_EXTRAS["max_retries"],
+        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 100, "default": DEFAULT_MAX_RETRIES},
+    },
+    "batch_size": {
+        "label": "Batch size",
+        "description": KNOWN_EXTRAS["batch_size"],
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000, "default": DEFAULT_BATCH_SIZE},
+    },
+    "verify": {
+        "label": "TLS verification",
+        "description": KNOWN_EXTRAS["verify"],
+        "schema": {"type": ["string", "null"], "default": "true"},
+    },
+    "allow_insecure_http": {
+        "label": "Allow plain HTTP",
+        "description": KNOWN_EXTRAS["allow_insecure_http"],
+        "schema": {"type": "boolean", "default": False},
+    },
+    "max_unique_datasets": {
+        "label": "Cost guard: max unique datasets per task",
+        "description": KNOWN_EXTRAS["max_unique_datasets"] + " Empty: no limit.",
+        "schema": {"type": ["integer", "null"], "minimum": 0},
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's ``ProvidersManager`` (plain data, no I/O)."""
+    return {
+        "package-name": "airflow-provider-ecoinvent",
+        "name": "ecoinvent",
+        "description": "`ecoinvent <https://ecoinvent.org/>`__ life-cycle-assessment data: datasets, "
+        "impact scores, LCIA indicators and database versions.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "ecoinvent",
+                "external-doc-url": "https://docs.api.ecoinvent.org/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "ecoinvent", "python-modules": ["airflow_provider_ecoinvent.hooks.ecoinvent"]}],
+        "operators": [
+            {"integration-name": "ecoinvent", "python-modules": ["airflow_provider_ecoinvent.operators.ecoinvent"]}
+        ],
+        "sensors": [
+            {"integration-name": "ecoinvent", "python-modules": ["airflow_provider_ecoinvent.sensors.ecoinvent"]}
+        ],
+        "triggers": [
+            {"integration-name": "ecoinvent", "python-modules": ["airflow_provider_ecoinvent.triggers.ecoinvent"]}
+        ],
+        "connection-types": [
+            {
+                "connection-type": "ecoinvent",
+                "hook-class-name": "airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook",
+                "hook-name": "ecoinvent",
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }
