@@ -93,13 +93,21 @@ def api_error(
 
 
 def retries_exhausted(
-    method: str, path: str, *, conn_id: str, attempts: int, elapsed: float, reason: str, status: int | None
+    method: str,
+    path: str,
+    *,
+    conn_id: str,
+    attempts: int,
+    elapsed: float,
+    reason: str,
+    status: int | None,
+    service: str = "ecoinvent API",
 ) -> EcoinventRetriesExhaustedError:
     """The exception for a transient failure that outlived the retry budget."""
     cls = EcoinventRateLimitError if status == 429 else EcoinventRetriesExhaustedError
     what = "kept rate-limiting (429)" if status == 429 else f"kept failing ({reason})"
     message = (
-        f"ecoinvent API {what} {method} {path} (connection {conn_id!r}) after {attempts} attempts "
+        f"{service} {what} {method} {path} (connection {conn_id!r}) after {attempts} attempts "
         f"in {elapsed:.1f} s; retry later or raise the connection's 'max_retries'."
     )
     return cls(message, status_code=status, method=method, path=path, detail=reason)

@@ -34,6 +34,7 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventAuthError,
     EcoinventConfigError,
     EcoinventError,
+    EcoinventRetriesExhaustedError,
 )
 from airflow_provider_ecoinvent.versions import EcoinventVersion, newest, parse_versions
 
@@ -193,7 +194,7 @@ class EcoinventHook(BaseHook):
                 )
             except requests.exceptions.SSLError as err:
                 raise self._tls_error(settings.token_url, err) from None
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except _transient_network_errors() as err:
                 reason = _describe_network_error(err)
             else:
                 status = response.status_code
@@ -211,7 +212,9 @@ class EcoinventHook(BaseHook):
                     retry_after = response.headers.get("Retry-After")
                 else:
                     raise token_error(status, response.content, conn_id=settings.conn_id, token_url=settings.token_url)
-            self._wait_or_give_up(budget, "POST", _path_of(settings.token_url), reason, status, retry_after)
+            self._wait_or_give_up(
+                budget, "POST", _path_of(settings.token_url), reason, status, retry_after, service="token endpoint"
+            )
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -260,7 +263,7 @@ class EcoinventHook(BaseHook):
                 )
             except requests.exceptions.SSLError as err:
                 raise self._tls_error(self.settings.api_url, err) from None
-            except (requests.ConnectionError, requests.Timeout) as err:
+            except _transient_network_errors() as err:
                 reason = _describe_network_error(err)
             else:
                 status = response.status_code
@@ -300,7 +303,15 @@ class EcoinventHook(BaseHook):
             ) from None
 
     def _wait_or_give_up(
-        self, budget: RetryBudget, method: str, path: str, reason: str, status: int | None, retry_after: str | None
+        self,
+        budget: RetryBudget,
+        method: str,
+        path: str,
+        reason: str,
+        status: int | None,
+        retry_after: str | None,
+        *,
+        service: str = "ecoinvent API",
     ) -> None:
         delay = budget.next_delay(retry_after)
         if delay is None:
@@ -312,6 +323,7 @@ class EcoinventHook(BaseHook):
                 elapsed=budget.elapsed,
                 reason=reason,
                 status=status,
+                service=service,
             )
         self.log.warning(
             "%s %s failed (%s); retry %d of %d in %.2f s%s.",
@@ -494,6 +506,8 @@ class EcoinventHook(BaseHook):
             self._token_cache.get(self._token_key, self._fetch_token)
         except EcoinventAuthError as err:
             return False, str(err)
+        except EcoinventRetriesExhaustedError as err:
+            return False, f"Token URL {settings.token_url} unreachable or failing: {err}"
         except EcoinventError as err:
             return False, f"Could not get a token from {settings.token_url}: {err}"
         except requests.RequestException as err:
@@ -677,6 +691,13 @@ def _query_items(query: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not query:
         return None
     return {key: value for key, value in query.items() if value is not None}
+
+
+def _transient_network_errors() -> tuple[type[Exception], ...]:
+    """Network failures worth retrying: refused or reset connections, timeouts, bodies cut short."""
+    import requests
+
+    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 def _describe_network_error(err: Exception) -> str:
