@@ -140,9 +140,9 @@ class EcoinventHook(BaseHook):
         session.headers["User-Agent"] = _user_agent()
         session.headers["Accept"] = "application/json"
         session.verify = self.settings.verify
-        # Proxies and CA bundles from the environment still apply; .netrc credentials must not.
-        session.trust_env = True
-        session.auth = None
+        # Proxies and CA bundles from the environment still apply, but a ~/.netrc entry for the host must not
+        # replace the bearer token: requests consults .netrc only when no session auth is set.
+        session.auth = _keep_authorization_header
         return session
 
     def get_conn(self) -> requests.Session:
@@ -691,6 +691,11 @@ def _query_items(query: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not query:
         return None
     return {key: value for key, value in query.items() if value is not None}
+
+
+def _keep_authorization_header(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Session auth that changes nothing; its presence stops requests from applying ``.netrc`` credentials."""
+    return request
 
 
 def _transient_network_errors() -> tuple[type[Exception], ...]:
