@@ -1,0 +1,255 @@
+"""Running the emulator: in-process, as a subprocess, from the command line, under concurrency."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+
+from airflow_provider_ecoinvent.emulator import EmulatorConfig, EmulatorProcess, EmulatorServer
+from airflow_provider_ecoinvent.emulator.__main__ import build_parser
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_provider_ecoinvent.emulator.testing import EmulatorFactory
+
+    from .conftest import Api
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = "airflow_provider_ecoinvent.emulator"
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_connection_dict_and_urls():
+    with EmulatorServer(api_prefix="/v0") as emulator:
+        assert emulator.base_url.startswith("http://127.0.0.1:")
+        assert emulator.api_url == emulator.base_url + "/v0"
+        assert emulator.token_url == emulator.base_url + "/realms/ecoinvent/protocol/openid-connect/token"
+        conn = emulator.connection_dict(max_retries=2)
+        assert conn == {
+            "conn_type": "ecoinvent",
+            "host": emulator.base_url,
+            "login": "emulator-client",
+            "password": "emulator-secret",
+            "extra": {"token_url": emulator.token_url, "api_prefix": "/v0", "max_retries": 2},
+        }
+        assert json.loads(emulator.connection_json()) == emulator.connection_dict()
+        assert emulator.connection_env("my_conn") == {"AIRFLOW_CONN_MY_CONN": emulator.connection_json()}
+    assert not emulator.running
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = emulator.base_url
+
+
+def test_stop_closes_idle_keep_alive_connections(make_api: Callable[..., Api]):
+    emulator = EmulatorServer().start()
+    client = make_api(emulator)
+    assert client.get("/versions").status_code == 200
+    url = emulator.api_url + "/versions"
+    emulator.stop()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client.session.get(url, timeout=5)
+
+
+def test_config_round_trips_through_argv():
+    config = EmulatorConfig(
+        port=0,
+        token_ttl=0.5,
+        latency_ms=3.0,
+        datasets=77,
+        seed=4,
+        api_prefix="/v3/api1",
+        client_id="c",
+        client_secret="s",
+        faults=({"kind": "status", "status": 429, "retry_after": "Wed, 21 Oct 2026 07:28:00 GMT"},),
+        extra_clients=(("b", "bs"),),
+        versions_shape="list",
+    )
+    from airflow_provider_ecoinvent.emulator.__main__ import config_from_args
+
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(config.to_argv()), parser) == config
+
+
+def test_help_documents_every_flag():
+    result = subprocess.run(
+        [sys.executable, "-m", MODULE, "--help"], capture_output=True, text=True, env=_env(), timeout=30, check=True
+    )
+    for flag in (
+        "--host",
+        "--port",
+        "--token-ttl",
+        "--latency-ms",
+        "--datasets",
+        "--seed",
+        "--api-prefix",
+        "--client-id",
+        "--client-secret",
+        "--fault",
+        "--extra-client",
+        "--versions-shape",
+    ):
+        assert flag in result.stdout
+    for kind in ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke"):
+        assert kind in result.stdout
+
+
+def test_bad_fault_flag_is_a_usage_error():
+    result = subprocess.run(
+        [sys.executable, "-m", MODULE, "--fault", "explode"], capture_output=True, text=True, env=_env(), timeout=30
+    )
+    assert result.returncode == 2
+    assert "fault kind" in result.stderr
+
+
+def test_command_line_prints_the_lines_and_stops_cleanly_on_sigterm():
+    process = subprocess.Popen(
+        [sys.executable, "-m", MODULE, "--datasets", "200000", "--api-prefix", "/v3/api1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    try:
+        start = time.monotonic()
+        assert process.stdout is not None
+        lines = [process.stdout.readline().rstrip("\n") for _ in range(3)]
+        startup = time.monotonic() - start
+        assert lines[0].startswith("ECOINVENT_EMULATOR_BASE_URL=http://127.0.0.1:")
+        base_url = lines[0].split("=", 1)[1]
+        assert lines[1] == f"ECOINVENT_EMULATOR_TOKEN_URL={base_url}/realms/ecoinvent/protocol/openid-connect/token"
+        key, _, conn = lines[2].partition("=")
+        assert key == "AIRFLOW_CONN_ECOINVENT_DEFAULT"
+        assert json.loads(conn) == {
+            "conn_type": "ecoinvent",
+            "host": base_url,
+            "login": "emulator-client",
+            "password": "emulator-secret",
+            "extra": {
+                "token_url": base_url + "/realms/ecoinvent/protocol/openid-connect/token",
+                "api_prefix": "/v3/api1",
+            },
+        }
+        # 200,000 datasets cost nothing at start (lazy); interpreter start-up dominates.
+        assert startup < 3.0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_sigint_also_exits_zero():
+    process = subprocess.Popen(
+        [sys.executable, "-m", MODULE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env()
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_emulator_process_has_the_same_interface(make_api: Callable[..., Api]):
+    with EmulatorProcess(
+        token_ttl=30, datasets=500, faults=[{"kind": "status", "status": 503, "path": "/versions"}]
+    ) as emulator:
+        process = emulator.process
+        assert process is not None
+        assert process.poll() is None
+        assert emulator.startup_output["AIRFLOW_CONN_ECOINVENT_DEFAULT"] == emulator.connection_json()
+        client = make_api(emulator)
+        assert client.get("/versions").status_code == 503
+        assert client.get("/versions").status_code == 200
+        assert client.get("/datasets/501").status_code == 404
+        emulator.add_fault("status", status=500, path="/indicators")
+        assert client.get("/indicators").status_code == 500
+        emulator.publish_version("3.12")
+        assert "/3.12/" in client.get("/datasets/1").json()["url"]
+        client.batch([1, 2], [1], headers={"X-User-Id": "u"})
+        stats = emulator.stats()
+        assert stats["usage"]["emulator-client"]["datasets"] == 2
+        assert stats["faults_triggered"] == 2
+        emulator.revoke_tokens()
+        assert client.get("/versions").status_code == 401
+        emulator.reset()
+        assert emulator.stats()["api_calls"] == 0
+    assert process.poll() == 0
+    assert emulator.returncode == 0
+    assert not emulator.running
+
+
+def test_emulator_process_reports_a_failed_start():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        emulator = EmulatorProcess(port=taken.getsockname()[1])
+        with pytest.raises(RuntimeError, match="exited with code"):
+            emulator.start()
+    assert emulator.process is None
+
+
+def test_sixteen_concurrent_clients_overlap(ecoinvent_emulator_factory: EmulatorFactory, make_api: Callable[..., Api]):
+    latency = 0.3
+    emulator = ecoinvent_emulator_factory(latency_ms=latency * 1000)
+    clients = [make_api(emulator) for _ in range(16)]
+    barrier = threading.Barrier(len(clients))
+    statuses: list[int] = []
+
+    def call(client: Api) -> None:
+        barrier.wait()
+        statuses.append(client.batch(list(range(1, 101)), list(range(1, 11)), params={"limit": 100}).status_code)
+
+    threads = [threading.Thread(target=call, args=(client,)) for client in clients]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    assert statuses == [200] * 16
+    assert elapsed < latency * 3  # about one latency, not sixteen
+    stats = emulator.stats()
+    assert stats["max_in_flight"] == 16
+    assert stats["in_flight"] == 0
+
+
+def test_importing_the_emulator_does_not_import_airflow():
+    code = (
+        "import sys, airflow_provider_ecoinvent.emulator, airflow_provider_ecoinvent.emulator.__main__;"
+        "print([m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=30, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_connection_env_fixture(ecoinvent_connection_env: EmulatorServer):
+    import os
+
+    assert os.environ["AIRFLOW_CONN_ECOINVENT_DEFAULT"] == ecoinvent_connection_env.connection_json()
