@@ -1,0 +1,551 @@
+"""EcoinventHook against the emulator over loopback HTTP: tokens, transport, typed API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_ecoinvent._retry import RetryPolicy
+from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, token_key
+from airflow_provider_ecoinvent.emulator import EmulatorServer
+from airflow_provider_ecoinvent.exceptions import (
+    EcoinventApiError,
+    EcoinventAuthError,
+    EcoinventConfigError,
+    EcoinventRateLimitError,
+    EcoinventRetriesExhaustedError,
+)
+from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def make_hook(conn_id: str = "ecoinvent_default", **kwargs: Any) -> tuple[EcoinventHook, list[float]]:
+    """A hook whose back-off waits are recorded instead of slept (time shifted, not slept)."""
+    hook = EcoinventHook(conn_id, **kwargs)
+    waits: list[float] = []
+    hook._sleep = waits.append
+    return hook, waits
+
+
+def use_connection(
+    monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer, conn_id: str = "ecoinvent_default", **extra: Any
+) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", emulator.connection_json(**extra))
+
+
+def calls(emulator: EmulatorServer, endpoint: str) -> int:
+    return int(emulator.stats()["requests"].get(endpoint, 0))
+
+
+# -- token life-cycle ------------------------------------------------------------------------------
+
+
+def test_one_token_request_for_fifty_calls(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    for _ in range(50):
+        assert hook.get_versions()
+    stats = ecoinvent_conn.stats()
+    assert stats["token_requests"] == 1
+    assert stats["requests"]["GET /versions"] == 50
+    assert hook.token_requests == 1
+    assert hook.api_calls == 50
+
+
+def test_token_shared_by_hook_instances(ecoinvent_conn: EmulatorServer) -> None:
+    for _ in range(5):
+        EcoinventHook().get_versions()
+    assert ecoinvent_conn.stats()["token_requests"] == 1
+
+
+def test_token_renewed_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    with EmulatorServer(token_ttl=2) as emulator:
+        use_connection(monkeypatch, emulator)
+        hook, _ = make_hook()
+        hook.get_versions()
+        # A 2 s token is replaced from 1 s on (the margin is at most half the lifetime).
+        time.sleep(1.1)
+        hook.get_versions()
+        stats = emulator.stats()
+    assert stats["token_requests"] == 2
+    assert stats["statuses"].get("401", 0) == 0, "an expired token must never reach the API"
+
+
+def test_revoked_token_renewed_once(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    hook.get_versions()
+    ecoinvent_conn.revoke_tokens()
+    assert hook.get_versions()
+    stats = ecoinvent_conn.stats()
+    assert stats["token_requests"] == 2
+    assert stats["statuses"]["401"] == 1
+
+
+def test_second_401_is_an_auth_error(ecoinvent_conn: EmulatorServer) -> None:
+    ecoinvent_conn.add_fault("status", status=401, count=2, path="/versions")
+    hook, _ = make_hook()
+    with pytest.raises(EcoinventAuthError, match="refused a freshly issued token"):
+        hook.get_versions()
+    assert ecoinvent_conn.stats()["token_requests"] == 2
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "code"),
+    [
+        ("someone-else", "emulator-secret", "invalid_client"),
+        ("emulator-client", "wrong-secret", "unauthorized_client"),
+    ],
+    ids=["unknown-client", "wrong-secret"],
+)
+def test_keycloak_credential_errors_fail_at_once(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, login: str, password: str, code: str
+) -> None:
+    conn = emulator.connection_dict()
+    conn.update(login=login, password=password)
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(conn))
+    hook, waits = make_hook()
+    with pytest.raises(EcoinventAuthError) as raised:
+        hook.get_versions()
+    message = str(raised.value)
+    assert code in message
+    assert "'ecoinvent_default'" in message
+    assert "client id" in message
+    assert "secret" in message
+    assert password not in message
+    assert waits == [], "credential errors are never retried"
+    assert emulator.stats()["token_requests"] == 1
+    assert emulator.stats()["api_calls"] == 0
+
+
+def test_basic_client_auth(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_connection(monkeypatch, emulator, client_auth="basic")
+    hook, _ = make_hook()
+    assert hook.get_versions()
+    assert emulator.stats()["tokens_issued"] == 1
+
+
+def test_sixteen_threads_one_token_request(ecoinvent_conn: EmulatorServer) -> None:
+    ecoinvent_conn.add_fault("latency", ms=200, path="token")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(16)
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            hook = EcoinventHook()
+            for _ in range(3):
+                hook.get_versions()
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    stats = ecoinvent_conn.stats()
+    assert stats["token_requests"] == 1
+    assert stats["requests"]["GET /versions"] == 48
+
+
+def test_token_endpoint_5xx_is_retried(ecoinvent_conn: EmulatorServer) -> None:
+    ecoinvent_conn.add_fault("status", status=503, count=2, path="token")
+    hook, waits = make_hook()
+    assert hook.get_versions()
+    assert len(waits) == 2
+    assert ecoinvent_conn.stats()["tokens_issued"] == 1
+
+
+# -- transport: retries ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "status", "status": 429, "retry_after": "1"},
+        {"kind": "status", "status": 500},
+        {"kind": "status", "status": 502},
+        {"kind": "status", "status": 503},
+        {"kind": "status", "status": 504},
+        {"kind": "status", "status": 503, "count": 3},
+        {"kind": "drop"},
+        {"kind": "truncate"},
+        {"kind": "hang", "seconds": 1.5},
+    ],
+    ids=["429", "500", "502", "503", "504", "503x3", "dropped-connection", "cut-short", "read-timeout"],
+)
+def test_transient_faults_end_in_success(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, fault: dict[str, Any]
+) -> None:
+    use_connection(monkeypatch, emulator, timeout=0.5)
+    kind = fault.pop("kind")
+    emulator.add_fault(kind, path="/datasets/batch", **fault)
+    hook, waits = make_hook()
+    datasets = list(hook.get_datasets([1, 2, 3], indicator_ids=[1]))
+    assert [d["id"] for d in datasets] == [1, 2, 3]
+    assert len(waits) == fault.get("count", 1)
+    assert emulator.stats()["faults_triggered"] == fault.get("count", 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "expected"),
+    [
+        (400, "Bad request body", "Bad request body"),
+        (403, "Not licensed for 3.11/EN15804", "licence does not cover"),
+        (404, "Dataset 9 not found", "Dataset 9 not found"),
+        (422, None, "422"),
+    ],
+    ids=["400", "403", "404", "422"],
+)
+def test_permanent_statuses_fail_at_once(
+    ecoinvent_conn: EmulatorServer, status: int, detail: str | None, expected: str
+) -> None:
+    options = {"detail": detail} if detail else {}
+    ecoinvent_conn.add_fault("status", status=status, path="/versions", **options)
+    hook, waits = make_hook()
+    with pytest.raises(EcoinventApiError) as raised:
+        hook.get_versions()
+    error = raised.value
+    assert error.status_code == status
+    assert error.method == "GET"
+    assert error.path == "/v0/versions"
+    assert expected in str(error)
+    assert "GET /v0/versions" in str(error)
+    assert waits == []
+    assert ecoinvent_conn.stats()["requests"]["GET /versions"] == 1
+
+
+def test_validation_detail_is_readable(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    with pytest.raises(EcoinventApiError) as raised:
+        hook.request("GET", "datasets", query={"limit": 500})
+    assert raised.value.status_code == 422
+    assert "query.limit" in str(raised.value)
+
+
+def test_retry_after_seconds_honoured(ecoinvent_conn: EmulatorServer) -> None:
+    ecoinvent_conn.add_fault("status", status=429, retry_after="7", path="/versions")
+    hook, waits = make_hook()
+    hook.get_versions()
+    assert waits == [7.0]
+
+
+def test_retry_after_http_date_honoured(ecoinvent_conn: EmulatorServer) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    ecoinvent_conn.add_fault("status", status=503, retry_after=format_datetime(when, usegmt=True), path="/versions")
+    hook, waits = make_hook()
+    hook.get_versions()
+    assert len(waits) == 1
+    assert 28.0 <= waits[0] <= 30.0
+
+
+def test_retry_after_is_capped(ecoinvent_conn: EmulatorServer) -> None:
+    ecoinvent_conn.add_fault("status", status=429, retry_after="86400", path="/versions")
+    hook, waits = make_hook()
+    hook.get_versions()
+    assert waits == [hook.retry_policy.retry_after_max]
+
+
+def test_backoff_grows_with_jitter(ecoinvent_conn: EmulatorServer) -> None:
+    ecoinvent_conn.add_fault("status", status=503, count=4, path="/versions")
+    hook, waits = make_hook()
+    hook.get_versions()
+    policy = hook.retry_policy
+    assert len(waits) == 4
+    for number, wait in enumerate(waits, start=1):
+        ceiling = min(policy.backoff_max, policy.backoff_base * 2 ** (number - 1))
+        assert ceiling / 2 <= wait <= ceiling
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(503, EcoinventRetriesExhaustedError), (429, EcoinventRateLimitError)], ids=["503", "429"]
+)
+def test_retries_exhausted(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, status: int, error: type[Exception]
+) -> None:
+    use_connection(monkeypatch, emulator, max_retries=2)
+    emulator.add_fault("status", status=status, count=10, path="/versions")
+    hook, waits = make_hook()
+    with pytest.raises(error, match="after 3 attempts"):
+        hook.get_versions()
+    assert len(waits) == 2
+    assert emulator.stats()["requests"]["GET /versions"] == 3
+
+
+def test_malformed_json_fails_clearly(ecoinvent_conn: EmulatorServer) -> None:
+    ecoinvent_conn.add_fault("malformed", path="/versions")
+    hook, waits = make_hook()
+    with pytest.raises(EcoinventApiError, match="not JSON"):
+        hook.get_versions()
+    assert waits == []
+
+
+def test_session_is_pooled_and_identifies_itself(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    session = hook.session
+    for _ in range(3):
+        hook.get_versions()
+    assert hook.session is session
+    agents = ecoinvent_conn.stats()["user_agents"]
+    assert any(agent.startswith("airflow-provider-ecoinvent/") for agent in agents)
+
+
+def test_usage_headers_sent(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_connection(monkeypatch, emulator, user_id="analyst-7", organization_id="acme")
+    hook, _ = make_hook()
+    list(hook.get_datasets([1, 2], indicator_ids=[1]))
+    usage = emulator.stats()["usage"][emulator.client_id]
+    assert usage["users"] == ["analyst-7"]
+    assert usage["organizations"] == ["acme"]
+
+
+# -- typed API ---------------------------------------------------------------------------------------
+
+
+def test_versions_in_release_order(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    names = [version.name for version in hook.get_versions()]
+    assert names == ["3.9", "3.10", "3.11"]
+    assert hook.resolve_version() == "3.11"
+    assert hook.resolve_version("3.10", "EN15804") == "3.10"
+
+
+def test_versions_bare_list_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    with EmulatorServer(versions_shape="list") as emulator:
+        use_connection(monkeypatch, emulator)
+        hook, _ = make_hook()
+        versions = hook.get_versions()
+    assert [v.name for v in versions] == ["3.9", "3.10", "3.11"]
+    assert "cutoff" in versions[0].system_models
+
+
+@pytest.mark.parametrize(
+    ("version", "system_model", "message"),
+    [("3.13", "cutoff", "'3.13' is not available"), ("3.9", "EN15804", "no system model 'EN15804'")],
+    ids=["unknown-version", "unknown-system-model"],
+)
+def test_resolve_version_errors(ecoinvent_conn: EmulatorServer, version: str, system_model: str, message: str) -> None:
+    hook, _ = make_hook()
+    with pytest.raises(EcoinventConfigError, match=message):
+        hook.resolve_version(version, system_model)
+
+
+def test_latest_follows_a_new_release(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    ecoinvent_conn.publish_version("3.12")
+    assert hook.resolve_version() == "3.12"
+
+
+def test_indicators(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    indicators = hook.get_indicators()
+    assert len(indicators) >= 20
+    assert {"id", "method", "category", "indicator", "unit"} <= set(indicators[0])
+
+
+def test_search_pages_through_everything(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    everything = list(hook.search_datasets())
+    assert len(everything) == 1000
+    assert len({d["id"] for d in everything}) == 1000
+    assert ecoinvent_conn.stats()["requests"]["GET /datasets"] == 10
+    usage = ecoinvent_conn.stats()["usage"].get(ecoinvent_conn.client_id, {})
+    assert usage.get("datasets", 0) == 0, "searches are free"
+
+
+def test_search_filters(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    mexico = list(hook.search_datasets(geography="Mexico (MX)"))
+    assert mexico
+    assert all(d["geography"] == "Mexico (MX)" for d in mexico)
+
+
+def test_get_dataset_scored(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    dataset = hook.get_dataset(5, indicator_ids=[1, 2])
+    assert dataset["id"] == 5
+    assert sorted(score["id"] for score in dataset["impact_scores"]) == [1, 2]
+    with pytest.raises(EcoinventApiError) as raised:
+        hook.get_dataset(10**7)
+    assert raised.value.status_code == 404
+
+
+def test_get_datasets_minimum_calls_and_order(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    ids = [*range(450, 0, -1), 7, 7, 8]  # reversed, with duplicates
+    stream = hook.get_datasets(ids, indicator_ids=[1, 2, 3], max_in_flight=4)
+    datasets = list(stream)
+    assert [d["id"] for d in datasets] == list(range(450, 0, -1))
+    assert all(len(d["impact_scores"]) == 3 for d in datasets)
+    stats = ecoinvent_conn.stats()
+    assert stats["requests"]["POST /datasets/batch"] == 5  # ceil(450 / 100)
+    assert stats["token_requests"] == 1
+    assert stats["usage"][ecoinvent_conn.client_id]["datasets"] == 450
+    assert stream.missing_ids == []
+    assert stats["max_in_flight"] <= 4
+
+
+def test_get_datasets_reports_missing(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    stream = hook.get_datasets([6, 7, 8, 14, 10**6], version="3.9")
+    assert [d["id"] for d in stream] == [6, 8]
+    assert stream.missing_ids == [7, 14, 10**6]
+
+
+def test_get_datasets_large_batches_page(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_connection(monkeypatch, emulator, batch_size=1000)
+    hook, _ = make_hook()
+    assert len(list(hook.get_datasets(range(1, 1001)))) == 1000
+    assert calls(emulator, "POST /datasets/batch") == 10
+
+
+@pytest.mark.parametrize(
+    ("ids", "indicators", "message"),
+    [
+        ([1, "2"], [], "positive integers; got '2'"),
+        ([1.5], [], "positive integers"),
+        ([True], [], "positive integers"),
+        ("1,2", [], "must be a list"),
+        ([1], list(range(1, 102)), "101 indicator ids"),
+        ([1], ["x"], "indicator ids must be positive integers"),
+    ],
+    ids=["string-id", "float-id", "bool-id", "string-list", "101-indicators", "bad-indicator"],
+)
+def test_get_datasets_validates_before_any_call(
+    ecoinvent_conn: EmulatorServer, ids: Any, indicators: Any, message: str
+) -> None:
+    hook, _ = make_hook()
+    with pytest.raises(EcoinventConfigError, match=message):
+        hook.get_datasets(ids, indicator_ids=indicators)
+    stats = ecoinvent_conn.stats()
+    assert stats["api_calls"] == 0
+    assert stats["token_requests"] == 0
+
+
+# -- connections --------------------------------------------------------------------------------------
+
+
+def test_uri_form_connection(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib.parse import quote, urlsplit
+
+    api = urlsplit(emulator.base_url)
+    query = f"token_url={quote(emulator.token_url, safe='')}&api_prefix=%2Fv0"
+    uri = f"ecoinvent://{emulator.client_id}:{emulator.client_secret}@{api.hostname}:{api.port}/http?{query}"
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_URI", uri)
+    hook, _ = make_hook("ecoinvent_uri")
+    assert hook.settings.api_url == emulator.base_url
+    assert hook.get_versions()
+
+
+def test_get_hook_returns_ecoinvent_hook(ecoinvent_conn: EmulatorServer) -> None:
+    from airflow.sdk import BaseHook
+
+    hook = BaseHook.get_hook("ecoinvent_default")
+    assert isinstance(hook, EcoinventHook)
+    assert hook.get_versions()
+
+
+def test_test_connection_success(ecoinvent_conn: EmulatorServer) -> None:
+    ok, message = EcoinventHook().test_connection()
+    assert ok, message
+    assert "3 versions" in message
+    assert "latest 3.11" in message
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"password": "wrong-secret"}, "rejected the client id or secret"),
+        ({"password": ""}, "client secret (field 'password') is empty"),
+        ({"extra": {"token_url": "http://127.0.0.1:{port}/token"}}, "unreachable"),
+        ({"extra": {"api_prefix": "/v9"}}, "answered 404"),
+        ({"host": "https://127.0.0.1:{emulator_port}"}, "TLS"),
+        ({"host": "http://api.example.com"}, "plain http://"),
+    ],
+    ids=["wrong-secret", "no-secret", "token-url-unreachable", "wrong-prefix", "tls", "insecure-http"],
+)
+def test_test_connection_reports_what_failed(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, change: dict[str, Any], expected: str
+) -> None:
+    conn = emulator.connection_dict()
+    fill = {"port": _free_port(), "emulator_port": emulator.port}
+    for key, value in change.items():
+        if key == "extra":
+            conn["extra"].update({k: v.format(**fill) for k, v in value.items()})
+        else:
+            conn[key] = value.format(**fill)
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(conn))
+    hook = EcoinventHook(retry_policy=RetryPolicy(max_retries=0))
+    ok, message = hook.test_connection()
+    assert not ok
+    assert expected in message
+    assert emulator.client_secret not in message
+
+
+# -- secrets ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def everything_logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def test_no_secret_or_token_in_logs_errors_or_reprs(
+    ecoinvent_conn: EmulatorServer,
+    everything_logged: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    texts: list[str] = []
+    ecoinvent_conn.add_fault("status", status=503, path="/versions")
+    hook, _ = make_hook()
+    hook.get_versions()
+    first_token = hook.get_access_token()
+    ecoinvent_conn.revoke_tokens()
+    hook.get_versions()
+    for status in (403, 422):
+        ecoinvent_conn.add_fault("status", status=status, path="/versions")
+        with pytest.raises(EcoinventApiError) as raised:
+            hook.get_versions()
+        texts += [str(raised.value), repr(raised.value)]
+    tokens = {first_token, hook.get_access_token()}
+    cached = TOKEN_CACHE.peek(token_key(hook.settings))
+    texts += [repr(hook), repr(hook.settings), str(hook.settings), repr(cached), str(token_key(hook.settings))]
+    out, err = capfd.readouterr()
+    texts += [everything_logged.text, out, err]
+    texts += [str(record.args) for record in everything_logged.records]
+    blob = "\n".join(texts)
+    assert len(tokens) == 2
+    assert "retry 1 of" in blob, "the retry must have been logged (the scan would prove nothing otherwise)"
+    for secret in (ecoinvent_conn.client_secret, *tokens):
+        assert secret not in blob
+
+
+def test_netrc_does_not_replace_the_bearer_token(
+    ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login intruder password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    hook, _ = make_hook()
+    assert hook.get_versions()
+    assert ecoinvent_conn.stats()["statuses"].get("401", 0) == 0

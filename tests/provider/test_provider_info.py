@@ -1,0 +1,78 @@
+"""The provider registers with Airflow: schema-valid info, discovered by ProvidersManager and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider_ecoinvent.get_provider_info import get_provider_info
+
+
+def test_provider_info_matches_airflow_schema() -> None:
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_connection_type_matches_strict_provider_yaml_schema() -> None:
+    """The strict schema of provider.yaml describes conn-fields and ui-field-behaviour exactly."""
+    schema = json.loads((Path(airflow.__file__).parent / "provider.yaml.schema.json").read_text())
+    connection_schema = schema["properties"]["connection-types"]
+    jsonschema.validate(get_provider_info()["connection-types"], connection_schema)
+
+
+def test_package_name_is_the_distribution_name() -> None:
+    from importlib.metadata import distribution
+
+    assert get_provider_info()["package-name"] == distribution("airflow-provider-ecoinvent").metadata["Name"]
+
+
+def test_providers_manager_sees_the_connection_type() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    assert "airflow-provider-ecoinvent" in ProvidersManager().providers
+    try:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as HookRegistry
+    except ImportError:  # Airflow before the task-runtime registry
+        HookRegistry = ProvidersManager  # type: ignore[misc,assignment]
+    hook = HookRegistry().hooks["ecoinvent"]
+    assert hook is not None
+    assert hook.hook_class_name == "airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook"
+    assert hook.connection_id_attribute_name == "ecoinvent_conn_id"
+
+
+def test_cli_shows_connection_fields() -> None:
+    airflow_cli = Path(sys.executable).with_name("airflow")
+    result = subprocess.run(
+        [str(airflow_cli), "providers", "get", "airflow-provider-ecoinvent", "--full", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    info = json.loads(result.stdout)[0]
+    connection = info["connection-types"][0]
+    assert connection["connection-type"] == "ecoinvent"
+    assert {"token_url", "api_prefix", "client_auth", "user_id", "timeout", "verify"} <= set(connection["conn-fields"])
+    assert connection["ui-field-behaviour"]["relabeling"]["login"] == "Client ID"
+
+
+def test_importing_the_package_does_no_network_io() -> None:
+    """DAG files import the package at parse time: importing and constructing must not touch the network."""
+    code = """
+import socket
+def refuse(*args, **kwargs):
+    raise AssertionError("network I/O at import or construction")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+hook = EcoinventHook("no_such_connection")
+print(repr(hook))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "EcoinventHook(ecoinvent_conn_id='no_such_connection')" in result.stdout

@@ -1,0 +1,139 @@
+"""Connection parsing: every bad field is refused before any network call, naming the field and conn id."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from airflow_provider_ecoinvent.connection import DEFAULT_API_URL, DEFAULT_TOKEN_URL, parse_settings
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+
+GOOD: dict[str, Any] = {"conn_id": "eco", "host": "https://api.ecoinvent.org", "login": "id", "password": "s3cret"}
+
+
+def settings(**changes: Any) -> Any:
+    fields = {**GOOD, "extra": {}}
+    extra = changes.pop("extra", {})
+    fields.update(changes)
+    fields["extra"] = {**fields["extra"], **extra}
+    return parse_settings(**fields)
+
+
+def test_defaults() -> None:
+    parsed = settings(host=None)
+    assert parsed.api_url == DEFAULT_API_URL
+    assert parsed.token_url == DEFAULT_TOKEN_URL
+    assert parsed.base_api_url == "https://api.ecoinvent.org/v0"
+    assert parsed.client_auth == "body"
+    assert parsed.verify is True
+    assert parsed.timeouts == (10.0, 60.0)
+    assert parsed.batch_size == 100
+
+
+def test_secret_not_in_repr() -> None:
+    parsed = settings()
+    assert "s3cret" not in repr(parsed)
+    assert "s3cret" not in str(parsed)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"host": "api.example.org"}, "https://api.example.org"),
+        ({"host": "api.example.org", "schema": "https", "port": 8443}, "https://api.example.org:8443"),
+        ({"host": "127.0.0.1", "schema": "http", "port": 8080}, "http://127.0.0.1:8080"),
+        ({"host": "https://api.example.org/"}, "https://api.example.org"),
+        ({"host": "http://localhost:9000"}, "http://localhost:9000"),
+        ({"host": "http://[::1]:9000"}, "http://[::1]:9000"),
+    ],
+    ids=["bare-host", "host-port", "loopback-http", "trailing-slash", "localhost", "ipv6-loopback"],
+)
+def test_api_url_forms(changes: dict[str, Any], expected: str) -> None:
+    assert settings(**changes).api_url == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("/v0", "/v0"), ("v3/api1", "/v3/api1"), ("/v3/api1/", "/v3/api1"), ("/", "")],
+    ids=["default", "no-slash", "trailing", "root"],
+)
+def test_api_prefix_forms(value: str, expected: str) -> None:
+    assert settings(extra={"api_prefix": value}).api_prefix == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"login": ""}, "client id (field 'login') is empty"),
+        ({"login": None}, "client id (field 'login') is empty"),
+        ({"password": ""}, "client secret (field 'password') is empty"),
+        ({"host": "ftp://api.example.org"}, "host must be an http:// or https:// URL"),
+        ({"host": "https://"}, "host must be an http:// or https:// URL"),
+        ({"host": "https://api.example.org:notaport"}, "host is not a valid URL"),
+        ({"host": "https://user:pw@api.example.org"}, "must not embed credentials"),
+        ({"host": "api.example.org", "schema": "ftp"}, "field 'schema' must be 'http' or 'https'"),
+        ({"host": "http://api.example.org"}, "plain http://"),
+        ({"extra": {"token_url": "http://sso.example.org/token"}}, "extra 'token_url' 'http://sso.example.org/token'"),
+        ({"extra": {"token_url": "not a url"}}, "extra 'token_url' must be an http:// or https:// URL"),
+        ({"extra": {"api_prefix": "https://x/v0"}}, "extra 'api_prefix' must be a URL path"),
+        ({"extra": {"api_prefix": "/v0?x=1"}}, "extra 'api_prefix' must be a URL path"),
+        ({"extra": {"client_auth": "header"}}, "extra 'client_auth' must be 'body' or 'basic'"),
+        ({"extra": {"timeout": "abc"}}, "extra 'timeout' must be a positive number"),
+        ({"extra": {"timeout": 0}}, "extra 'timeout' must be a positive number"),
+        ({"extra": {"timeout": True}}, "extra 'timeout' must be a positive number"),
+        ({"extra": {"max_retries": -1}}, "extra 'max_retries' must be a whole number from 0 to 100"),
+        ({"extra": {"max_retries": 2.5}}, "extra 'max_retries' must be a whole number"),
+        ({"extra": {"batch_size": 0}}, "extra 'batch_size' must be a whole number from 1 to 10000"),
+        ({"extra": {"batch_size": 10001}}, "extra 'batch_size' must be a whole number from 1 to 10000"),
+        ({"extra": {"allow_insecure_http": "maybe"}}, "extra 'allow_insecure_http' must be true or false"),
+        ({"extra": {"max_unique_datasets": -5}}, "extra 'max_unique_datasets' must be a whole number >= 0"),
+        ({"extra": {"user_id": ["a"]}}, "extra 'user_id' must be a string"),
+    ],
+    ids=lambda value: str(value)[:40] if isinstance(value, dict) else None,
+)
+def test_bad_fields_name_the_field_and_connection(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(EcoinventConfigError) as raised:
+        settings(**changes)
+    assert message in str(raised.value)
+    assert "'eco'" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_insecure_http_allowed_when_asked() -> None:
+    parsed = settings(host="http://emulator.internal:8080", extra={"allow_insecure_http": "true"})
+    assert parsed.api_url == "http://emulator.internal:8080"
+
+
+def test_unknown_extras_warned_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    settings(extra={"tiemout": 5, "X-Api-Key": "v"})
+    assert "tiemout" in caplog.text
+    assert "X-Api-Key" in caplog.text
+
+
+def test_form_values_normalised() -> None:
+    parsed = settings(
+        extra={
+            "extra__ecoinvent__timeout": "15",
+            "verify": "/etc/ssl/ca.pem",
+            "user_id": "",
+            "max_retries": "3",
+            "allow_insecure_http": False,
+        }
+    )
+    assert parsed.timeout == 15.0
+    assert parsed.verify == "/etc/ssl/ca.pem"
+    assert parsed.user_id is None
+    assert parsed.max_retries == 3
+
+
+@pytest.mark.parametrize(("value", "expected"), [("false", False), ("TRUE", True), (False, False), ("0", False)])
+def test_verify_flags(value: Any, expected: bool) -> None:
+    assert settings(extra={"verify": value}).verify is expected
+
+
+def test_usage_headers() -> None:
+    parsed = settings(extra={"user_id": "u1", "organization_id": "org"})
+    assert parsed.usage_headers == {"X-User-Id": "u1", "X-Organization-Id": "org"}
