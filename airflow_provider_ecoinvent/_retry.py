@@ -68,14 +68,14 @@ class RetryBudget:
         """Seconds to wait before the next attempt, or ``None`` when the budget is spent."""
         if self.retries >= self.policy.max_retries:
             return None
-        self.retries += 1
         requested = parse_retry_after(retry_after)
         if requested is not None:
             delay = min(requested, self.policy.retry_after_max)
         else:
-            delay = self.policy.backoff(self.retries)
+            delay = self.policy.backoff(self.retries + 1)
         if self.clock() - self.started + delay > self.policy.total_max:
             return None
+        self.retries += 1
         return delay
 
     @property

@@ -567,6 +567,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.max_in_flight = max_in_flight
         self._ids = ids
         self._cancelled = threading.Event()
+        self._complete = False
         self._iterator = self._generate()
 
     def __repr__(self) -> str:
@@ -579,12 +580,35 @@ class DatasetStream(Iterator[dict[str, Any]]):
         return self
 
     def __next__(self) -> dict[str, Any]:
-        return next(self._iterator)
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self._stop_if_cancelled()  # closed early: fail loudly rather than end as if complete
+            raise
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`close` stopped the stream before it was complete."""
+        return self._cancelled.is_set()
 
     def close(self) -> None:
-        """Stop: batches not yet started are cancelled; the ones in flight finish and are discarded."""
-        self._cancelled.set()
-        self._iterator.close()
+        """Stop: batches not yet started are cancelled; the ones in flight finish and are discarded.
+
+        Safe to call from another thread or a signal handler (``on_kill``) while the stream is being
+        iterated: the iterating thread then gets :class:`EcoinventError` instead of a silent early end,
+        so a cancelled run can never pass for a complete one.
+        """
+        if not self._complete:
+            self._cancelled.set()
+        with contextlib.suppress(ValueError):  # "generator already executing" in the iterating thread
+            self._iterator.close()
+
+    def _stop_if_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise EcoinventError(
+                f"Dataset stream cancelled after {self.returned} of {self.requested} datasets: "
+                "the result is incomplete."
+            )
 
     def _chunks(self) -> Iterator[list[int]]:
         size = self.hook.settings.batch_size
@@ -592,35 +616,40 @@ class DatasetStream(Iterator[dict[str, Any]]):
             yield self._ids[start : start + size]
 
     def _generate(self) -> Generator[dict[str, Any], None, None]:
+        yield from self._batches()
+        self._complete = True
+
+    def _batches(self) -> Generator[dict[str, Any], None, None]:
         if not self._ids:
             return
         hook = self.hook
         hook.session  # noqa: B018 - create the session before worker threads race to do it
-        fetch = hook._fetch_batch
         if self.max_in_flight == 1:
             for chunk in self._chunks():
-                if self._cancelled.is_set():
-                    return
-                yield from self._account(chunk, fetch(chunk, self.indicator_ids, self.version, self.system_model))
+                self._stop_if_cancelled()
+                yield from self._account(chunk, self._fetch(chunk))
             return
-        with ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="ecoinvent-batch") as pool:
-            window: deque[tuple[list[int], Future[list[dict[str, Any]]]]] = deque()
-            try:
-                for chunk in self._chunks():
-                    if self._cancelled.is_set():
-                        return
-                    window.append(
-                        (chunk, pool.submit(fetch, chunk, self.indicator_ids, self.version, self.system_model))
-                    )
-                    if len(window) >= self.max_in_flight:
-                        done_chunk, future = window.popleft()
-                        yield from self._account(done_chunk, future.result())
-                while window:
-                    done_chunk, future = window.popleft()
-                    yield from self._account(done_chunk, future.result())
-            finally:
-                for _, future in window:
-                    future.cancel()
+        pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="ecoinvent-batch")
+        window: deque[tuple[list[int], Future[list[dict[str, Any]]]]] = deque()
+        try:
+            for chunk in self._chunks():
+                self._stop_if_cancelled()
+                window.append((chunk, pool.submit(self._fetch, chunk)))
+                if len(window) >= self.max_in_flight:
+                    yield from self._settle(window.popleft())
+            while window:
+                self._stop_if_cancelled()
+                yield from self._settle(window.popleft())
+        finally:
+            # Do not wait for calls in flight when stopped early (on_kill): their results are discarded.
+            pool.shutdown(wait=not window, cancel_futures=True)
+
+    def _fetch(self, chunk: list[int]) -> list[dict[str, Any]]:
+        return self.hook._fetch_batch(chunk, self.indicator_ids, self.version, self.system_model)
+
+    def _settle(self, pending: tuple[list[int], Future[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+        chunk, future = pending
+        return self._account(chunk, future.result())
 
     def _account(self, chunk: list[int], datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         returned = {int(dataset["id"]) for dataset in datasets}
@@ -672,7 +701,7 @@ def _as_id(value: Any) -> int | None:
         ident = operator.index(value)
     except TypeError:
         return None
-    return ident if ident >= 0 else None
+    return ident if ident > 0 else None
 
 
 def _items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:

@@ -18,6 +18,7 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,
     EcoinventConfigError,
+    EcoinventError,
     EcoinventRateLimitError,
     EcoinventRetriesExhaustedError,
 )
@@ -549,3 +550,41 @@ def test_netrc_does_not_replace_the_bearer_token(
     hook, _ = make_hook()
     assert hook.get_versions()
     assert ecoinvent_conn.stats()["statuses"].get("401", 0) == 0
+
+
+def test_zero_is_not_a_dataset_id(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    with pytest.raises(EcoinventConfigError, match="positive integers; got 0"):
+        hook.get_datasets([0, 1])
+
+
+def test_stream_closed_from_another_thread_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """on_kill runs in another thread (or a signal handler): the consumer must not see a silent early end."""
+    with EmulatorServer(datasets=2000, latency_ms=30) as emulator:
+        use_connection(monkeypatch, emulator)
+        hook, _ = make_hook()
+        stream = hook.get_datasets(range(1, 2001), max_in_flight=2)
+        seen = 0
+
+        def consume() -> None:
+            nonlocal seen
+            for _ in stream:
+                seen += 1
+                if seen == 150:
+                    closer = threading.Thread(target=stream.close)
+                    closer.start()
+                    closer.join()
+
+        with pytest.raises(EcoinventError, match="cancelled after"):
+            consume()
+        assert stream.cancelled
+        assert seen < 2000
+        assert emulator.stats()["requests"]["POST /datasets/batch"] < 20
+
+
+def test_closing_a_finished_stream_is_not_a_cancel(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    stream = hook.get_datasets([1, 2, 3])
+    assert len(list(stream)) == 3
+    stream.close()
+    assert not stream.cancelled

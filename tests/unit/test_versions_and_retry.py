@@ -85,6 +85,7 @@ def test_budget_bounded_by_attempts_and_total_time() -> None:
     assert budget.next_delay("5") == 5.0
     clock[0] += 5.0
     assert budget.next_delay("5") is None, "a wait past the total budget gives up instead"
+    assert budget.attempts == 3, "giving up for time must not count an attempt never made"
 
 
 def test_retry_after_capped() -> None:
