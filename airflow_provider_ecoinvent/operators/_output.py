@@ -1,0 +1,351 @@
+"""Writing operator output: atomic files on any ``ObjectStoragePath``, JSON Lines and Parquet.
+
+* :class:`AtomicOutput` writes to a hidden temporary sibling (``.<name>.<uuid>.partial``, same folder,
+  same store) and moves it into place only on :meth:`AtomicOutput.commit`; on any failure, or
+  :meth:`AtomicOutput.abort` (``on_kill``), the temporary file is removed and the destination is left
+  as it was. It counts the bytes and computes the SHA-256 of what it writes, so the manifest needs no
+  second read of the file.
+* :func:`json_line` is the one serialisation of a record (sorted keys, compact, UTF-8), so two runs over
+  the same data produce byte-identical files.
+* :class:`ParquetRowWriter` streams rows into row groups; pyarrow is imported only when it is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from types import TracebackType
+
+    from airflow.sdk import ObjectStoragePath
+
+log = logging.getLogger(__name__)
+
+PARTIAL_SUFFIX: Final = ".partial"
+PARQUET_INSTALL_HINT: Final = "pip install 'airflow-provider-ecoinvent[parquet]'"
+
+#: Columns of the flat layout, in file order, with their Parquet types.
+FLAT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("dataset_id", "int64"),
+    ("activity", "string"),
+    ("product", "string"),
+    ("geography", "string"),
+    ("unit", "string"),
+    ("indicator_id", "int64"),
+    ("method", "string"),
+    ("category", "string"),
+    ("indicator", "string"),
+    ("score", "float64"),
+    ("score_unit", "string"),
+    ("version", "string"),
+    ("system_model", "string"),
+)
+
+
+def json_line(record: Any) -> bytes:
+    """One JSON Lines record: sorted keys, no spaces, UTF-8 (not ASCII-escaped), newline-terminated."""
+    return (json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def to_storage_path(uri: Any, *, argument: str = "output_uri") -> ObjectStoragePath:
+    """``uri`` (a string or an ``ObjectStoragePath``) as an ``ObjectStoragePath`` naming a file.
+
+    :raises EcoinventConfigError: no scheme, or a folder (trailing ``/``) instead of a file.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    check_uri(uri, argument=argument)
+    return uri if isinstance(uri, ObjectStoragePath) else ObjectStoragePath(str(uri))
+
+
+def check_uri(uri: Any, *, argument: str = "output_uri") -> None:
+    """Validate an output URI without touching any store (no I/O: safe in a constructor)."""
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(uri, ObjectStoragePath):
+        text = str(uri)
+    elif isinstance(uri, str):
+        text = uri.strip()
+    else:
+        raise EcoinventConfigError(
+            f"{argument} must be a URI string or an ObjectStoragePath, got {type(uri).__name__}."
+        )
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme or not rest:
+        raise EcoinventConfigError(
+            f"{argument} must be a URI with a scheme, such as 'file:///data/datasets.jsonl' or "
+            f"'s3://aws_default@bucket/key.jsonl'; got {text!r}."
+        )
+    if text.endswith("/"):
+        raise EcoinventConfigError(f"{argument} must name a file, not a folder: {text!r}.")
+
+
+def _is_local(path: ObjectStoragePath) -> bool:
+    protocols = path.fs.protocol
+    names = (protocols,) if isinstance(protocols, str) else tuple(protocols)
+    return "file" in names or "local" in names
+
+
+class AtomicOutput:
+    """A binary file written in full or not at all.
+
+    Use as a context manager; call :meth:`commit` at the end of the ``with`` block to move the file
+    into place. Leaving the block without a commit (an exception, a kill) removes the temporary file.
+    Thread-safe enough for ``on_kill``: :meth:`abort` may be called from a signal handler or another
+    thread while the writer is in use; writes after it fail and nothing is ever committed.
+    """
+
+    def __init__(self, destination: ObjectStoragePath) -> None:
+        self.destination = destination
+        self.temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
+        self.bytes_written = 0
+        self._sha256 = hashlib.sha256()
+        self._file: Any = None
+        self._lock = threading.Lock()
+        self._aborted = False
+        self.committed = False
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
+    # -- life-cycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> AtomicOutput:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.committed:
+            self.abort()
+
+    def open(self) -> None:
+        """Remove stale temporary files of earlier, killed runs, then open a fresh temporary file."""
+        if _is_local(self.destination):
+            self.destination.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_partials()
+        self._file = self.temporary.open("wb")  # type: ignore[no-untyped-call]
+
+    def _remove_stale_partials(self) -> None:
+        fs = self.destination.fs
+        pattern = f"{self.destination.parent.path.rstrip('/')}/.{_glob_escape(self.destination.name)}.*{PARTIAL_SUFFIX}"
+        try:
+            stale = fs.glob(pattern)
+        except Exception:  # a store without listing rights: nothing to clean, not a reason to fail
+            log.debug("Could not list %s for stale partial files.", pattern, exc_info=True)
+            return
+        for path in stale:
+            with contextlib.suppress(Exception):
+                fs.rm(path)
+                log.info("Removed a partial file left by an earlier run: %s", path)
+
+    # -- file interface (pyarrow writes through it too) -----------------------------------------
+
+    def write(self, data: bytes) -> int:
+        with self._lock:
+            if self._aborted or self._file is None:
+                raise OSError("the output was aborted; nothing more is written")
+            self._file.write(data)
+            self._sha256.update(data)
+            self.bytes_written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.bytes_written
+
+    def flush(self) -> None:
+        if self._file is not None and not self._aborted:
+            self._file.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None or self._aborted or self.committed
+
+    def close(self) -> None:
+        """pyarrow may close its sink; the real close happens in :meth:`commit` or :meth:`abort`."""
+
+    # -- outcome ---------------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Close the temporary file and move it onto the destination (replacing an older file)."""
+        with self._lock:
+            if self._aborted or self._file is None:
+                raise OSError(f"the output to {self.destination} was aborted; not moving it into place")
+            self._file.close()
+            self._file = None
+        fs = self.destination.fs
+        fs.mv(self.temporary.path, self.destination.path)
+        self.committed = True
+
+    def abort(self) -> None:
+        """Close and remove the temporary file; never raises (also called from ``on_kill``)."""
+        with self._lock:
+            if self.committed:
+                return
+            self._aborted = True
+            file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(Exception):
+                file.close()
+        try:
+            fs = self.destination.fs
+            if fs.exists(self.temporary.path):
+                fs.rm(self.temporary.path)
+        except Exception:
+            log.warning("Could not remove the partial file %s.", self.temporary, exc_info=True)
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in name)
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def sorted_scores(dataset: Mapping[str, Any]) -> list[Any]:
+    """The dataset's ``impact_scores``, ordered by indicator id (unparseable ids last)."""
+    scores = dataset.get("impact_scores")
+    if not isinstance(scores, list):
+        return []
+
+    def key(score: Any) -> tuple[int, int, str]:
+        ident = _int(score.get("id")) if isinstance(score, dict) else None
+        return (0, ident, "") if ident is not None else (1, 0, json.dumps(score, sort_keys=True, default=str))
+
+    return sorted(scores, key=key)
+
+
+def nested_record(dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """One dataset as written in the nested layout: as returned, with its scores by indicator id."""
+    record = dict(dataset)
+    if "impact_scores" in record:
+        record["impact_scores"] = sorted_scores(dataset)
+    return record
+
+
+def flat_rows(dataset: Mapping[str, Any], version: str, system_model: str) -> Iterable[dict[str, Any]]:
+    """The flat layout: one row per (dataset, indicator), or one row with empty indicator columns
+    for a dataset without scores (none asked for, or none returned)."""
+    base = {
+        "dataset_id": _int(dataset.get("id")),
+        "activity": _text(dataset.get("activity")),
+        "product": _text(dataset.get("product")),
+        "geography": _text(dataset.get("geography")),
+        "unit": _text(dataset.get("unit")),
+        "version": version,
+        "system_model": system_model,
+    }
+    scores = [score for score in sorted_scores(dataset) if isinstance(score, dict)]
+    if not scores:
+        yield {
+            **base,
+            "indicator_id": None,
+            "method": None,
+            "category": None,
+            "indicator": None,
+            "score": None,
+            "score_unit": None,
+        }
+        return
+    for score in scores:
+        yield {
+            **base,
+            "indicator_id": _int(score.get("id")),
+            "method": _text(score.get("method")),
+            "category": _text(score.get("category")),
+            "indicator": _text(score.get("indicator")),
+            "score": _float(score.get("score")),
+            "score_unit": _text(score.get("unit")),
+        }
+
+
+# -- Parquet -------------------------------------------------------------------------------------
+
+
+def require_pyarrow() -> Any:
+    """Import pyarrow.parquet, or fail with the install command."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise EcoinventConfigError(
+            f"format='parquet' needs pyarrow, which is not installed: {PARQUET_INSTALL_HINT}"
+        ) from None
+    return pq
+
+
+class ParquetRowWriter:
+    """Rows (dicts with the :data:`FLAT_COLUMNS`) to a Parquet stream, ``row_group_size`` rows at a time."""
+
+    def __init__(self, sink: Any, *, row_group_size: int = 50_000) -> None:
+        import pyarrow as pa
+
+        pq = require_pyarrow()
+        self._pa = pa
+        self.schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in FLAT_COLUMNS])
+        self._writer = pq.ParquetWriter(sink, self.schema)
+        self._row_group_size = row_group_size
+        self._columns: dict[str, list[Any]] = {name: [] for name, _ in FLAT_COLUMNS}
+        self._pending = 0
+        self.rows = 0
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        for name, values in self._columns.items():
+            values.append(row.get(name))
+        self._pending += 1
+        self.rows += 1
+        if self._pending >= self._row_group_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = self._pa.Table.from_pydict(self._columns, schema=self.schema)
+        self._writer.write_table(table)
+        self._columns = {name: [] for name, _ in FLAT_COLUMNS}
+        self._pending = 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
