@@ -1,0 +1,413 @@
+"""EcoinventAsyncClient: the ecoinvent API from an event loop (triggers, async tasks).
+
+The async twin of :class:`~airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook`, with the same
+behaviour and the same words in its errors, built on the same shared pieces: the retry policy and budget
+(``_retry``), the token request and answer (``_tokens``) and the exception builders (``_errors``).
+
+Rules for the event loop, all kept here:
+
+* the connection and its extra are read with the async helpers of ``common.compat`` (the sync
+  ``get_connection`` / ``extra_dejson`` can raise ``DeadlockImminentError`` inside the triggerer);
+* every token is registered with ``amask_secret`` (awaited), never the sync ``mask_secret``;
+* the ``httpx.AsyncClient`` is built in a worker thread, because building it loads the CA bundle
+  (tens of milliseconds of file I/O that would otherwise block the loop), and the same thread imports
+  what httpcore would otherwise import lazily on the loop at the first request;
+* waits between retries are ``asyncio.sleep`` (replaceable in tests: ``client._sleep``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import platform
+import ssl
+import time
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
+
+import httpx
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+from airflow.sdk.log import amask_secret
+
+from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub, token_error
+from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy
+from airflow_provider_ecoinvent._tokens import (
+    AccessToken,
+    MalformedTokenResponse,
+    build_token_request,
+    parse_token_response,
+)
+from airflow_provider_ecoinvent.connection import settings_from_connection
+from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventAuthError, EcoinventConfigError
+from airflow_provider_ecoinvent.versions import EcoinventVersion, parse_versions
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+    from types import TracebackType
+
+    from airflow_provider_ecoinvent.connection import EcoinventSettings
+
+DEFAULT_CONN_ID = "ecoinvent_default"
+_log = logging.getLogger(__name__)
+
+
+class EcoinventAsyncClient:
+    """Authenticated, retrying access to the ecoinvent API for coroutines.
+
+    Nothing happens in the constructor: the connection is read on the first call. One HTTP connection
+    pool and one access token serve every call of the client; the token is renewed shortly before it
+    expires (``AccessToken.is_fresh``) and once after a 401, and an ``asyncio.Lock`` makes concurrent
+    coroutines share one token exchange. 429, 5xx, connection errors and timeouts are retried with the
+    sync hook's :class:`~airflow_provider_ecoinvent._retry.RetryPolicy` (exponential back-off with
+    jitter, ``Retry-After`` honoured). Wrong credentials raise :class:`EcoinventAuthError` at once.
+
+    Use it as an async context manager, or call :meth:`aclose` when done::
+
+        async with EcoinventAsyncClient("ecoinvent_default") as client:
+            versions = await client.get_versions()
+
+    :param ecoinvent_conn_id: the Airflow connection (type ``ecoinvent``).
+    :param retry_policy: override the back-off policy (default: the connection's ``max_retries``).
+    :param logger: where to log retries (a trigger passes its own ``self.log``).
+    """
+
+    def __init__(
+        self,
+        ecoinvent_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        logger: logging.Logger | Any | None = None,
+    ) -> None:
+        self.ecoinvent_conn_id = ecoinvent_conn_id
+        self.log: Any = logger or _log
+        self._retry_policy = retry_policy
+        self._settings: EcoinventSettings | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._token: AccessToken | None = None
+        self._setup_lock = asyncio.Lock()
+        self._token_lock = asyncio.Lock()
+        self._closed = False
+        #: HTTP calls this client made to the API (every attempt, retries included).
+        self.api_calls = 0
+        #: HTTP calls this client made to the token endpoint.
+        self.token_requests = 0
+        # Time sources; tests replace them to shift time instead of sleeping.
+        self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self._clock: Callable[[], float] = time.monotonic
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ecoinvent_conn_id={self.ecoinvent_conn_id!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (idempotent). The client cannot be used afterwards."""
+        self._closed = True
+        http, self._http = self._http, None
+        self._token = None
+        if http is not None:
+            await http.aclose()
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    async def get_settings(self) -> EcoinventSettings:
+        """The connection's validated settings, read asynchronously on first use.
+
+        :raises EcoinventConfigError: the connection is missing or invalid.
+        """
+        if self._settings is None:
+            async with self._setup_lock:
+                if self._settings is None:
+                    self._settings = await self._read_settings()
+        return self._settings
+
+    async def _read_settings(self) -> EcoinventSettings:
+        try:
+            conn = await get_async_connection(self.ecoinvent_conn_id)
+        except EcoinventConfigError:
+            raise
+        except Exception as err:
+            # The SDK raises AirflowNotFoundException (or a runtime error) for an unknown id.
+            raise EcoinventConfigError(
+                f"Could not read connection {self.ecoinvent_conn_id!r}: {type(err).__name__}: {err}"
+            ) from None
+        settings = settings_from_connection(conn, extra=await get_async_extra_dejson(conn))
+        if self._retry_policy is None:
+            self._retry_policy = RetryPolicy(max_retries=settings.max_retries)
+        return settings
+
+    async def _client(self) -> tuple[EcoinventSettings, httpx.AsyncClient]:
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        settings = await self.get_settings()
+        if self._http is None:
+            async with self._setup_lock:
+                if self._http is None:
+                    # Building the client loads CA certificates from disk: keep that off the event loop.
+                    self._http = await asyncio.to_thread(_build_http_client, settings)
+        return settings, self._http
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The back-off policy (the connection's ``max_retries`` once the connection has been read)."""
+        return self._retry_policy or RetryPolicy()
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    async def get_access_token(self) -> str:
+        """A valid access token (cached for the client's life, renewed before it expires), masked in logs."""
+        return (await self._get_token()).value
+
+    async def _get_token(self) -> AccessToken:
+        token = self._token
+        if token is not None and token.is_fresh(self._clock()):
+            return token
+        async with self._token_lock:
+            # Coroutines that waited here reuse the token the first one fetched.
+            token = self._token
+            if token is not None and token.is_fresh(self._clock()):
+                return token
+            token = await self._fetch_token()
+            self._token = token
+            return token
+
+    def _invalidate(self, rejected: AccessToken) -> None:
+        if self._token is rejected:
+            self._token = None
+
+    async def _fetch_token(self) -> AccessToken:
+        settings, http = await self._client()
+        token_request = build_token_request(settings)
+        path = urlsplit(settings.token_url).path or "/"
+        budget = self.retry_policy.start(self._clock)
+        while True:
+            retry_after: str | None = None
+            status: int | None = None
+            try:
+                self.token_requests += 1
+                response = await http.post(token_request.url, data=token_request.form, headers=token_request.headers)
+            except httpx.TransportError as err:
+                if _is_tls_error(err):
+                    raise _tls_error(settings, settings.token_url, err) from None
+                reason = _describe_network_error(err)
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        token = parse_token_response(response.content, self._clock())
+                    except MalformedTokenResponse as err:
+                        reason = str(err)
+                    else:
+                        await amask_secret(token.value)
+                        self.log.info("Obtained an ecoinvent access token valid for %g s.", token.lifetime)
+                        return token
+                elif status in RETRYABLE_STATUSES or status >= 500:
+                    reason = f"HTTP {status}"
+                    retry_after = response.headers.get("Retry-After")
+                else:
+                    # invalid_client / unauthorized_client and every other 4xx: never retried.
+                    raise token_error(status, response.content, conn_id=settings.conn_id, token_url=settings.token_url)
+            await self._wait_or_give_up(settings, budget, "POST", path, reason, status, retry_after)
+
+    # -- transport -------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Call any endpoint under the API prefix and return its parsed JSON (``None`` for an empty body).
+
+        :param method: HTTP method, e.g. ``"GET"``.
+        :param path: path under the prefix, e.g. ``"versions"`` or ``"/datasets/batch"``.
+        :param query: query parameters; ``None`` values are dropped, a list becomes a repeated parameter.
+        :param json: request body, sent as JSON.
+        :param headers: extra headers (``X-User-Id`` / ``X-Organization-Id`` come from the connection).
+        :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
+        :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
+        :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
+        :raises EcoinventConfigError: the connection is missing or invalid.
+        """
+        settings, http = await self._client()
+        method = method.upper()
+        api_path = settings.api_prefix + "/" + path.lstrip("/")
+        url = settings.api_url + api_path
+        call_headers = {**settings.usage_headers, **(headers or {})}
+        params = {key: value for key, value in (query or {}).items() if value is not None} or None
+        budget = self.retry_policy.start(self._clock)
+        renewed_after_401 = False
+        while True:
+            token = await self._get_token()
+            retry_after: str | None = None
+            status: int | None = None
+            try:
+                self.api_calls += 1
+                response = await http.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    headers={**call_headers, "Authorization": f"Bearer {token.value}"},
+                )
+            except httpx.TransportError as err:
+                if _is_tls_error(err):
+                    raise _tls_error(settings, settings.api_url, err) from None
+                reason = _describe_network_error(err)
+            else:
+                status = response.status_code
+                if status == 401:
+                    if renewed_after_401:
+                        raise EcoinventAuthError(
+                            f"The ecoinvent API refused a freshly issued token for {method} {api_path} "
+                            f"(connection {settings.conn_id!r}): the client may not be enabled for this API."
+                        )
+                    self.log.info("The API answered 401 to %s %s; renewing the token once.", method, api_path)
+                    self._invalidate(token)
+                    renewed_after_401 = True
+                    continue
+                if 200 <= status < 300:
+                    return self._decode(settings, response, method, api_path)
+                if status not in RETRYABLE_STATUSES:
+                    raise api_error(
+                        status, method, api_path, response.content, conn_id=settings.conn_id, secrets=self._secrets()
+                    )
+                reason = f"HTTP {status}"
+                retry_after = response.headers.get("Retry-After")
+            await self._wait_or_give_up(settings, budget, method, api_path, reason, status, retry_after)
+
+    def _secrets(self) -> list[str]:
+        secrets = [self._settings.client_secret] if self._settings else []
+        return secrets + ([self._token.value] if self._token else [])
+
+    def _decode(self, settings: EcoinventSettings, response: httpx.Response, method: str, path: str) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise EcoinventApiError(
+                f"ecoinvent API answered {response.status_code} to {method} {path} with a body that is not "
+                f"JSON (connection {settings.conn_id!r}): check the connection's host and 'api_prefix'.",
+                status_code=response.status_code,
+                method=method,
+                path=path,
+                detail=scrub(response.text[:200], self._secrets()),
+            ) from None
+
+    async def _wait_or_give_up(
+        self,
+        settings: EcoinventSettings,
+        budget: RetryBudget,
+        method: str,
+        path: str,
+        reason: str,
+        status: int | None,
+        retry_after: str | None,
+    ) -> None:
+        delay = budget.next_delay(retry_after)
+        if delay is None:
+            raise retries_exhausted(
+                method,
+                path,
+                conn_id=settings.conn_id,
+                attempts=budget.attempts,
+                elapsed=budget.elapsed,
+                reason=reason,
+                status=status,
+            )
+        self.log.warning(
+            "%s %s failed (%s); retry %d of %d in %.2f s%s.",
+            method,
+            path,
+            reason,
+            budget.retries,
+            budget.policy.max_retries,
+            delay,
+            " as Retry-After asks" if retry_after else "",
+        )
+        await self._sleep(delay)
+
+    # -- typed API -------------------------------------------------------------------------------
+
+    async def get_versions(self) -> list[EcoinventVersion]:
+        """The database versions the licence covers, oldest to newest, with their system models."""
+        return parse_versions(await self.request("GET", "versions"))
+
+
+def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
+    """The pooled async HTTP client (run in a worker thread: it reads CA files)."""
+    # httpcore imports anyio's asyncio back-end on its first request; import it here, off the event loop.
+    with contextlib.suppress(ImportError):
+        importlib.import_module("anyio._backends._asyncio")
+    verify: bool | ssl.SSLContext
+    if isinstance(settings.verify, str):
+        try:
+            verify = ssl.create_default_context(cafile=settings.verify)
+        except (OSError, ssl.SSLError) as err:
+            raise EcoinventConfigError(
+                f"Connection {settings.conn_id!r}: extra 'verify' names a CA bundle that cannot be loaded "
+                f"({type(err).__name__}): {settings.verify!r}."
+            ) from None
+    else:
+        verify = settings.verify
+    return httpx.AsyncClient(
+        verify=verify,
+        timeout=httpx.Timeout(settings.timeout, connect=settings.timeouts[0]),
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+        headers={
+            "User-Agent": (
+                f"airflow-provider-ecoinvent/{__version__} python-httpx/{httpx.__version__} "
+                f"Python/{platform.python_version()}"
+            ),
+            "Accept": "application/json",
+        },
+        # Proxies and CA bundles from the environment apply; httpx (>= 0.24) never reads .netrc by itself.
+        trust_env=True,
+        follow_redirects=False,
+    )
+
+
+def _is_tls_error(err: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _tls_error(settings: EcoinventSettings, url: str, err: Exception) -> EcoinventApiError:
+    return EcoinventApiError(
+        f"TLS verification failed for {url} (connection {settings.conn_id!r}): {type(err).__name__}. "
+        "Set the connection extra 'verify' to the path of your CA bundle if the server uses a private CA.",
+        status_code=None,
+        method="CONNECT",
+        path=urlsplit(url).path or "/",
+    )
+
+
+def _describe_network_error(err: httpx.TransportError) -> str:
+    """A short, secret-free reason for a network failure (no URL, no headers)."""
+    if isinstance(err, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(err, httpx.RemoteProtocolError):
+        return "connection dropped mid-response"
+    return f"connection error ({type(err).__name__})"
+
+
+__all__ = ["EcoinventAsyncClient"]
