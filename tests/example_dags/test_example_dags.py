@@ -1,0 +1,161 @@
+"""The example DAGs load cleanly and run to success under ``airflow dags test`` against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_ecoinvent.emulator import EmulatorServer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow.sdk import DAG
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "example_dags"
+AIRFLOW = Path(sys.executable).with_name("airflow")
+EXAMPLE_DAG_IDS = [
+    "ecoinvent_ingest_datasets",
+    "ecoinvent_new_release",
+    "ecoinvent_release_watcher",
+    "ecoinvent_system_models",
+]
+
+
+def test_dagbag_loads_examples_without_errors_or_warnings() -> None:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bag = DagBag(dag_folder=str(EXAMPLES))  # examples off: AIRFLOW__CORE__LOAD_EXAMPLES=False
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == EXAMPLE_DAG_IDS
+    ours = [str(w.message) for w in caught if "example_dags" in str(w.filename) or "ecoinvent" in str(w.filename)]
+    assert ours == []
+
+
+def run_example(
+    write_dag: Callable[[str, str], DAG],
+    monkeypatch: pytest.MonkeyPatch,
+    dag_id: str,
+    emulator: EmulatorServer,
+    output: Path,
+    **env: str,
+) -> Any:
+    """Run an example DAG file with ``dag.test()`` in this process (the same runner as ``airflow dags test``,
+    without a CLI start-up per DAG), against ``emulator``; return the finished DAG run."""
+    from airflow.utils.state import DagRunState
+
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json())
+    monkeypatch.setenv("ECOINVENT_OUTPUT_ROOT", output.as_uri())
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    dag = write_dag(dag_id, (EXAMPLES / f"{dag_id}.py").read_text())
+    run = dag.test()
+    assert run.state == DagRunState.SUCCESS
+    return run
+
+
+def jsonl_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.integration
+def test_ingest_datasets_example(
+    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with EmulatorServer(datasets=5000) as emulator:
+        run_example(write_dag, monkeypatch, "ecoinvent_ingest_datasets", emulator, tmp_path)
+        stats = emulator.stats()
+    files = list((tmp_path / "scored").rglob("*.jsonl"))
+    assert len(files) == 1
+    records = jsonl_records(files[0])
+    assert 0 < len(records) <= 250
+    assert [r["id"] for r in records] == sorted(r["id"] for r in records)
+    assert all(len(r["impact_scores"]) == 3 for r in records)
+    assert stats["usage"][emulator.client_id]["datasets"] == len(records)
+    assert stats["requests"]["POST /datasets/batch"] == -(-len(records) // 100)
+    assert stats["token_requests"] == 1, "one token for the whole run: the tasks share this process"
+
+
+@pytest.mark.integration
+def test_new_release_example_waits_for_a_release(
+    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The deferrable sensor waits (its trigger runs inline) until the emulator publishes 3.12."""
+    with EmulatorServer() as emulator:
+        timer = threading.Timer(3.0, emulator.publish_version, args=("3.12",))
+        timer.start()
+        try:
+            run_example(
+                write_dag,
+                monkeypatch,
+                "ecoinvent_new_release",
+                emulator,
+                tmp_path,
+                AIRFLOW_VAR_ECOINVENT_KNOWN_VERSION="3.11",
+                ECOINVENT_WATCH_INTERVAL="1",
+            )
+        finally:
+            timer.cancel()
+        polls = emulator.stats()["requests"]["GET /versions"]
+    assert polls >= 3, "the sensor must have waited for the release, not found it at once"
+    records = jsonl_records(tmp_path / "releases" / "3.12" / "steel.jsonl")
+    assert records
+    assert all("steel" in json.dumps(r).lower() for r in records)
+
+
+@pytest.mark.integration
+def test_release_watcher_example_manual_run(
+    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with EmulatorServer() as emulator:
+        run_example(write_dag, monkeypatch, "ecoinvent_release_watcher", emulator, tmp_path)
+    assert jsonl_records(tmp_path / "releases" / "3.11" / "cement.jsonl")
+
+
+@pytest.mark.integration
+def test_system_models_example_maps_one_task_per_model(
+    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with EmulatorServer() as emulator:
+        run_example(write_dag, monkeypatch, "ecoinvent_system_models", emulator, tmp_path)
+    files = sorted(path.stem for path in (tmp_path / "system_models").rglob("*.jsonl"))
+    assert files == sorted(["cutoff", "apos", "consequential", "EN15804"])
+    for path in (tmp_path / "system_models").rglob("*.jsonl"):
+        assert len(jsonl_records(path)) == 100
+
+
+@pytest.mark.integration
+def test_make_demo_script(tmp_path: Path) -> None:
+    """The README's main command, end to end under the real ``airflow dags test`` CLI: it must succeed,
+    show the output and the DAG's summary, and leave no emulator running."""
+    env = {**os.environ, "VENV": str(Path(sys.executable).parents[1]), "OUTPUT_DIR": str(tmp_path / "out")}
+    env.pop("AIRFLOW_HOME", None)
+    result = subprocess.run(
+        ["bash", str(EXAMPLES / "demo.sh")], env=env, capture_output=True, text=True, timeout=600, cwd=REPO
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "demo: success" in result.stdout
+    assert "Output: " in result.stdout
+    files = list((tmp_path / "out").rglob("*.jsonl"))
+    assert len(files) == 1
+    records = jsonl_records(files[0])
+    assert records
+    assert f"Wrote {len(records)} datasets" in result.stdout
+    leftovers = subprocess.run(
+        ["pgrep", "-f", "airflow_provider_ecoinvent.emulator --port 0 --datasets 5000"], capture_output=True
+    )
+    assert leftovers.stdout == b"", "the demo left its emulator running"
