@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 LOWEST_AIRFLOW ?= 3.1.0
 VENV_LOWEST    ?= .venv-lowest
 
-.PHONY: test test-lowest lint typecheck pytest demo emulator bench clean
+.PHONY: test test-lowest lint typecheck pytest demo docs emulator bench clean
 
 # Create the virtual environment and install the package with its test extra
 # (again only when pyproject.toml changes). uv resolves in seconds where pip takes minutes.
@@ -47,6 +47,10 @@ test-lowest: $(VENV_LOWEST)/.installed
 # The main job: the ecoinvent_ingest_datasets example DAG end to end against the bundled emulator.
 demo: $(VENV)/.installed
 	VENV=$(VENV) bash example_dags/demo.sh
+
+# Refresh the docs' code samples from the tested example DAGs (the test suite checks they match).
+docs: $(VENV)/.installed
+	$(PY) docs/snippets.py --write
 
 # Start the bundled emulator in the foreground (Ctrl-C stops it).
 emulator: $(VENV)/.installed

@@ -59,6 +59,7 @@ with DAG(
         return sorted(dataset["id"] for dataset in found)[:MAX_DATASETS]
 
     version = resolve_version()
+    # [START howto_datasets_operator]
     ingest = EcoinventDatasetsOperator(
         task_id="score_datasets",
         dataset_ids=pick_datasets(version),
@@ -73,6 +74,7 @@ with DAG(
         max_unique_datasets=MAX_DATASETS,  # fail before any billed call if the selection grows
         outlets=[scored_datasets],
     )
+    # [END howto_datasets_operator]
 
     @task
     def summarise(manifest: dict) -> None:

@@ -30,6 +30,7 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "pool": "ecoinvent_api"},
     tags=["ecoinvent", "example"],
 ) as dag:
+    # [START howto_version_sensor]
     wait_for_release = EcoinventVersionSensor(
         task_id="wait_for_release",
         # The release we already ingested; set the Variable after each ingestion, or keep it in code.
@@ -39,6 +40,7 @@ with DAG(
         poke_interval=POLL_SECONDS,
         timeout=timedelta(days=1).total_seconds(),  # the next daily run takes over
     )
+    # [END howto_version_sensor]
 
     ingest_release = EcoinventDatasetsOperator(
         task_id="ingest_release",

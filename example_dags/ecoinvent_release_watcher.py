@@ -19,6 +19,7 @@ OUTPUT_ROOT = os.environ.get("ECOINVENT_OUTPUT_ROOT", "file:///tmp/ecoinvent")
 # Seconds between polls of /versions; releases come a few times a year, so hourly is plenty.
 POLL_SECONDS = float(os.environ.get("ECOINVENT_WATCH_INTERVAL", "3600"))
 
+# [START howto_release_watcher]
 new_ecoinvent_release = Asset(
     name="ecoinvent_new_release",
     uri="ecoinvent://versions/cutoff",
@@ -29,6 +30,7 @@ new_ecoinvent_release = Asset(
         )
     ],
 )
+# [END howto_release_watcher]
 
 with DAG(
     dag_id="ecoinvent_release_watcher",

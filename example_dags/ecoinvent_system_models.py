@@ -48,6 +48,7 @@ with DAG(
             for model in latest.system_models
         ]
 
+    # [START howto_system_models_mapping]
     EcoinventDatasetsOperator.partial(
         task_id="score_per_system_model",
         dataset_ids=DATASET_IDS,
@@ -55,3 +56,4 @@ with DAG(
         max_unique_datasets=len(DATASET_IDS),
         max_active_tis_per_dagrun=2,  # the mapped tasks share the API politely
     ).expand_kwargs(plan_ingestions())
+    # [END howto_system_models_mapping]
