@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.sdk.log import amask_secret
 
 from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub, token_error
@@ -207,7 +206,7 @@ class EcoinventAsyncClient:
                     except MalformedTokenResponse as err:
                         reason = str(err)
                     else:
-                        await amask_secret(token.value)
+                        await _amask(token.value)
                         self.log.info("Obtained an ecoinvent access token valid for %g s.", token.lifetime)
                         return token
                 elif status in RETRYABLE_STATUSES or status >= 500:
@@ -411,3 +410,19 @@ def _describe_network_error(err: httpx.TransportError) -> str:
 
 
 __all__ = ["EcoinventAsyncClient"]
+
+
+async def _amask(value: str) -> None:
+    """Register a token with the secret masker without blocking the event loop.
+
+    ``amask_secret`` arrived in Airflow 3.2; on 3.1 the synchronous ``mask_secret`` (which may talk to the
+    supervisor) runs in a worker thread, where blocking is safe, as common-compat does for connections.
+    """
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # Airflow 3.1
+        from airflow.sdk.log import mask_secret
+
+        await asyncio.to_thread(mask_secret, value)
+    else:
+        await amask_secret(value)

@@ -7,7 +7,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.providers.common.compat.sdk import conf  # airflow.sdk.conf arrived in Airflow 3.2
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventAuthError,
@@ -42,10 +43,11 @@ _ERROR_TYPES: Final[dict[str, type[EcoinventError]]] = {
 
 
 def _sensor_timeout_error() -> type[Exception]:
+    """Airflow's sensor-timeout exception, which ``soft_fail`` turns into a skip (moved in Airflow 3.2)."""
     try:
         from airflow.sdk.exceptions import AirflowSensorTimeout
-    except ImportError:  # pragma: no cover - present on every supported Task SDK
-        return EcoinventError
+    except ImportError:  # Airflow 3.1
+        from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef,unused-ignore]
     return AirflowSensorTimeout
 
 

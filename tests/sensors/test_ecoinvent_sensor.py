@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.sdk import PokeReturnValue
-from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+
+try:
+    from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
+except ImportError:  # Airflow < 3.2 keeps them in airflow.exceptions
+    from airflow.exceptions import AirflowSensorTimeout, TaskDeferred  # type: ignore[no-redef]
 
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
