@@ -30,8 +30,9 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
+# ECOINVENT_STACK_TESTS=1: include the tests that start a real Airflow stack (plain `pytest` skips them).
 pytest: $(VENV)/.installed
-	$(PY) -m pytest $(PYTEST_ARGS)
+	ECOINVENT_STACK_TESTS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 # The unit and example-DAG tests again on the lowest declared versions of Airflow and of every direct
 # dependency (uv's lowest-direct resolution), so that the range in pyproject.toml stays true.
@@ -41,8 +42,10 @@ $(VENV_LOWEST)/.installed: pyproject.toml $(VENV)/.installed
 		-e '.[test]' 'apache-airflow==$(LOWEST_AIRFLOW)' 'structlog<25.5'
 	touch $@
 
+# The stack, reliability and benchmark suites exercise the same provider code and run once, on the newest.
 test-lowest: $(VENV_LOWEST)/.installed
-	$(VENV_LOWEST)/bin/python -m pytest -m "not stack" $(PYTEST_ARGS)
+	$(VENV_LOWEST)/bin/python -m pytest -m "not stack" --ignore=tests/stack --ignore=tests/reliability \
+		--ignore=tests/benchmarks $(PYTEST_ARGS)
 
 # The main job: the ecoinvent_ingest_datasets example DAG end to end against the bundled emulator.
 demo: $(VENV)/.installed
