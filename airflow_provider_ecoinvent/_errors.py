@@ -113,9 +113,11 @@ def retries_exhausted(
     return cls(message, status_code=status, method=method, path=path, detail=reason)
 
 
-def token_error(status: int, body: str | bytes | None, *, conn_id: str, token_url: str) -> EcoinventAuthError:
-    """The exception for a token endpoint that refused the exchange (4xx)."""
-    detail = detail_from_body(body)
+def token_error(
+    status: int, body: str | bytes | None, *, conn_id: str, token_url: str, secrets: Iterable[str] = ()
+) -> EcoinventAuthError:
+    """The exception for a token endpoint that refused the exchange (4xx); echoed secrets are scrubbed."""
+    detail = scrub(detail_from_body(body), secrets)
     code = _keycloak_error_code(body)
     if code in CREDENTIAL_ERRORS:
         message = (

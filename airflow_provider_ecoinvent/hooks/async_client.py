@@ -214,7 +214,13 @@ class EcoinventAsyncClient:
                     retry_after = response.headers.get("Retry-After")
                 else:
                     # invalid_client / unauthorized_client and every other 4xx: never retried.
-                    raise token_error(status, response.content, conn_id=settings.conn_id, token_url=settings.token_url)
+                    raise token_error(
+                        status,
+                        response.content,
+                        conn_id=settings.conn_id,
+                        token_url=settings.token_url,
+                        secrets=[settings.client_secret],
+                    )
             await self._wait_or_give_up(settings, budget, "POST", path, reason, status, retry_after)
 
     # -- transport -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import operator
+import os
 import re
 import threading
 import time
@@ -139,11 +140,23 @@ class EcoinventHook(BaseHook):
         session.mount("http://", adapter)
         session.headers["User-Agent"] = _user_agent()
         session.headers["Accept"] = "application/json"
-        session.verify = self.settings.verify
+        session.verify = self._verify
         # Proxies and CA bundles from the environment still apply, but a ~/.netrc entry for the host must not
         # replace the bearer token: requests consults .netrc only when no session auth is set.
         session.auth = _keep_authorization_header
         return session
+
+    @cached_property
+    def _verify(self) -> bool | str:
+        """TLS verification for every call. Passed per request too: requests lets ``REQUESTS_CA_BUNDLE`` from the
+        environment override ``session.verify``, which would silently ignore the connection's CA bundle."""
+        verify = self.settings.verify
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise EcoinventConfigError(
+                f"Connection {self.settings.conn_id!r}: extra 'verify' names a CA bundle that does not exist: "
+                f"{verify!r}."
+            )
+        return verify
 
     def get_conn(self) -> requests.Session:
         """The pooled session (Airflow's generic hook interface)."""
@@ -190,6 +203,7 @@ class EcoinventHook(BaseHook):
                     data=token_request.form,
                     headers=token_request.headers,
                     timeout=settings.timeouts,
+                    verify=self._verify,
                     allow_redirects=False,
                 )
             except requests.exceptions.SSLError as err:
@@ -211,7 +225,13 @@ class EcoinventHook(BaseHook):
                     reason = f"HTTP {status}"
                     retry_after = response.headers.get("Retry-After")
                 else:
-                    raise token_error(status, response.content, conn_id=settings.conn_id, token_url=settings.token_url)
+                    raise token_error(
+                        status,
+                        response.content,
+                        conn_id=settings.conn_id,
+                        token_url=settings.token_url,
+                        secrets=[settings.client_secret],
+                    )
             self._wait_or_give_up(
                 budget, "POST", _path_of(settings.token_url), reason, status, retry_after, service="token endpoint"
             )
@@ -226,6 +246,7 @@ class EcoinventHook(BaseHook):
         query: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Any:
         """Call any endpoint under the API prefix and return its parsed JSON.
 
@@ -235,6 +256,7 @@ class EcoinventHook(BaseHook):
         :param json: request body, sent as JSON.
         :param headers: extra headers (``X-User-Id`` and ``X-Organization-Id`` are added from the
             connection unless given here).
+        :param cancel: once set, no further attempt is made (a stopped run must not retry billed calls).
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
@@ -248,6 +270,8 @@ class EcoinventHook(BaseHook):
         budget = self.retry_policy.start(self._clock)
         renewed_after_401 = False
         while True:
+            if cancel is not None and cancel.is_set():
+                raise EcoinventError(f"{method} {api_path} abandoned: the run it belonged to was stopped.")
             token = self._token()
             retry_after: str | None = None
             status: int | None = None
@@ -260,6 +284,7 @@ class EcoinventHook(BaseHook):
                     json=json,
                     headers={**call_headers, "Authorization": f"Bearer {token.value}"},
                     timeout=self.settings.timeouts,
+                    verify=self._verify,
                 )
             except requests.exceptions.SSLError as err:
                 raise self._tls_error(self.settings.api_url, err) from None
@@ -456,7 +481,12 @@ class EcoinventHook(BaseHook):
         return DatasetStream(self, ids, indicators, version, system_model, max_in_flight)
 
     def _fetch_batch(
-        self, ids: Sequence[int], indicators: Sequence[int], version: str, system_model: str
+        self,
+        ids: Sequence[int],
+        indicators: Sequence[int],
+        version: str,
+        system_model: str,
+        cancel: threading.Event | None = None,
     ) -> list[dict[str, Any]]:
         """All datasets of one batch call (paging within it), in the order of ``ids``."""
         body = {"dataset_ids": list(ids), "indicator_ids": list(indicators)}
@@ -465,7 +495,7 @@ class EcoinventHook(BaseHook):
         offset = 0
         while True:
             query = {"from": offset, "limit": limit, "version": version, "system_model": system_model}
-            payload = self.request("POST", "datasets/batch", query=query, json=body)
+            payload = self.request("POST", "datasets/batch", query=query, json=body, cancel=cancel)
             page, total = _items_and_total(payload, ("datasets", "results"))
             for dataset in page:
                 with contextlib.suppress(KeyError, TypeError, ValueError):
@@ -567,6 +597,8 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.max_in_flight = max_in_flight
         self._ids = ids
         self._cancelled = threading.Event()
+        # Set when the stream stops early for any reason (close, or a failed batch): calls in flight stop retrying.
+        self._abandoned = threading.Event()
         self._complete = False
         self._iterator = self._generate()
 
@@ -600,6 +632,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         """
         if not self._complete:
             self._cancelled.set()
+            self._abandoned.set()
         with contextlib.suppress(ValueError):  # "generator already executing" in the iterating thread
             self._iterator.close()
 
@@ -641,11 +674,14 @@ class DatasetStream(Iterator[dict[str, Any]]):
                 self._stop_if_cancelled()
                 yield from self._settle(window.popleft())
         finally:
-            # Do not wait for calls in flight when stopped early (on_kill): their results are discarded.
+            # Stopped early (on_kill, a failed batch): calls in flight are discarded and must not retry, since a
+            # retried scored call is billed for nothing; do not wait for them.
+            if window:
+                self._abandoned.set()
             pool.shutdown(wait=not window, cancel_futures=True)
 
     def _fetch(self, chunk: list[int]) -> list[dict[str, Any]]:
-        return self.hook._fetch_batch(chunk, self.indicator_ids, self.version, self.system_model)
+        return self.hook._fetch_batch(chunk, self.indicator_ids, self.version, self.system_model, self._abandoned)
 
     def _settle(self, pending: tuple[list[int], Future[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
         chunk, future = pending

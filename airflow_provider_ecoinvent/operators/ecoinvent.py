@@ -595,7 +595,8 @@ class EcoinventDatasetsOperator(BaseOperator):
         dataset_ids: list[int] | None = None
         if self.dataset_ids is not None and ready(self.dataset_ids):
             ids = parse_id_list(self.dataset_ids, "dataset_ids")
-            dataset_ids = sorted(validate_dataset_ids(ids, allow_empty=True))
+            # A literal [] is a mistake in the DAG; an empty list rendered from an upstream XCom is data.
+            dataset_ids = sorted(validate_dataset_ids(ids, allow_empty=rendered))
         indicator_ids: list[int] = []
         if ready(self.indicator_ids):
             raw = [] if self.indicator_ids is None else parse_id_list(self.indicator_ids, "indicator_ids")
