@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+#: The connection id every hook, operator, sensor and trigger uses unless told otherwise.
+DEFAULT_CONN_ID: Final = "ecoinvent_default"
 DEFAULT_API_URL: Final = "https://api.ecoinvent.org"
 DEFAULT_TOKEN_URL: Final = "https://sso.ecoinvent.org/realms/ecoinvent/protocol/openid-connect/token"
 DEFAULT_API_PREFIX: Final = "/v0"

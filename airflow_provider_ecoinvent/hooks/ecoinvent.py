@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import operator
 import os
 import re
 import threading
@@ -18,7 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from airflow.sdk import BaseHook
 
 from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub, token_error
+from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
     TOKEN_CACHE,
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
 
 #: The API's page size limit (``limit`` <= 100 on every paged endpoint, contract section 4).
 PAGE_LIMIT: Final = 100
-#: The API's limit on indicators per scored call.
-MAX_INDICATORS: Final = 100
 _BARE_GEOGRAPHY_CODE: Final = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]+)?$")
 
 
@@ -72,7 +71,7 @@ class EcoinventHook(BaseHook):
     """
 
     conn_name_attr: ClassVar[str] = "ecoinvent_conn_id"
-    default_conn_name: ClassVar[str] = "ecoinvent_default"
+    default_conn_name: ClassVar[str] = DEFAULT_CONN_ID
     conn_type: ClassVar[str] = "ecoinvent"
     hook_name: ClassVar[str] = "ecoinvent"
 
@@ -694,52 +693,6 @@ class DatasetStream(Iterator[dict[str, Any]]):
         return datasets
 
 
-def validate_dataset_ids(dataset_ids: Iterable[Any], *, allow_empty: bool = False) -> list[int]:
-    """Integer dataset ids, de-duplicated in first-seen order.
-
-    :raises EcoinventConfigError: for a non-integer id (``"12"``, ``1.5``, ``True``) or a negative one.
-    """
-    if isinstance(dataset_ids, str | bytes | Mapping):
-        raise EcoinventConfigError(f"dataset_ids must be a list of integers, got {type(dataset_ids).__name__}.")
-    ids: dict[int, None] = {}
-    for value in dataset_ids:
-        ident = _as_id(value)
-        if ident is None:
-            raise EcoinventConfigError(f"dataset ids must be positive integers; got {value!r}.")
-        ids[ident] = None
-    if not ids and not allow_empty:
-        raise EcoinventConfigError("dataset_ids is empty: give at least one dataset id.")
-    return list(ids)
-
-
-def validate_indicator_ids(indicator_ids: Iterable[Any]) -> list[int]:
-    """Integer indicator ids, de-duplicated, at most :data:`MAX_INDICATORS` (the API's limit)."""
-    if isinstance(indicator_ids, str | bytes | Mapping):
-        raise EcoinventConfigError(f"indicator_ids must be a list of integers, got {type(indicator_ids).__name__}.")
-    ids: dict[int, None] = {}
-    for value in indicator_ids:
-        ident = _as_id(value)
-        if ident is None:
-            raise EcoinventConfigError(f"indicator ids must be positive integers; got {value!r}.")
-        ids[ident] = None
-    if len(ids) > MAX_INDICATORS:
-        raise EcoinventConfigError(
-            f"{len(ids)} indicator ids given; the API scores at most {MAX_INDICATORS} per call. "
-            "Split them over several tasks."
-        )
-    return list(ids)
-
-
-def _as_id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        ident = operator.index(value)
-    except TypeError:
-        return None
-    return ident if ident > 0 else None
-
-
 def _items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
     """Items and ``total`` of a page, tolerant of a bare list or any of ``keys`` holding the list."""
     if isinstance(payload, list):
@@ -811,4 +764,4 @@ def _user_agent() -> str:
     )
 
 
-__all__ = ["DatasetStream", "EcoinventHook", "validate_dataset_ids", "validate_indicator_ids"]
+__all__ = ["MAX_INDICATORS", "DatasetStream", "EcoinventHook", "validate_dataset_ids", "validate_indicator_ids"]

@@ -22,15 +22,12 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._ids import validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventConfigError,
     EcoinventCostGuardError,
     EcoinventError,
-)
-from airflow_provider_ecoinvent.hooks.ecoinvent import (
-    EcoinventHook,
-    validate_dataset_ids,
-    validate_indicator_ids,
 )
 from airflow_provider_ecoinvent.operators._output import (
     AtomicOutput,
@@ -48,7 +45,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context, ObjectStoragePath
 
-    from airflow_provider_ecoinvent.hooks.ecoinvent import DatasetStream
+    from airflow_provider_ecoinvent.hooks.ecoinvent import DatasetStream, EcoinventHook
 
 __all__ = ["EcoinventDatasetsOperator", "EcoinventOperator"]
 
@@ -174,6 +171,13 @@ def _lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | 
     return OperatorLineage(inputs=[Dataset(namespace=input_namespace, name=input_name)], outputs=outputs)
 
 
+def _hook(conn_id: str, **kwargs: Any) -> EcoinventHook:
+    """The hook, imported when a task runs: DAG files import this module at parse time, the HTTP stack not."""
+    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+    return EcoinventHook(conn_id, **kwargs)
+
+
 def _lineage_namespace(hook: EcoinventHook) -> str:
     return f"ecoinvent://{urlsplit(hook.settings.api_url).netloc}"
 
@@ -254,7 +258,7 @@ class EcoinventOperator(BaseOperator):
         page_size: int = 100,
         output_uri: str | ObjectStoragePath | None = None,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
-        ecoinvent_conn_id: str = EcoinventHook.default_conn_name,
+        ecoinvent_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -309,7 +313,7 @@ class EcoinventOperator(BaseOperator):
         self._validate(rendered=True)
         endpoint = str(self.endpoint).strip().lstrip("/")
         query = dict(self.query or {})
-        hook = EcoinventHook(self.ecoinvent_conn_id)
+        hook = _hook(self.ecoinvent_conn_id)
         destination = to_storage_path(self.output_uri) if self.output_uri is not None else None
         self._lineage_state = (_lineage_namespace(hook), endpoint, destination)
         if destination is None:
@@ -520,7 +524,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         user_id: str | None = None,
         organization_id: str | None = None,
         progress_interval: float = 10.0,
-        ecoinvent_conn_id: str = EcoinventHook.default_conn_name,
+        ecoinvent_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -675,7 +679,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         if self.format == "parquet" and not self.dry_run_only:
             require_pyarrow()  # fails with the install command before any call
         destination = to_storage_path(self.output_uri) if self.output_uri is not None else None
-        hook = EcoinventHook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
+        hook = _hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
         limit = self.max_unique_datasets
         if limit is None:
             limit = hook.settings.max_unique_datasets  # reads the connection; no network call

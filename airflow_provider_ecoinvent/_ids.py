@@ -1,0 +1,62 @@
+"""Dataset and indicator id validation, shared by the hook and the operators.
+
+Operators validate their arguments when a DAG file is parsed, so this module imports nothing but the
+standard library and the exceptions: the hook (and its HTTP stack) loads only when a task runs.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+
+#: The API's limit on indicators per scored call.
+MAX_INDICATORS: Final = 100
+
+
+def validate_dataset_ids(dataset_ids: Iterable[Any], *, allow_empty: bool = False) -> list[int]:
+    """Integer dataset ids, de-duplicated in first-seen order.
+
+    :raises EcoinventConfigError: for a non-integer id (``"12"``, ``1.5``, ``True``) or a negative one.
+    """
+    if isinstance(dataset_ids, str | bytes | Mapping):
+        raise EcoinventConfigError(f"dataset_ids must be a list of integers, got {type(dataset_ids).__name__}.")
+    ids: dict[int, None] = {}
+    for value in dataset_ids:
+        ident = _as_id(value)
+        if ident is None:
+            raise EcoinventConfigError(f"dataset ids must be positive integers; got {value!r}.")
+        ids[ident] = None
+    if not ids and not allow_empty:
+        raise EcoinventConfigError("dataset_ids is empty: give at least one dataset id.")
+    return list(ids)
+
+
+def validate_indicator_ids(indicator_ids: Iterable[Any]) -> list[int]:
+    """Integer indicator ids, de-duplicated, at most :data:`MAX_INDICATORS` (the API's limit)."""
+    if isinstance(indicator_ids, str | bytes | Mapping):
+        raise EcoinventConfigError(f"indicator_ids must be a list of integers, got {type(indicator_ids).__name__}.")
+    ids: dict[int, None] = {}
+    for value in indicator_ids:
+        ident = _as_id(value)
+        if ident is None:
+            raise EcoinventConfigError(f"indicator ids must be positive integers; got {value!r}.")
+        ids[ident] = None
+    if len(ids) > MAX_INDICATORS:
+        raise EcoinventConfigError(
+            f"{len(ids)} indicator ids given; the API scores at most {MAX_INDICATORS} per call. "
+            "Split them over several tasks."
+        )
+    return list(ids)
+
+
+def _as_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        ident = operator.index(value)
+    except TypeError:
+        return None
+    return ident if ident > 0 else None
