@@ -1,0 +1,181 @@
+"""``benchmarks/run.py``: run every measurement in one process, against emulators in their own processes.
+
+Writes ``benchmarks/results/latest.json`` and prints a Markdown report, which is also written between the
+markers in ``benchmarks/README.md`` (not with ``--smoke``, which only proves the script works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from benchmarks._common import REPO_ROOT, machine, prepare_airflow_env
+
+SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative")
+DEFAULT_OUTPUT: Final = REPO_ROOT / "benchmarks" / "results" / "latest.json"
+README: Final = REPO_ROOT / "benchmarks" / "README.md"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big and how often: ``default`` (make bench), ``full`` (adds N=100,000), ``smoke`` (CI, tiny)."""
+
+    name: str
+    indicators: int = 3
+    calls_cases: tuple[tuple[int, int], ...] = ((1, 3), (100, 3), (101, 3), (2_501, 0), (2_501, 31), (10_000, 3))
+    overhead_sizes: tuple[int, ...] = (10_000,)
+    overhead_repeats: dict[int, int] = field(default_factory=lambda: {10_000: 7, 100_000: 3})
+    overhead_skipped: tuple[int, ...] = (100_000,)
+    latency_n: int = 10_000
+    latency_ms: float = 50.0
+    latency_repeats: int = 3
+    memory_sizes: tuple[int, int] = (10_000, 200_000)
+    parse_repeats: int = 10
+    alternative_n: int = 300
+
+    @property
+    def catalogue_size(self) -> int:
+        return max(
+            max(n for n, _ in self.calls_cases),
+            max(self.overhead_sizes),
+            max(self.memory_sizes),
+            self.alternative_n,
+        )
+
+
+PROFILES: Final = {
+    "default": Profile("default"),
+    "full": Profile("full", overhead_sizes=(10_000, 100_000), overhead_skipped=()),
+    "smoke": Profile(
+        "smoke",
+        calls_cases=((1, 3), (101, 3), (250, 0)),
+        overhead_sizes=(300,),
+        overhead_repeats={300: 1},
+        overhead_skipped=(),
+        latency_n=300,
+        latency_ms=20.0,
+        latency_repeats=1,
+        memory_sizes=(200, 1_000),
+        parse_repeats=1,
+        alternative_n=300,
+    ),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat: proves the script works (CI)")
+    size.add_argument("--full", action="store_true", help="also N=100,000 in the overhead section (minutes more)")
+    parser.add_argument(
+        "--only", choices=SECTIONS, action="append", help="run only this section (repeatable); default: all"
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results (default: %(default)s)")
+    parser.add_argument(
+        "--readme",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the table into benchmarks/README.md (default: yes, except with --smoke or --only)",
+    )
+    return parser.parse_args(argv)
+
+
+def _log(message: str) -> float:
+    """Log progress; returns the 1-minute load average, kept with each section (the machine is shared)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message} (load {load:.2f})", file=sys.stderr, flush=True)
+    return round(load, 2)
+
+
+def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
+    prepare_airflow_env()
+    from airflow_provider_ecoinvent.emulator import EmulatorProcess
+    from benchmarks import alternative, calls, clients, latency, memory, overhead, parse
+
+    results: dict[str, Any] = {}
+    needs_main = {"calls", "overhead", "memory", "alternative"} & set(sections)
+    if needs_main:
+        with EmulatorProcess(datasets=profile.catalogue_size) as emulator:
+            clients.use_emulator(emulator)
+            version = str(emulator.stats()["latest"])
+            if "calls" in sections:
+                load = _log("1. calls")
+                results["calls"] = calls.run(emulator, profile.calls_cases, version)
+                results["calls"]["load_average_at_start"] = load
+            if "overhead" in sections:
+                load = _log(f"2. overhead, N={profile.overhead_sizes}")
+                results["overhead"] = overhead.run(
+                    emulator,
+                    profile.overhead_sizes,
+                    profile.overhead_repeats,
+                    profile.indicators,
+                    version,
+                )
+                results["overhead"]["skipped"] = list(profile.overhead_skipped)
+                results["overhead"]["load_average_at_start"] = load
+            if "memory" in sections:
+                load = _log(f"4. memory, N={profile.memory_sizes}")
+                results["memory"] = memory.run(
+                    emulator, *profile.memory_sizes, profile.indicators, parallel=profile.name == "smoke"
+                )
+                results["memory"]["load_average_at_start"] = load
+            if "alternative" in sections:
+                load = _log("6. http provider under faults")
+                results["alternative"] = alternative.run(emulator, profile.alternative_n, version)
+                results["alternative"]["load_average_at_start"] = load
+    if "latency" in sections:
+        load = _log(f"3. latency {profile.latency_ms} ms, N={profile.latency_n}")
+        with EmulatorProcess(datasets=profile.latency_n, latency_ms=profile.latency_ms) as emulator:
+            clients.use_emulator(emulator)
+            version = str(emulator.stats()["latest"])
+            results["latency"] = latency.run(
+                emulator, profile.latency_n, profile.indicators, profile.latency_repeats, version
+            )
+            results["latency"]["load_average_at_start"] = load
+    if "parse" in sections:
+        load = _log("5. DAG parse")
+        results["parse"] = parse.run(profile.parse_repeats, quick=profile.name == "smoke")
+        results["parse"]["load_average_at_start"] = load
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = PROFILES["smoke" if args.smoke else "full" if args.full else "default"]
+    sections = tuple(s for s in SECTIONS if not args.only or s in args.only)
+    command = "make bench" if argv is None and not sys.argv[1:] else shlex.join(["benchmarks/run.py", *sys.argv[1:]])
+    started = time.perf_counter()
+    meta: dict[str, Any] = {
+        "command": command,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "profile": profile.name,
+        "machine": machine(),
+    }
+    _log(f"profile {profile.name}, {meta['machine']['cpu_count']} cores, sections {', '.join(sections)}")
+    section_results = run(profile, sections)
+    meta["duration_s"] = round(time.perf_counter() - started, 1)
+    results = {
+        "meta": meta,
+        "all_targets_met": all(r.get("met", True) for r in section_results.values()),
+        "sections": section_results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+    from benchmarks.report import render, update_readme
+
+    markdown = render(results)
+    print(markdown)
+    write_readme = args.readme if args.readme is not None else not (args.smoke or args.only)
+    if write_readme:
+        update_readme(README, markdown)
+    _log(f"done in {meta['duration_s']} s; results in {args.output}")
+    return 0

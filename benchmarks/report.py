@@ -1,0 +1,236 @@
+"""The Markdown report: a summary table of targets, then one table per measurement."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+START: Final = "<!-- bench:start -->"
+END: Final = "<!-- bench:end -->"
+
+
+def _ok(met: bool | None) -> str:
+    return "n/a" if met is None else ("yes" if met else "**MISSED**")
+
+
+def _s(value: float) -> str:
+    return f"{value:.3f} s"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _load(section: dict[str, Any]) -> str:
+    load = section.get("load_average_at_start")
+    return "" if load is None else f" (load {load})"
+
+
+def _summary_rows(results: dict[str, Any]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    sections = results["sections"]
+    if "calls" in sections:
+        calls = sections["calls"]
+        ours = [r for r in calls["rows"] if r["client"] != "http provider"]
+        biggest = max(ours, key=lambda r: (r["datasets"], r["indicators"]))
+        rows.append(
+            [
+                "1. API calls",
+                calls["target"],
+                f"N={biggest['datasets']:,}, K={biggest['indicators']}: {biggest['batch_calls']} batch calls "
+                f"(min {biggest['min_batch_calls']}), {biggest['versions_calls']} /versions (free), "
+                f"{biggest['token_requests']} token request; all {len(ours)} runs of ours at the minimum: "
+                f"{all(r['at_minimum'] for r in ours)}",
+                _ok(calls["met"]),
+            ]
+        )
+    if "overhead" in sections:
+        overhead = sections["overhead"]
+        for size in overhead["sizes"]:
+            ratios = size["ratios"]
+            rows.append(
+                [
+                    f"2. Overhead, N={size['datasets']:,}{_load(overhead)}",
+                    "wall <= 1.10x bare loop",
+                    f"hook {ratios['hook/bare wall']}x, operator {ratios['operator/bare+write wall']}x "
+                    f"(client CPU: hook {ratios['hook/bare client cpu']}x, operator "
+                    f"{ratios['operator/bare+write client cpu']}x); {size['rounds']} rounds",
+                    _ok(size["met_hook"] and size["met_operator"]),
+                ]
+            )
+        for skipped in overhead.get("skipped", []):
+            rows.append([f"2. Overhead, N={skipped:,}", "wall <= 1.10x bare loop", "not run: use `--full`", "n/a"])
+    if "latency" in sections:
+        latency = sections["latency"]
+        rows.append(
+            [
+                f"3. Latency {latency['latency_ms']:g} ms, N={latency['datasets']:,}{_load(latency)}",
+                ">= 5x sequential bare loop, <= 8 in flight",
+                f"hook {latency['speedup']['hook']}x, operator {latency['speedup']['operator']}x; emulator max in "
+                f"flight {max(latency['emulator_max_in_flight'][k] for k in latency['emulator_max_in_flight'])} "
+                f"(ideal speedup {latency['ideal_seconds']['ideal speedup']}x)",
+                _ok(latency["met"]),
+            ]
+        )
+    if "memory" in sections:
+        memory = sections["memory"]
+        sizes = list(memory["runs"])
+        rows.append(
+            [
+                f"4. Memory, {int(sizes[1]):,} vs {int(sizes[0]):,} datasets{_load(memory)}",
+                "peak RSS difference < 64 MB",
+                f"ru_maxrss difference {memory['difference_mb']} MB ({memory['runs'][sizes[0]]['maxrss_mb']} -> "
+                f"{memory['runs'][sizes[1]]['maxrss_mb']} MB); growth during ingestion "
+                f"{memory['runs'][sizes[0]]['ingest_growth_mb']} -> {memory['runs'][sizes[1]]['ingest_growth_mb']} MB",
+                _ok(memory["met"]),
+            ]
+        )
+    if "parse" in sections:
+        parse = sections["parse"]
+        ours = parse["median_ms"]["example DAG"]
+        baseline = parse["median_ms"]["same-shape DAG without the provider"]
+        rows.append(
+            [
+                f"5. DAG parse cost{_load(parse)}",
+                "< 30 ms over `import airflow.sdk`",
+                f"{ours['total_ms']} ms; our provider's import step {ours['provider_ms']} ms; the same-shape DAG "
+                f"without our provider {baseline['total_ms']} ms (difference {parse['provider_attributable_ms']} ms)",
+                _ok(parse["met"]),
+            ]
+        )
+    if "alternative" in sections and "overhead" in sections:
+        size = sections["overhead"]["sizes"][0]
+        alternative = sections["alternative"]
+        ratios = size["ratios"]
+        failed = [c["fault"] for c in alternative["faults"] if c["http provider (HttpHook)"]["outcome"] != "complete"]
+        rows.append(
+            [
+                "6. http provider (HttpHook)",
+                "comparison",
+                f"N={size['datasets']:,}: wall {ratios['http provider/bare+write wall']}x bare+write, client CPU "
+                f"{ratios['http provider/bare+write client cpu']}x; fails on: {', '.join(failed) or 'none'}",
+                "n/a",
+            ]
+        )
+    return rows
+
+
+def render(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    machine = meta["machine"]
+    lines = [
+        f"Produced by `{meta['command']}` on {meta['date']} in {meta['duration_s']:.0f} s "
+        f"(profile `{meta['profile']}`). Machine: {machine['cpu_count']} cores ({machine['usable_cpus']} usable), "
+        f"Python {machine['python']}, load average at start {machine['load_average_at_start']}. "
+        "Figures are medians over interleaved repeats; ratios are medians of per-round ratios (same run, same "
+        "emulator process). Absolute times depend on the machine; read the ratios.",
+        "",
+        *_table(["measurement", "target", "result", "met"], _summary_rows(results)),
+    ]
+    sections = results["sections"]
+    if "calls" in sections:
+        lines += ["", "**1. Calls** (ledger of the emulator; `min` = ceil(N/100))", ""]
+        rows = [
+            [
+                r["client"],
+                f"{r['datasets']:,}",
+                r["indicators"],
+                r["batch_calls"],
+                r["min_batch_calls"],
+                r["versions_calls"],
+                r["token_requests"],
+                r["tcp_connections"],
+                _ok(r["at_minimum"]),
+            ]
+            for r in sections["calls"]["rows"]
+        ]
+        lines += _table(["client", "N", "K", "batch", "min", "/versions", "tokens", "TCP conns", "minimum"], rows)
+        lines += ["", sections["calls"]["versions_call_note"]]
+    if "overhead" in sections:
+        for size in sections["overhead"]["sizes"]:
+            title = f"**2. Overhead**, N={size['datasets']:,}, K={size['indicators']}, {size['rounds']} rounds"
+            lines += ["", title, ""]
+            rows = [[name, _s(v["median_wall_s"]), _s(v["median_cpu_s"])] for name, v in size["variants"].items()]
+            lines += _table(["variant", "median wall", "median client CPU"], rows)
+            lines += ["", "Ratios: " + ", ".join(f"{k} {v}x" for k, v in size["ratios"].items()) + "."]
+    if "latency" in sections:
+        latency = sections["latency"]
+        lines += ["", f"**3. Latency-bound**, {latency['latency_ms']:g} ms per call, N={latency['datasets']:,}", ""]
+        rows = [
+            [
+                name,
+                _s(v["median_wall_s"]),
+                _s(v["median_cpu_s"]),
+                _s(latency["emulator_cpu_s"][name]),
+                latency["emulator_max_in_flight"][name],
+            ]
+            for name, v in latency["variants"].items()
+        ]
+        lines += _table(["variant", "median wall", "client CPU", "emulator CPU", "emulator max in flight"], rows)
+        ideal = latency["ideal_seconds"]
+        lines += ["", "Latency-only bounds: " + ", ".join(f"{k} {v}" for k, v in ideal.items()) + "."]
+    if "memory" in sections:
+        memory = sections["memory"]
+        lines += ["", "**4. Memory** (fresh subprocess per size, operator to JSON Lines)", ""]
+        rows = [
+            [
+                f"{int(n):,}",
+                f"{r['maxrss_after_imports_mb']} MB",
+                f"{r['maxrss_mb']} MB",
+                f"{r['rss_before_ingest_mb']} MB",
+                f"{r['rss_peak_during_ingest_mb']} MB",
+                f"{r['bytes']:,}",
+                _s(r["seconds"]),
+            ]
+            for n, r in memory["runs"].items()
+        ]
+        header = [
+            "datasets",
+            "ru_maxrss after imports",
+            "ru_maxrss at end",
+            "RSS before ingest",
+            "RSS peak during ingest (5 ms samples)",
+            "file bytes",
+            "ingest time",
+        ]
+        lines += _table(header, rows)
+    if "parse" in sections:
+        parse = sections["parse"]
+        lines += ["", f"**5. DAG parse** (`{parse['dag_file']}`, median of {parse['repeats']} fresh interpreters)", ""]
+        rows = [
+            [name, m["sdk_names_ms"], m["provider_ms"], m["dag_body_ms"], m["total_ms"]]
+            for name, m in parse["median_ms"].items()
+        ]
+        lines += _table(["file", "airflow.sdk names ms", "provider import ms", "DAG body ms", "total ms"], rows)
+        top = ", ".join(f"{t['module']} {t['cumulative_ms']} ms" for t in parse["importtime_top"][:5])
+        if top:
+            lines += ["", f"`-X importtime`, outermost imports after airflow.sdk: {top}."]
+    if "alternative" in sections:
+        alternative = sections["alternative"]
+        lines += ["", f"**6. Faults on the 2nd batch call** (N={alternative['datasets']})", ""]
+        names = [k for k in alternative["faults"][0] if k != "fault"]
+        rows = [
+            [case["fault"], *(f"{case[n]['outcome']} ({case[n]['seconds']} s)" for n in names)]
+            for case in alternative["faults"]
+        ]
+        masked = alternative["token_masked_in_logs"]
+        rows.append(["token masked in logs", *(str(masked[k]) for k in masked)])
+        lines += _table(["case", *names], rows)
+        lines += ["", "What the http provider cannot do: " + " ".join(alternative["cannot_do"])]
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, markdown: str) -> None:
+    """Replace what is between the markers (appending the markers if absent)."""
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    block = f"{START}\n{markdown}{END}"
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.DOTALL)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    readme.write_text(text, encoding="utf-8")
