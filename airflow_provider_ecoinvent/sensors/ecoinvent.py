@@ -7,7 +7,8 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow.providers.common.compat.sdk import conf  # airflow.sdk.conf arrived in Airflow 3.2
+# airflow.sdk.conf and airflow.sdk.exceptions.AirflowSensorTimeout arrived in Airflow 3.2.
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_ecoinvent.exceptions import (
@@ -40,15 +41,6 @@ _ERROR_TYPES: Final[dict[str, type[EcoinventError]]] = {
     "EcoinventAuthError": EcoinventAuthError,
     "EcoinventConfigError": EcoinventConfigError,
 }
-
-
-def _sensor_timeout_error() -> type[Exception]:
-    """Airflow's sensor-timeout exception, which ``soft_fail`` turns into a skip (moved in Airflow 3.2)."""
-    try:
-        from airflow.sdk.exceptions import AirflowSensorTimeout
-    except ImportError:  # Airflow 3.1
-        from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef,unused-ignore]
-    return AirflowSensorTimeout
 
 
 class EcoinventVersionSensor(BaseSensorOperator):
@@ -177,7 +169,7 @@ class EcoinventVersionSensor(BaseSensorOperator):
         if status == EVENT_ERROR:
             error_type = _ERROR_TYPES.get(str(event.get("error_type")), EcoinventError)
             raise error_type(f"Waiting for ecoinvent {self._wanted} failed: {message}")
-        raise _sensor_timeout_error()(f"Waiting for ecoinvent {self._wanted} timed out: {message}")
+        raise AirflowSensorTimeout(f"Waiting for ecoinvent {self._wanted} timed out: {message}")
 
 
 __all__ = ["EcoinventVersionSensor"]

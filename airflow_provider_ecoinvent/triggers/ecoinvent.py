@@ -337,9 +337,13 @@ class EcoinventNewVersionTrigger(BaseEventTrigger):
 
     # -- memory ----------------------------------------------------------------------------------
 
+    def _state_store(self) -> Any:
+        """The asset state store the triggerer injected, or ``None`` (memory only)."""
+        return getattr(self, "asset_state_store", None)  # BaseEventTrigger.asset_state_store: Airflow 3.3+
+
     async def _load_seen(self) -> set[str] | None:
         """The remembered names, from the asset state store if there is one; ``None`` for nothing yet."""
-        for accessor in _state_accessors(self.asset_state_store):
+        for accessor in _state_accessors(self._state_store()):
             try:
                 stored = await accessor.aget(self.state_key)
             except Exception as err:
@@ -356,7 +360,7 @@ class EcoinventNewVersionTrigger(BaseEventTrigger):
         if self._seen is None:
             return
         names = sorted(self._seen, key=release_key)
-        for accessor in _state_accessors(self.asset_state_store):
+        for accessor in _state_accessors(self._state_store()):
             try:
                 await accessor.aset(self.state_key, names)
             except Exception as err:

@@ -96,8 +96,18 @@ def test_new_release_example_waits_for_a_release(
 ) -> None:
     """The deferrable sensor waits (its trigger runs inline) until the emulator publishes 3.12."""
     with EmulatorServer() as emulator:
-        timer = threading.Timer(3.0, emulator.publish_version, args=("3.12",))
-        timer.start()
+        # Published once the sensor has looked twice and missed: counting polls, not seconds, keeps the test
+        # independent of how long Airflow takes to parse the DAG and start the task.
+        done = threading.Event()
+
+        def publish_after_two_polls() -> None:
+            while not done.wait(0.05):
+                if emulator.stats()["requests"].get("GET /versions", 0) >= 2:
+                    emulator.publish_version("3.12")
+                    return
+
+        publisher = threading.Thread(target=publish_after_two_polls, daemon=True)
+        publisher.start()
         try:
             run_example(
                 write_dag,
@@ -109,7 +119,8 @@ def test_new_release_example_waits_for_a_release(
                 ECOINVENT_WATCH_INTERVAL="1",
             )
         finally:
-            timer.cancel()
+            done.set()
+            publisher.join()
         polls = emulator.stats()["requests"]["GET /versions"]
     assert polls >= 3, "the sensor must have waited for the release, not found it at once"
     records = jsonl_records(tmp_path / "releases" / "3.12" / "steel.jsonl")

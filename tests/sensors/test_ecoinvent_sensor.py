@@ -9,12 +9,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, TaskDeferred  # airflow.sdk.exceptions: 3.2+
 from airflow.sdk import PokeReturnValue
-
-try:
-    from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
-except ImportError:  # Airflow < 3.2 keeps them in airflow.exceptions
-    from airflow.exceptions import AirflowSensorTimeout, TaskDeferred  # type: ignore[no-redef]
 
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
@@ -213,7 +209,7 @@ def test_execute_complete_failures(event: Any, error: type[Exception], match: st
 
 
 def test_timeout_event_is_a_skip_with_soft_fail() -> None:
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.providers.common.compat.sdk import AirflowSkipException  # airflow.sdk.exceptions: Airflow 3.2+
 
     task = sensor(version="3.12", soft_fail=True)
     with pytest.raises(AirflowSkipException):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import threading
@@ -40,18 +41,30 @@ def wrong_secret(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer) -> E
 
 @pytest.fixture
 def publish_later(ecoinvent_conn: EmulatorServer) -> Iterator[Any]:
-    """``publish_later(name, delay)``: publish a release from another thread while the trigger polls."""
-    timers: list[threading.Timer] = []
+    """``publish_later(name, delay)``: publish a release from another thread while the trigger polls.
+
+    ``delay`` counts from the trigger's first poll, not from now: the start-up before it (the first token,
+    registered with Airflow's secrets masker, whose cost grows with the secrets a test session holds) takes
+    a varying time, and a release published before the first poll would not be "published while polling".
+    """
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def publish(name: str, delay: float, models: list[str]) -> None:
+        while not stop.is_set() and not ecoinvent_conn.stats()["requests"].get("GET /versions", 0):
+            stop.wait(0.005)
+        if not stop.wait(delay):
+            ecoinvent_conn.publish_version(name, models)
 
     def schedule(name: str, delay: float, models: list[str] | None = None) -> None:
-        timer = threading.Timer(delay, ecoinvent_conn.publish_version, args=(name, models or ALL_MODELS))
-        timers.append(timer)
-        timer.start()
+        thread = threading.Thread(target=publish, args=(name, delay, models or ALL_MODELS), daemon=True)
+        threads.append(thread)
+        thread.start()
 
     yield schedule
-    for timer in timers:
-        timer.cancel()
-        timer.join()
+    stop.set()
+    for thread in threads:
+        thread.join()
 
 
 async def collect(trigger: Any) -> list[dict[str, Any]]:
@@ -472,6 +485,13 @@ class FakeSupervisorComms:
         raise AssertionError(f"unexpected message {msg!r}")
 
 
+# The asset state store (BaseEventTrigger.asset_state_store) arrived in Airflow 3.3.
+_HAS_ASSET_STATE_STORE = hasattr(
+    importlib.import_module("airflow.sdk.execution_time.context"), "AssetStateStoreAccessors"
+)
+
+
+@pytest.mark.skipif(not _HAS_ASSET_STATE_STORE, reason="the asset state store arrived in Airflow 3.3")
 async def test_watcher_remembers_through_the_asset_state_store(
     ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -503,6 +523,25 @@ async def test_watcher_remembers_through_the_asset_state_store(
     # A third life re-fires nothing.
     assert await watch(start_watcher(3)) == []
     assert "GetAssetStateStoreByName" in comms.messages
+
+
+async def test_watcher_without_a_state_store_remembers_in_memory(ecoinvent_conn: EmulatorServer) -> None:
+    """No state store (Airflow < 3.3 has no such attribute; 3.3 leaves it None): the instance remembers."""
+    trigger = EcoinventNewVersionTrigger(poll_interval=0)
+    trigger.__dict__.pop("asset_state_store", None)  # the Airflow 3.1/3.2 trigger, on every version
+
+    trigger._sleep = scripted_sleep(2)
+    assert await watch(trigger) == []  # the baseline, kept in memory
+    ecoinvent_conn.publish_version("3.12", ALL_MODELS)
+    trigger._sleep = scripted_sleep(2)
+    assert [p["version"] for p in await watch(trigger)] == ["3.12"]
+    trigger._sleep = scripted_sleep(2)
+    assert await watch(trigger) == []  # fired once, remembered
+
+    # Memory lasts for the life of the instance only: a new one takes a new baseline.
+    fresh = EcoinventNewVersionTrigger(poll_interval=0)
+    fresh._sleep = scripted_sleep(2)
+    assert await watch(fresh) == []
 
 
 async def test_watcher_falls_back_to_memory_when_the_store_fails(
