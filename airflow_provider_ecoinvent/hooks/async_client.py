@@ -31,6 +31,7 @@ import httpx
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
 from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub, token_error
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
-DEFAULT_CONN_ID = "ecoinvent_default"
 _log = logging.getLogger(__name__)
 
 

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventAuthError,
     EcoinventConfigError,
     EcoinventError,
     EcoinventRetriesExhaustedError,
 )
-from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 from airflow_provider_ecoinvent.triggers.ecoinvent import (
     DEFAULT_SYSTEM_MODEL,
     EVENT_ERROR,
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
+
+    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 #: Extra time the deferral's own timeout gives the trigger to report its deadline itself.
 DEFERRAL_GRACE: Final = timedelta(seconds=60)
@@ -77,7 +79,7 @@ class EcoinventVersionSensor(BaseSensorOperator):
         version: str | None = None,
         newer_than: str | None = None,
         system_model: str = DEFAULT_SYSTEM_MODEL,
-        ecoinvent_conn_id: str = EcoinventHook.default_conn_name,
+        ecoinvent_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -92,6 +94,8 @@ class EcoinventVersionSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> EcoinventHook:
         """One hook (one pooled session, one token) for every poke of this try."""
+        from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook  # at run time, not at DAG parse
+
         return EcoinventHook(self.ecoinvent_conn_id)
 
     @property

@@ -18,18 +18,19 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
+from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventAuthError,
     EcoinventConfigError,
     EcoinventError,
     EcoinventRetriesExhaustedError,
 )
-from airflow_provider_ecoinvent.hooks.async_client import DEFAULT_CONN_ID, EcoinventAsyncClient
 from airflow_provider_ecoinvent.versions import newest, release_key
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
+    from airflow_provider_ecoinvent.hooks.async_client import EcoinventAsyncClient
     from airflow_provider_ecoinvent.versions import EcoinventVersion
 
 DEFAULT_SYSTEM_MODEL: Final = "cutoff"
@@ -41,6 +42,13 @@ EVENT_TIMEOUT: Final = "timeout"
 EVENT_STATUSES: Final = frozenset({EVENT_SUCCESS, EVENT_ERROR, EVENT_TIMEOUT})
 #: Seconds the first poll may take even when the trigger starts after its deadline.
 FIRST_POLL_WINDOW: Final = 10.0
+
+
+def _client(conn_id: str, logger: Any) -> EcoinventAsyncClient:
+    """The async client, imported on the triggerer only: DAG files import this module to build watchers."""
+    from airflow_provider_ecoinvent.hooks.async_client import EcoinventAsyncClient
+
+    return EcoinventAsyncClient(conn_id, logger=logger)
 
 
 def validate_version_wanted(version: str | None, newer_than: str | None) -> None:
@@ -164,7 +172,7 @@ class EcoinventVersionTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the version is found, a permanent error occurs, or the deadline passes; one event."""
         wanted = describe_wanted(self.version, self.newer_than, self.system_model)
-        async with EcoinventAsyncClient(self.ecoinvent_conn_id, logger=self.log) as client:
+        async with _client(self.ecoinvent_conn_id, self.log) as client:
             polls = 0
             while True:
                 polls += 1
@@ -295,7 +303,7 @@ class EcoinventNewVersionTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield one event per newly published version."""
-        async with EcoinventAsyncClient(self.ecoinvent_conn_id, logger=self.log) as client:
+        async with _client(self.ecoinvent_conn_id, self.log) as client:
             if self._seen is None:
                 self._seen = await self._load_seen()
             while True:

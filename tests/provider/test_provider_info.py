@@ -76,3 +76,23 @@ print(repr(hook))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "EcoinventHook(ecoinvent_conn_id='no_such_connection')" in result.stdout
+
+
+def test_dag_files_do_not_load_the_http_stack_at_parse_time() -> None:
+    """Operators, the sensor and the watcher trigger are built at DAG parse time, thousands of times an hour;
+    the hooks (connection parsing, tokens, HTTP clients) must load only when a task or trigger runs."""
+    code = """
+import sys
+from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator, EcoinventOperator
+from airflow_provider_ecoinvent.sensors.ecoinvent import EcoinventVersionSensor
+from airflow_provider_ecoinvent.triggers.ecoinvent import EcoinventNewVersionTrigger
+EcoinventDatasetsOperator(task_id="a", dataset_ids=[1], output_uri="file:///tmp/x.jsonl")
+EcoinventOperator(task_id="b", endpoint="versions")
+EcoinventVersionSensor(task_id="c", newer_than="3.10")
+EcoinventNewVersionTrigger(poll_interval=60)
+loaded = sorted(m for m in sys.modules if m.startswith("airflow_provider_ecoinvent.hooks"))
+print("LOADED", loaded)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stdout
