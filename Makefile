@@ -5,6 +5,10 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k hook -x"`.
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist). Whole files go to one process, so module fixtures (the Airflow stack) are
+# built once; 2 workers halve the suite's time on a 2-core machine.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 
 # The lowest Airflow the package declares (pyproject: apache-airflow>=3.1). Airflow 3.1.0 leaves some of
 # its own dependencies unbounded and breaks with their newer releases; its constraints file pins versions
@@ -35,7 +39,7 @@ typecheck: $(VENV)/.installed
 
 # ECOINVENT_STACK_TESTS=1: include the tests that start a real Airflow stack (plain `pytest` skips them).
 pytest: $(VENV)/.installed
-	ECOINVENT_STACK_TESTS=1 $(PY) -m pytest $(PYTEST_ARGS)
+	ECOINVENT_STACK_TESTS=1 $(PY) -m pytest $(PYTEST_PARALLEL) -m "not soak" $(PYTEST_ARGS)
 
 # The unit and example-DAG tests again on the lowest declared versions of Airflow and of every direct
 # dependency (uv's lowest-direct resolution), so that the range in pyproject.toml stays true.
@@ -47,7 +51,7 @@ $(VENV_LOWEST)/.installed: pyproject.toml $(VENV)/.installed
 
 # The stack, reliability and benchmark suites exercise the same provider code and run once, on the newest.
 test-lowest: $(VENV_LOWEST)/.installed
-	$(VENV_LOWEST)/bin/python -m pytest -m "not stack" --ignore=tests/stack --ignore=tests/reliability \
+	$(VENV_LOWEST)/bin/python -m pytest $(PYTEST_PARALLEL) -m "not stack" --ignore=tests/stack --ignore=tests/reliability \
 		--ignore=tests/benchmarks $(PYTEST_ARGS)
 
 # The main job: the ecoinvent_ingest_datasets example DAG end to end against the bundled emulator.

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -34,10 +35,16 @@ if TYPE_CHECKING:
 
 SOAK_ENV = "ECOINVENT_SOAK_SECONDS"
 _TABLE_HEADER = ("fault", "expected", "observed", "attempts", "elapsed")
-_ROWS: list[tuple[str, str, str, str, str]] = []
+# Rows go to a file shared by every xdist worker (the environment variable is set by the controller before
+# it starts the workers, who inherit it), so the controller can print the whole table at the end.
+_TABLE_FILE_ENV = "ECOINVENT_FAULT_TABLE_FILE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and _TABLE_FILE_ENV not in os.environ:
+        handle, path = tempfile.mkstemp(prefix="ecoinvent-fault-table-", suffix=".jsonl")
+        os.close(handle)
+        os.environ[_TABLE_FILE_ENV] = path
     config.addinivalue_line("markers", f"soak: long soak test; runs only with {SOAK_ENV}=<seconds> (make soak: 300 s)")
 
 
@@ -48,13 +55,19 @@ class FaultTable:
     """Rows of the fault report; shared by the whole session."""
 
     def add(self, fault: str, expected: str, observed: str, attempts: int | str, elapsed: float) -> None:
-        _ROWS.append((fault, expected, observed, str(attempts), f"{elapsed:.2f} s"))
+        row = [fault, expected, observed, str(attempts), f"{elapsed:.2f} s"]
+        with open(os.environ[_TABLE_FILE_ENV], "a", encoding="utf-8") as table:
+            table.write(json.dumps(row) + "\n")  # one short append: atomic across worker processes
 
     @staticmethod
     def render() -> str:
-        if not _ROWS:
+        path = Path(os.environ.get(_TABLE_FILE_ENV, "/nonexistent"))
+        if not path.exists():
             return ""
-        rows = [_TABLE_HEADER, *sorted(_ROWS)]
+        found = [tuple(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        if not found:
+            return ""
+        rows = [_TABLE_HEADER, *sorted(found)]
         widths = [max(len(row[i]) for row in rows) for i in range(len(_TABLE_HEADER))]
         lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
         lines.insert(1, "-+-".join("-" * width for width in widths))
@@ -62,19 +75,20 @@ class FaultTable:
 
 
 @pytest.fixture(scope="session")
-def fault_table() -> Iterator[FaultTable]:
-    table = FaultTable()
-    yield table
-    text = table.render()
-    if text:
-        print("\n\necoinvent reliability: fault table\n" + text + "\n")
+def fault_table() -> FaultTable:
+    return FaultTable()
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the fault table once, on the controller, with the rows of every worker."""
+    if hasattr(config, "workerinput"):
+        return
     text = FaultTable.render()
     if text:
         terminalreporter.write_sep("=", "ecoinvent reliability: fault table")
         terminalreporter.write_line(text)
+    with contextlib.suppress(KeyError, OSError):
+        os.unlink(os.environ.pop(_TABLE_FILE_ENV))
 
 
 # -- the leak scanner ------------------------------------------------------------------------------
