@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 from urllib.parse import quote
 
+from airflow_provider_ecoinvent._errors import token_error
+from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -100,6 +103,35 @@ def parse_token_response(body: str | bytes, now: float) -> AccessToken:
     if not isinstance(value, str) or not value or lifetime <= 0:
         raise MalformedTokenResponse("token response with an empty access_token or a non-positive expires_in")
     return AccessToken(value=value, lifetime=lifetime, obtained_at=now)
+
+
+class RetryableTokenFailure(NamedTuple):
+    """A token-endpoint answer worth retrying: why, and the server's ``Retry-After`` if any."""
+
+    reason: str
+    retry_after: str | None = None
+
+
+def read_token_response(
+    status: int, body: bytes, retry_after: str | None, *, settings: EcoinventSettings, now: float
+) -> AccessToken | RetryableTokenFailure:
+    """What a token-endpoint answer means, for both transports (the hook's and the trigger's).
+
+    200 with a token: the token. 200 without one (a proxy page), 429 or 5xx: a failure worth retrying.
+    Any other status (``invalid_client``, ``unauthorized_client``, ...): raised at once, never retried.
+
+    :raises EcoinventAuthError: the endpoint refused the exchange; echoed secrets are scrubbed.
+    """
+    if status == 200:
+        try:
+            return parse_token_response(body, now)
+        except MalformedTokenResponse as err:
+            return RetryableTokenFailure(str(err))
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return RetryableTokenFailure(f"HTTP {status}", retry_after)
+    raise token_error(
+        status, body, conn_id=settings.conn_id, token_url=settings.token_url, secrets=[settings.client_secret]
+    )
 
 
 class TokenCache:

@@ -32,13 +32,12 @@ from airflow.providers.common.compat.connection import get_async_connection, get
 
 from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub, token_error
+from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
     AccessToken,
-    MalformedTokenResponse,
     build_token_request,
-    parse_token_response,
+    read_token_response,
 )
 from airflow_provider_ecoinvent.connection import settings_from_connection
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventAuthError, EcoinventConfigError
@@ -200,27 +199,14 @@ class EcoinventAsyncClient:
                 reason = _describe_network_error(err)
             else:
                 status = response.status_code
-                if status == 200:
-                    try:
-                        token = parse_token_response(response.content, self._clock())
-                    except MalformedTokenResponse as err:
-                        reason = str(err)
-                    else:
-                        await _amask(token.value)
-                        self.log.info("Obtained an ecoinvent access token valid for %g s.", token.lifetime)
-                        return token
-                elif status in RETRYABLE_STATUSES or status >= 500:
-                    reason = f"HTTP {status}"
-                    retry_after = response.headers.get("Retry-After")
-                else:
-                    # invalid_client / unauthorized_client and every other 4xx: never retried.
-                    raise token_error(
-                        status,
-                        response.content,
-                        conn_id=settings.conn_id,
-                        token_url=settings.token_url,
-                        secrets=[settings.client_secret],
-                    )
+                outcome = read_token_response(
+                    status, response.content, response.headers.get("Retry-After"), settings=settings, now=self._clock()
+                )
+                if isinstance(outcome, AccessToken):
+                    await _amask(outcome.value)
+                    self.log.info("Obtained an ecoinvent access token valid for %g s.", outcome.lifetime)
+                    return outcome
+                reason, retry_after = outcome
             await self._wait_or_give_up(settings, budget, "POST", path, reason, status, retry_after)
 
     # -- transport -------------------------------------------------------------------------------

@@ -18,16 +18,15 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub, token_error
+from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub
 from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
     TOKEN_CACHE,
     AccessToken,
-    MalformedTokenResponse,
     TokenCache,
     build_token_request,
-    parse_token_response,
+    read_token_response,
     token_key,
 )
 from airflow_provider_ecoinvent.connection import settings_from_connection
@@ -211,26 +210,14 @@ class EcoinventHook(BaseHook):
                 reason = _describe_network_error(err)
             else:
                 status = response.status_code
-                if status == 200:
-                    try:
-                        token = parse_token_response(response.content, self._clock())
-                    except MalformedTokenResponse as err:
-                        reason = str(err)
-                    else:
-                        _mask(token.value)
-                        self.log.info("Obtained an ecoinvent access token valid for %g s.", token.lifetime)
-                        return token
-                elif status in RETRYABLE_STATUSES or status >= 500:
-                    reason = f"HTTP {status}"
-                    retry_after = response.headers.get("Retry-After")
-                else:
-                    raise token_error(
-                        status,
-                        response.content,
-                        conn_id=settings.conn_id,
-                        token_url=settings.token_url,
-                        secrets=[settings.client_secret],
-                    )
+                outcome = read_token_response(
+                    status, response.content, response.headers.get("Retry-After"), settings=settings, now=self._clock()
+                )
+                if isinstance(outcome, AccessToken):
+                    _mask(outcome.value)
+                    self.log.info("Obtained an ecoinvent access token valid for %g s.", outcome.lifetime)
+                    return outcome
+                reason, retry_after = outcome
             self._wait_or_give_up(
                 budget, "POST", _path_of(settings.token_url), reason, status, retry_after, service="token endpoint"
             )
