@@ -7,6 +7,7 @@ test module imports ``airflow``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,9 @@ os.environ.update(
     AIRFLOW__CORE__UNIT_TEST_MODE="False",
 )
 os.environ.pop("AIRFLOW_CONN_ECOINVENT_DEFAULT", None)
+# The reliability suite's fault table, shared by every pytest-xdist worker: this module is loaded before
+# the workers start, so they inherit the controller's path (setdefault keeps it in each worker).
+os.environ.setdefault("ECOINVENT_FAULT_TABLE_FILE", str(_HOME / "fault-table.jsonl"))
 
 import pytest  # noqa: E402
 
@@ -34,6 +38,26 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from airflow.sdk import DAG
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the reliability suite's fault table once, on the controller, with the rows of every worker.
+
+    It lives here because under pytest-xdist only the workers load tests/reliability/conftest.py.
+    """
+    if hasattr(config, "workerinput"):
+        return
+    path = Path(os.environ["ECOINVENT_FAULT_TABLE_FILE"])
+    if not path.exists():
+        return
+    found = [tuple(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    path.unlink()
+    rows = [("fault", "expected", "observed", "attempts", "elapsed"), *sorted(found)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.insert(1, "-+-".join("-" * width for width in widths))
+    terminalreporter.write_sep("=", "ecoinvent reliability: fault table")
+    terminalreporter.write_line("\n".join(lines))
 
 
 @pytest.fixture

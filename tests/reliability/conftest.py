@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -34,17 +33,12 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 SOAK_ENV = "ECOINVENT_SOAK_SECONDS"
-_TABLE_HEADER = ("fault", "expected", "observed", "attempts", "elapsed")
-# Rows go to a file shared by every xdist worker (the environment variable is set by the controller before
-# it starts the workers, who inherit it), so the controller can print the whole table at the end.
+# Rows go to a file shared by every xdist worker, so the controller can print the whole table at the end.
+# tests/conftest.py names the file before the workers start (they inherit it): this conftest loads too late.
 _TABLE_FILE_ENV = "ECOINVENT_FAULT_TABLE_FILE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput") and _TABLE_FILE_ENV not in os.environ:
-        handle, path = tempfile.mkstemp(prefix="ecoinvent-fault-table-", suffix=".jsonl")
-        os.close(handle)
-        os.environ[_TABLE_FILE_ENV] = path
     config.addinivalue_line("markers", f"soak: long soak test; runs only with {SOAK_ENV}=<seconds> (make soak: 300 s)")
 
 
@@ -59,36 +53,10 @@ class FaultTable:
         with open(os.environ[_TABLE_FILE_ENV], "a", encoding="utf-8") as table:
             table.write(json.dumps(row) + "\n")  # one short append: atomic across worker processes
 
-    @staticmethod
-    def render() -> str:
-        path = Path(os.environ.get(_TABLE_FILE_ENV, "/nonexistent"))
-        if not path.exists():
-            return ""
-        found = [tuple(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
-        if not found:
-            return ""
-        rows = [_TABLE_HEADER, *sorted(found)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(_TABLE_HEADER))]
-        lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
-        lines.insert(1, "-+-".join("-" * width for width in widths))
-        return "\n".join(lines)
-
 
 @pytest.fixture(scope="session")
 def fault_table() -> FaultTable:
     return FaultTable()
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Print the fault table once, on the controller, with the rows of every worker."""
-    if hasattr(config, "workerinput"):
-        return
-    text = FaultTable.render()
-    if text:
-        terminalreporter.write_sep("=", "ecoinvent reliability: fault table")
-        terminalreporter.write_line(text)
-    with contextlib.suppress(KeyError, OSError):
-        os.unlink(os.environ.pop(_TABLE_FILE_ENV))
 
 
 # -- the leak scanner ------------------------------------------------------------------------------
@@ -122,18 +90,18 @@ class LeakScan:
 
 
 def _spy_tokens(monkeypatch: pytest.MonkeyPatch, scan: LeakScan) -> None:
-    """Record every access token the provider parses, in the sync hook and in the async client."""
-    import airflow_provider_ecoinvent.hooks.async_client as async_client
-    import airflow_provider_ecoinvent.hooks.ecoinvent as hook_module
-    from airflow_provider_ecoinvent._tokens import parse_token_response
+    """Record every access token the provider parses: the sync hook and the async client both read token
+    answers through ``_tokens.read_token_response``, which calls ``_tokens.parse_token_response``."""
+    import airflow_provider_ecoinvent._tokens as tokens
+
+    parse_token_response = tokens.parse_token_response
 
     def spy(body: str | bytes, now: float) -> Any:
         token = parse_token_response(body, now)
         scan.token(token.value)
         return token
 
-    monkeypatch.setattr(hook_module, "parse_token_response", spy)
-    monkeypatch.setattr(async_client, "parse_token_response", spy)
+    monkeypatch.setattr(tokens, "parse_token_response", spy)
 
 
 def _task_log_texts(since: float) -> list[tuple[str, str]]:
