@@ -831,7 +831,7 @@ class EcoinventDatasetsOperator(BaseOperator):
                     parquet.close()
                 output.commit()
         except Exception as err:
-            if self._kill_requested and not isinstance(err, EcoinventError):
+            if self._kill_requested:  # whatever the stopped stream raised, the kill is what happened
                 raise EcoinventError("The task was killed; the partial output was removed.") from err
             raise
         finally:
