@@ -6,8 +6,9 @@ Shared by the sync hook and the async trigger client so that both fail with the 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,
@@ -139,3 +140,69 @@ def _keycloak_error_code(body: str | bytes | None) -> str | None:
         return None
     error = payload.get("error") if isinstance(payload, dict) else None
     return str(error) if error else None
+
+
+class Retryable(NamedTuple):
+    """An answer worth retrying: why, and the server's ``Retry-After`` if any."""
+
+    reason: str
+    retry_after: str | None = None
+
+
+#: :func:`read_api_status` results that are not a :class:`Retryable`.
+SUCCESS: Final = "success"
+RENEW_TOKEN: Final = "renew-token"
+
+
+def read_api_status(
+    status: int,
+    body: bytes,
+    retry_after: str | None,
+    *,
+    method: str,
+    path: str,
+    conn_id: str,
+    secrets: Iterable[str],
+    renewed_after_401: bool,
+) -> str | Retryable:
+    """What an API answer's status means, for both transports (the hook's and the trigger's).
+
+    2xx: :data:`SUCCESS`. A first 401: :data:`RENEW_TOKEN` (get a new token, repeat once). 429 and 5xx:
+    :class:`Retryable`. Anything else, or a second 401: raised at once.
+
+    :raises EcoinventAuthError: a freshly issued token was refused too.
+    :raises EcoinventApiError: 400, 403, 404, 422 and other statuses retrying cannot fix.
+    """
+    if 200 <= status < 300:
+        return SUCCESS
+    if status == 401:
+        if renewed_after_401:
+            raise EcoinventAuthError(
+                f"The ecoinvent API refused a freshly issued token for {method} {path} "
+                f"(connection {conn_id!r}): the client may not be enabled for this API."
+            )
+        return RENEW_TOKEN
+    if status not in RETRYABLE_STATUSES:
+        raise api_error(status, method, path, body, conn_id=conn_id, secrets=secrets)
+    return Retryable(f"HTTP {status}", retry_after)
+
+
+def decode_json_body(status: int, body: bytes, *, method: str, path: str, conn_id: str, secrets: Iterable[str]) -> Any:
+    """The parsed JSON of a successful answer (``None`` for an empty body).
+
+    :raises EcoinventApiError: the body is not JSON, which usually means the host or prefix points at
+        something other than the API (a proxy or portal page).
+    """
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise EcoinventApiError(
+            f"ecoinvent API answered {status} to {method} {path} with a body that is not "
+            f"JSON (connection {conn_id!r}): check the connection's host and 'api_prefix'.",
+            status_code=status,
+            method=method,
+            path=path,
+            detail=scrub(body[:200].decode("utf-8", "replace"), secrets),
+        ) from None

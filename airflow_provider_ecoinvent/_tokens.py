@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 from urllib.parse import quote
 
-from airflow_provider_ecoinvent._errors import token_error
+from airflow_provider_ecoinvent._errors import Retryable, token_error
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
 
 if TYPE_CHECKING:
@@ -105,16 +105,9 @@ def parse_token_response(body: str | bytes, now: float) -> AccessToken:
     return AccessToken(value=value, lifetime=lifetime, obtained_at=now)
 
 
-class RetryableTokenFailure(NamedTuple):
-    """A token-endpoint answer worth retrying: why, and the server's ``Retry-After`` if any."""
-
-    reason: str
-    retry_after: str | None = None
-
-
 def read_token_response(
     status: int, body: bytes, retry_after: str | None, *, settings: EcoinventSettings, now: float
-) -> AccessToken | RetryableTokenFailure:
+) -> AccessToken | Retryable:
     """What a token-endpoint answer means, for both transports (the hook's and the trigger's).
 
     200 with a token: the token. 200 without one (a proxy page), 429 or 5xx: a failure worth retrying.
@@ -126,9 +119,9 @@ def read_token_response(
         try:
             return parse_token_response(body, now)
         except MalformedTokenResponse as err:
-            return RetryableTokenFailure(str(err))
+            return Retryable(str(err))
     if status in RETRYABLE_STATUSES or status >= 500:
-        return RetryableTokenFailure(f"HTTP {status}", retry_after)
+        return Retryable(f"HTTP {status}", retry_after)
     raise token_error(
         status, body, conn_id=settings.conn_id, token_url=settings.token_url, secrets=[settings.client_secret]
     )

@@ -32,15 +32,22 @@ from airflow.providers.common.compat.connection import get_async_connection, get
 
 from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._errors import api_error, retries_exhausted, scrub
-from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES, RetryBudget, RetryPolicy
+from airflow_provider_ecoinvent._errors import (
+    RENEW_TOKEN,
+    SUCCESS,
+    Retryable,
+    decode_json_body,
+    read_api_status,
+    retries_exhausted,
+)
+from airflow_provider_ecoinvent._retry import RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
     AccessToken,
     build_token_request,
     read_token_response,
 )
 from airflow_provider_ecoinvent.connection import settings_from_connection
-from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventAuthError, EcoinventConfigError
+from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError
 from airflow_provider_ecoinvent.versions import EcoinventVersion, parse_versions
 
 if TYPE_CHECKING:
@@ -259,44 +266,37 @@ class EcoinventAsyncClient:
                 reason = _describe_network_error(err)
             else:
                 status = response.status_code
-                if status == 401:
-                    if renewed_after_401:
-                        raise EcoinventAuthError(
-                            f"The ecoinvent API refused a freshly issued token for {method} {api_path} "
-                            f"(connection {settings.conn_id!r}): the client may not be enabled for this API."
-                        )
+                answer = read_api_status(
+                    status,
+                    response.content,
+                    response.headers.get("Retry-After"),
+                    method=method,
+                    path=api_path,
+                    conn_id=settings.conn_id,
+                    secrets=self._secrets(),
+                    renewed_after_401=renewed_after_401,
+                )
+                if answer == SUCCESS:
+                    return decode_json_body(
+                        status,
+                        response.content,
+                        method=method,
+                        path=api_path,
+                        conn_id=settings.conn_id,
+                        secrets=self._secrets(),
+                    )
+                if answer == RENEW_TOKEN:
                     self.log.info("The API answered 401 to %s %s; renewing the token once.", method, api_path)
                     self._invalidate(token)
                     renewed_after_401 = True
                     continue
-                if 200 <= status < 300:
-                    return self._decode(settings, response, method, api_path)
-                if status not in RETRYABLE_STATUSES:
-                    raise api_error(
-                        status, method, api_path, response.content, conn_id=settings.conn_id, secrets=self._secrets()
-                    )
-                reason = f"HTTP {status}"
-                retry_after = response.headers.get("Retry-After")
+                assert isinstance(answer, Retryable)
+                reason, retry_after = answer
             await self._wait_or_give_up(settings, budget, method, api_path, reason, status, retry_after)
 
     def _secrets(self) -> list[str]:
         secrets = [self._settings.client_secret] if self._settings else []
         return secrets + ([self._token.value] if self._token else [])
-
-    def _decode(self, settings: EcoinventSettings, response: httpx.Response, method: str, path: str) -> Any:
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise EcoinventApiError(
-                f"ecoinvent API answered {response.status_code} to {method} {path} with a body that is not "
-                f"JSON (connection {settings.conn_id!r}): check the connection's host and 'api_prefix'.",
-                status_code=response.status_code,
-                method=method,
-                path=path,
-                detail=scrub(response.text[:200], self._secrets()),
-            ) from None
 
     async def _wait_or_give_up(
         self,
