@@ -13,8 +13,28 @@ to paste into a bug report. See docs/probe.md.
 
 from __future__ import annotations
 
-from airflow_provider_ecoinvent.probe.compare import Difference
-from airflow_provider_ecoinvent.probe.report import EndpointReport, ProbeReport
-from airflow_provider_ecoinvent.probe.run import run_probe
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_ecoinvent.probe.compare import Difference
+    from airflow_provider_ecoinvent.probe.report import EndpointReport, ProbeReport
+    from airflow_provider_ecoinvent.probe.run import run_probe
 
 __all__ = ["Difference", "EndpointReport", "ProbeReport", "run_probe"]
+
+_HOMES = {
+    "Difference": "airflow_provider_ecoinvent.probe.compare",
+    "EndpointReport": "airflow_provider_ecoinvent.probe.report",
+    "ProbeReport": "airflow_provider_ecoinvent.probe.report",
+    "run_probe": "airflow_provider_ecoinvent.probe.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: ``python -m airflow_provider_ecoinvent.probe`` imports this package first, and must be able to
+    # point Airflow's logging at stderr before Airflow (and structlog) are imported.
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -53,17 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the probe, print its report on stdout, and return its exit code."""
     args = build_parser().parse_args(argv)
-    from airflow_provider_ecoinvent.probe.run import run_probe
+    report_stream = sys.stdout
+    # Airflow's logging writes to the stdout it finds when it is configured, on first import: point that at
+    # stderr, so that stdout carries the report alone (``--json`` output stays parseable).
+    sys.stdout = sys.stderr
+    try:
+        from airflow_provider_ecoinvent.probe.run import run_probe
 
-    report = run_probe(
-        args.conn_id,
-        scored=args.scored,
-        version=args.version,
-        system_model=args.system_model,
-        query=args.query,
-        notify=lambda line: print(line, file=sys.stderr, flush=True),
-    )
-    sys.stdout.write(report.render_json() + "\n" if args.json else report.render_text())
+        report = run_probe(
+            args.conn_id,
+            scored=args.scored,
+            version=args.version,
+            system_model=args.system_model,
+            query=args.query,
+            notify=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    finally:
+        sys.stdout = report_stream
+    report_stream.write(report.render_json() + "\n" if args.json else report.render_text())
     return report.exit_code
 
 
