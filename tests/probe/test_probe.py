@@ -211,10 +211,24 @@ def test_unknown_connection_exits_2() -> None:
     report = run_probe("no_such_connection")
 
     assert report.exit_code == 2
-    assert report.error is not None
-    assert report.error.startswith("Could not read connection 'no_such_connection': ")
-    assert "no_such_connection" in report.error.removeprefix("Could not read connection 'no_such_connection': ")
+    assert report.error == (
+        "Could not read connection 'no_such_connection': AirflowNotFoundException: "
+        "The conn_id `no_such_connection` isn't defined"
+    )
     assert report.endpoints == []
+
+
+def test_invalid_connection_exits_2_with_the_field_to_fix(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps({**emulator.connection_dict(), "login": ""}))
+    report = run_probe(CONN)
+
+    assert report.error == (
+        "Could not read connection 'ecoinvent_default': Connection 'ecoinvent_default': the client id "
+        "(field 'login') is empty; set it to your client id."
+    )
+    assert emulator.stats()["token_requests"] == 0
 
 
 def test_a_token_answer_that_is_not_json_is_named_and_exits_2(ecoinvent_conn: EmulatorServer) -> None:
@@ -315,10 +329,27 @@ def test_command_json_against_the_emulator(emulator: EmulatorServer) -> None:
     assert_safe(result, emulator)
 
 
-def test_command_exit_code_2_with_the_reason(emulator: EmulatorServer) -> None:
-    result = run_command(emulator, "--conn-id", "no_such_connection")
+def test_command_exit_code_2_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_provider_ecoinvent.probe.__main__ import main
 
-    assert result.returncode == 2
-    assert "Result: could not connect or authenticate (exit 2): Could not read connection 'no_such_connection'" in (
-        result.stdout
+    assert main(["--conn-id", "no_such_connection"]) == 2
+    assert capsys.readouterr().out.endswith(
+        "Result: could not connect or authenticate (exit 2): Could not read connection 'no_such_connection': "
+        "AirflowNotFoundException: The conn_id `no_such_connection` isn't defined\n"
     )
+
+
+# -- docs --------------------------------------------------------------------------------------------
+
+
+def test_docs_show_the_report_the_probe_prints() -> None:
+    from pathlib import Path
+
+    from airflow_provider_ecoinvent.probe.compare import KIND_LABELS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "probe.md").read_text(encoding="utf-8")
+    for endpoint_lines in VARIANT_DIFFERENCES.values():
+        for line in endpoint_lines:
+            assert f"    {line}\n" in docs
+    for kind, label in KIND_LABELS.items():
+        assert f"| {label} | `{kind}` |" in docs
