@@ -37,7 +37,6 @@ KIND_LABELS: Final = {
     "not_read": "not read",
     "not_json": "not JSON",
     "missing_item": "missing item",
-    "call_failed": "call failed",
 }
 _LABEL_WIDTH: Final = max(len(label) for label in KIND_LABELS.values()) + 2
 _TYPE_ORDER: Final = (STRING, INTEGER, NUMBER, BOOLEAN, ARRAY, OBJECT, NULL)
