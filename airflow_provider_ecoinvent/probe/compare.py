@@ -119,16 +119,17 @@ def _compare_key(key: Key, objects: Sequence[dict[str, Any]], prefix: str) -> li
     field = _path(prefix, key.name)
     names = (key.name, *key.aliases)
     values = [next(obj[name] for name in names if name in obj) for obj in objects if any(n in obj for n in names)]
-    present = len(values)
-    absent = len(objects) - present
-    if absent and (key.presence == "required" or (key.presence == "documented" and not present)):
+    absent = len(objects) - len(values)
+    differences = []
+    if absent and (key.presence == "required" or (key.presence == "documented" and not values)):
         effect = f"; {key.missing_effect}" if key.missing_effect else ""
-        return [Difference(key.missing_kind, field, f"{key.presence}, {_absent_from(absent, len(objects))}{effect}")]
+        message = f"{key.presence}, {_absent_from(absent, len(objects))}{effect}"
+        differences.append(Difference(key.missing_kind, field, message))
     wrong = {json_type(value) for value in values if not _accepts(key.types, json_type(value))}
     if wrong:
-        return [Difference("wrong_type", field, f"expected {_names(key.types)}, got {_names(wrong)}")]
+        return [*differences, Difference("wrong_type", field, f"expected {_names(key.types)}, got {_names(wrong)}")]
     elements = [element for value in values if isinstance(value, list) for element in value]
-    return _compare_elements(key, elements, field)
+    return differences + _compare_elements(key, elements, field)
 
 
 def _compare_elements(key: Key, elements: Sequence[Any], field: str) -> list[Difference]:

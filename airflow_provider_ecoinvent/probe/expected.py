@@ -97,19 +97,16 @@ def _count_versions(payload: Any) -> int:
     return len(parse_versions(payload))
 
 
-def _page_reader(keys: tuple[str, ...]) -> Callable[[Any], int]:
-    def count(payload: Any) -> int:
-        from airflow_provider_ecoinvent.hooks.ecoinvent import _items_and_total
+def _page_reader(batch: bool) -> Callable[[Any], int]:
+    """How many items the hook reads from one page of a paged (or, ``batch``, a batch) answer."""
 
-        return len(_items_and_total(payload, keys)[0])
+    def count(payload: Any) -> int:
+        from airflow_provider_ecoinvent.hooks.ecoinvent import BATCH_LIST_KEYS, PAGE_LIST_KEYS, _items_and_total
+
+        return len(_items_and_total(payload, BATCH_LIST_KEYS if batch else PAGE_LIST_KEYS)[0])
 
     return count
 
-
-#: Where the hook looks for the list of a paged answer (``EcoinventHook._paginate``) and of a batch answer
-#: (``EcoinventHook._fetch_batch``). tests/probe check these against the hook's behaviour.
-PAGE_LIST_KEYS: Final = ("results", "indicators", "datasets", "data")
-BATCH_LIST_KEYS: Final = ("datasets", "results")
 
 #: Contract section 2: the token endpoint's answer (Keycloak's keys; only the first two are read).
 TOKEN: Final = Shape(
@@ -154,7 +151,7 @@ INDICATORS: Final = ListAnswer(
     list_keys=("results",),
     bare_list=True,
     wrapper=Shape((Key("total", _types(INTEGER), "optional"),)),
-    provider_reads=_page_reader(PAGE_LIST_KEYS),
+    provider_reads=_page_reader(batch=False),
 )
 
 #: Contract section 4.1: the Dataset fields (all but ``id`` may be absent or null).
@@ -203,7 +200,7 @@ SEARCH: Final = ListAnswer(
     list_keys=("results",),
     bare_list=False,
     wrapper=Shape((_TOTAL, Key("facets", _types(OBJECT, ARRAY), "optional"))),
-    provider_reads=_page_reader(PAGE_LIST_KEYS),
+    provider_reads=_page_reader(batch=False),
 )
 
 #: Contract section 4.1: ``{"total", "datasets"}``, each dataset with its ``impact_scores``.
@@ -217,7 +214,7 @@ BATCH: Final = ListAnswer(
     list_keys=("datasets",),
     bare_list=False,
     wrapper=Shape((_TOTAL,)),
-    provider_reads=_page_reader(BATCH_LIST_KEYS),
+    provider_reads=_page_reader(batch=True),
 )
 
 #: The probe's calls, in the order it makes them.

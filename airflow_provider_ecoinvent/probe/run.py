@@ -16,7 +16,7 @@ from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._tokens import MalformedTokenResponse, TokenCache, parse_token_response
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 from airflow_provider_ecoinvent.probe.compare import Difference, ListFindings, compare_items, compare_list_answer
-from airflow_provider_ecoinvent.probe.expected import ENDPOINTS, PAGE_LIST_KEYS, TOKEN, ListAnswer
+from airflow_provider_ecoinvent.probe.expected import ENDPOINTS, TOKEN, ListAnswer
 from airflow_provider_ecoinvent.probe.report import EndpointReport, ProbeReport
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ def _first_id(items: list[Any]) -> int | None:
 def _of_total(payload: Any) -> str:
     from airflow_provider_ecoinvent.hooks.ecoinvent import _items_and_total
 
-    total = _items_and_total(payload, PAGE_LIST_KEYS)[1]
+    total = _items_and_total(payload, ())[1]
     return f" (total {total})" if total is not None else ""
 
 
