@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         help='GET /versions body: "object" ({"results": [...]}) or "list" (a bare list) (default: %(default)s)',
     )
     parser.add_argument(
+        "--shapes",
+        choices=("contract", "variant"),
+        default=defaults.shapes,
+        help='answer shapes: "contract", or "variant", which differs from the contract in every answer, '
+        "to try the probe or a client against (default: %(default)s)",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -156,6 +163,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             faults=faults,
             extra_clients=tuple(extra_clients),
             versions_shape=args.versions_shape,
+            shapes=args.shapes,
             log_requests=args.log_requests,
         )
     except (ValueError, json.JSONDecodeError) as exc:

@@ -29,6 +29,7 @@ from airflow_provider_ecoinvent.emulator.catalogue import INDICATORS, INDICATORS
 from airflow_provider_ecoinvent.emulator.config import ADMIN_PREFIX, TOKEN_PATH, EmulatorConfig
 from airflow_provider_ecoinvent.emulator.faults import DEFAULT_MALFORMED_BODY, RESPONSE_KINDS, FaultBook, FaultRule
 from airflow_provider_ecoinvent.emulator.ledger import Ledger
+from airflow_provider_ecoinvent.emulator.shapes import reshape
 from airflow_provider_ecoinvent.emulator.tokens import TOKEN_ERRORS, TokenState, TokenStore
 from airflow_provider_ecoinvent.emulator.validation import (
     ValidationErrors,
@@ -169,7 +170,7 @@ class EmulatorApp:
             if rule.kind in RESPONSE_KINDS:
                 return _fault_response(rule, is_token)
         if is_token:
-            return self._token(req)
+            return self._reshape("token", self._token(req))
         if template is None:
             return detail(404, "Not Found")
         methods = self._routes[template]
@@ -182,9 +183,16 @@ class EmulatorApp:
         if state is not TokenState.VALID or client_id is None:
             return detail(401, TOKEN_ERRORS[state], [("WWW-Authenticate", "Bearer")])
         try:
-            return handler(req, client_id)
+            return self._reshape(template, handler(req, client_id))
         except HTTPError as exc:
             return exc.response
+
+    def _reshape(self, endpoint: str, response: Response) -> Response:
+        """A successful answer in the configured ``shapes`` (errors keep their contract form)."""
+        if self.config.shapes == "contract" or response.status != 200:
+            return response
+        payload = reshape(self.config.shapes, endpoint, json.loads(response.body))
+        return json_response(200, payload, [h for h in response.headers if h[0] != "Content-Type"])
 
     # -- token endpoint -------------------------------------------------------------------------------
 
@@ -411,6 +419,7 @@ class EmulatorApp:
             "seed": self.config.seed,
             "api_prefix": self.config.api_prefix,
             "versions_shape": self.config.versions_shape,
+            "shapes": self.config.shapes,
         }
         return snapshot
 

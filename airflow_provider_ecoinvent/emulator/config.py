@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from airflow_provider_ecoinvent.emulator.shapes import SHAPES, Shapes
+
 VersionsShape = Literal["object", "list"]
 
 #: Keycloak's token path; the emulator serves it on the same host as the API (the real service uses
@@ -33,7 +35,9 @@ class EmulatorConfig:
     ``extra_clients`` adds more (client id, secret) pairs, so per-client usage ledgers can be tested.
     ``versions_shape`` chooses the ``GET /versions`` body: ``"object"`` (``{"results": [...]}`` with
     ``version`` and system models as objects) or ``"list"`` (a bare list with ``name`` and system models
-    as strings); the contract allows both, and clients must accept both.
+    as strings); the contract allows both, and clients must accept both. ``shapes`` chooses every
+    answer's shape: ``"contract"``, or ``"variant"``, which differs from the contract field by field
+    (see ``emulator/shapes.py``), to test what a client or the probe makes of an API that disagrees.
     """
 
     host: str = "127.0.0.1"
@@ -48,6 +52,7 @@ class EmulatorConfig:
     faults: tuple[Mapping[str, Any], ...] = ()
     extra_clients: tuple[tuple[str, str], ...] = ()
     versions_shape: VersionsShape = "object"
+    shapes: Shapes = "contract"
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -69,6 +74,8 @@ class EmulatorConfig:
             raise ValueError("port must be in 0..65535")
         if self.versions_shape not in ("object", "list"):
             raise ValueError("versions_shape must be 'object' or 'list'")
+        if self.shapes not in SHAPES:
+            raise ValueError("shapes must be 'contract' or 'variant'")
         if not self.client_id:
             raise ValueError("client_id must not be empty")
 
@@ -94,6 +101,7 @@ class EmulatorConfig:
             f"--client-id={self.client_id}",
             f"--client-secret={self.client_secret}",
             f"--versions-shape={self.versions_shape}",
+            f"--shapes={self.shapes}",
         ]
         for client_id, secret in self.extra_clients:
             argv.append(f"--extra-client={client_id}:{secret}")

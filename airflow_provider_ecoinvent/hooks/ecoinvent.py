@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
 #: The API's page size limit (``limit`` <= 100 on every paged endpoint, contract section 4).
 PAGE_LIMIT: Final = 100
+#: Where the list of a paged answer may sit, and of a batch answer (the probe checks answers against these).
+PAGE_LIST_KEYS: Final = ("results", "indicators", "datasets", "data")
+BATCH_LIST_KEYS: Final = ("datasets", "results")
 _BARE_GEOGRAPHY_CODE: Final = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]+)?$")
 
 
@@ -482,7 +485,7 @@ class EcoinventHook(BaseHook):
         while True:
             query = {"from": offset, "limit": limit, "version": version, "system_model": system_model}
             payload = self.request("POST", "datasets/batch", query=query, json=body, cancel=cancel)
-            page, total = _items_and_total(payload, ("datasets", "results"))
+            page, total = _items_and_total(payload, BATCH_LIST_KEYS)
             for dataset in page:
                 with contextlib.suppress(KeyError, TypeError, ValueError):
                     by_id[int(dataset["id"])] = dataset
@@ -496,7 +499,7 @@ class EcoinventHook(BaseHook):
         offset = 0
         while True:
             payload = self.request("GET", path, query={**query, "from": offset, "limit": PAGE_LIMIT})
-            items, total = _items_and_total(payload, ("results", "indicators", "datasets", "data"))
+            items, total = _items_and_total(payload, PAGE_LIST_KEYS)
             yield from items
             offset += len(items)
             if not items or total is None or offset >= total:

@@ -34,6 +34,10 @@ PUBLIC_MODULES = [
     "airflow_provider_ecoinvent.exceptions",
     "airflow_provider_ecoinvent.connection",
     "airflow_provider_ecoinvent.versions",
+    "airflow_provider_ecoinvent.probe.run",
+    "airflow_provider_ecoinvent.probe.report",
+    "airflow_provider_ecoinvent.probe.compare",
+    "airflow_provider_ecoinvent.probe.expected",
 ]
 
 

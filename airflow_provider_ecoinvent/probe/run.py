@@ -1,0 +1,259 @@
+"""The probe's calls: through the hook of the user's connection, so they go exactly as the provider's do.
+
+Free calls only (token, versions, indicators, one search page), plus one scored call of one dataset and
+one indicator when asked for. The hook brings the connection (env var, secrets backend or database), the
+retries, the 401 renewal, the masking and the error messages; the probe adds a look at each raw answer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._retry import RetryPolicy
+from airflow_provider_ecoinvent._tokens import MalformedTokenResponse, TokenCache, parse_token_response
+from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent.probe.compare import Difference, ListFindings, compare_items, compare_list_answer
+from airflow_provider_ecoinvent.probe.expected import ENDPOINTS, TOKEN, ListAnswer
+from airflow_provider_ecoinvent.probe.report import EndpointReport, ProbeReport
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import requests
+
+    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+#: A probe answers in seconds: a blip is retried, an outage is reported rather than waited out.
+PROBE_RETRY_POLICY: Final = RetryPolicy(max_retries=2, backoff_base=0.5, backoff_max=2.0, retry_after_max=10.0)
+#: Items asked for on the search and indicators pages (the API's maximum, as the provider asks).
+PAGE_SIZE: Final = 100
+#: Printed before the scored call, the only call that costs anything.
+BILLED: Final = "1 dataset, 1 indicator"
+
+
+def run_probe(
+    conn_id: str = DEFAULT_CONN_ID,
+    *,
+    scored: bool = False,
+    version: str | None = None,
+    system_model: str = "cutoff",
+    query: str | None = None,
+    hook: EcoinventHook | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> ProbeReport:
+    """Call the API with the connection ``conn_id`` and compare every answer with what the provider expects.
+
+    :param scored: also make one scored call (one dataset, one indicator): billed by the licence.
+    :param version: the database version to ask for; default: the newest that ``/versions`` lists.
+    :param system_model: the system model to ask for.
+    :param query: the search text of the one search page (default: none, every dataset).
+    :param hook: the hook to call with (default: one for ``conn_id`` with its own token cache, so the token
+        exchange really happens and its answer is seen, and a short retry budget).
+    :param notify: called with a line of text before the billed call is made.
+    :returns: the findings; ``report.exit_code`` says whether the API agrees.
+    """
+    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+    if hook is None:
+        hook = EcoinventHook(conn_id, retry_policy=PROBE_RETRY_POLICY, token_cache=TokenCache())
+    report = ProbeReport(conn_id=hook.ecoinvent_conn_id, system_model=system_model, version=version)
+    try:
+        settings = hook.settings
+    except Exception as err:  # an unknown connection id raises Airflow's own exception
+        report.error = f"Could not read connection {hook.ecoinvent_conn_id!r}: {_describe(err)}"
+        return report
+    report.add_secret(settings.client_secret)
+    report.api_url, report.token_url = settings.base_api_url, settings.token_url
+    _Probe(hook, report, query, notify or (lambda line: None)).run(scored)
+    return report
+
+
+class _Probe:
+    """One probe run: the calls in order, each filling in its part of the report."""
+
+    def __init__(
+        self, hook: EcoinventHook, report: ProbeReport, query: str | None, notify: Callable[[str], None]
+    ) -> None:
+        self.hook = hook
+        self.report = report
+        self.query = query
+        self.notify = notify
+        self.dataset_id: int | None = None
+        self.indicator_id: int | None = None
+
+    def run(self, scored: bool) -> None:
+        if not self.token() or not self.versions():
+            return
+        self.indicators()
+        self.search()
+        self.scored(scored)
+
+    # -- calls ---------------------------------------------------------------------------------------
+
+    def token(self) -> bool:
+        token_url = self.hook.settings.token_url
+        entry = self.report.add(EndpointReport("token", "POST", urlsplit(token_url).path or "/"))
+        recorder = _TokenAnswerRecorder(token_url)
+        hooks = self.hook.session.hooks["response"]
+        hooks.append(recorder)
+        try:
+            self.report.add_secret(self.hook.get_access_token())
+        except Exception as err:
+            entry.error = _describe(err)
+            self.report.error = f"Could not get an access token: {entry.error}"
+        finally:
+            hooks.remove(recorder)
+        if recorder.body is not None:
+            self._compare_token(entry, recorder.body)
+        return self.report.error is None
+
+    def _compare_token(self, entry: EndpointReport, body: bytes) -> None:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            entry.differences.append(Difference("not_json", "(answer)", "the token answer is not JSON"))
+            return
+        entry.differences.extend(compare_items(TOKEN, [payload]))
+        try:
+            lifetime = parse_token_response(body, 0.0).lifetime
+        except MalformedTokenResponse as err:
+            entry.differences.append(Difference("not_read", "(answer)", f"the provider cannot read it: {err}"))
+            return
+        entry.summary = f"the provider reads a token valid for {lifetime:g} s"
+
+    def versions(self) -> bool:
+        from airflow_provider_ecoinvent.versions import newest, parse_versions
+
+        entry, payload = self._call("versions")
+        if entry.error is not None:
+            self.report.error = f"Got a token, but {entry.method} {entry.path} failed: {entry.error}"
+            return False
+        self._compare_list(entry, payload)
+        versions = parse_versions(payload)
+        latest = newest(versions)
+        entry.summary = f"{len(versions)} versions read" + (f", newest {latest.name}" if latest else "")
+        if self.report.version is None:
+            model = self.report.system_model
+            # As EcoinventHook.resolve_version picks "latest", from the answer already at hand.
+            offering = newest(v for v in versions if not v.system_models or model in v.system_models)
+            self.report.version = offering.name if offering else "latest"
+        return True
+
+    def indicators(self) -> None:
+        entry, payload = self._call("indicators", query=self._page_query())
+        if entry.error is None:
+            findings = self._compare_list(entry, payload)
+            self.indicator_id = _first_id(findings.items)
+            entry.summary = f"{findings.provider_reads} indicators read{_of_total(payload)}"
+
+    def search(self) -> None:
+        entry, payload = self._call("search", query={"query": self.query, **self._page_query()})
+        if entry.error is None:
+            findings = self._compare_list(entry, payload)
+            self.dataset_id = _first_id(findings.items)
+            entry.summary = f"{findings.provider_reads} datasets read from the first page{_of_total(payload)}"
+
+    def scored(self, wanted: bool) -> None:
+        endpoint = ENDPOINTS["scored"]
+        path = self.hook.settings.api_prefix + "/" + endpoint.path
+        if not wanted:
+            self.report.add(EndpointReport(endpoint.name, endpoint.method, path, skipped=_SCORED_HINT))
+            return
+        if self.dataset_id is None or self.indicator_id is None:
+            missing = "dataset id on the search page" if self.dataset_id is None else "indicator id"
+            self.report.add(EndpointReport(endpoint.name, endpoint.method, path, skipped=f"no {missing} to ask for"))
+            return
+        dataset_id, indicator_id = self.dataset_id, self.indicator_id
+        self.notify(
+            f"Scored call: {endpoint.method} {path} for dataset {dataset_id} and indicator {indicator_id}; "
+            f"the licence bills it as {BILLED}."
+        )
+        body = {"dataset_ids": [dataset_id], "indicator_ids": [indicator_id]}
+        query = {"from": 0, "limit": 1, "version": self.report.version, "system_model": self.report.system_model}
+        entry, payload = self._call("scored", query=query, json=body)
+        self.report.billed = f"{BILLED} (one scored call made)"
+        if entry.error is None:
+            findings = self._compare_list(entry, payload)
+            entry.differences.extend(_missing_items(findings, dataset_id, indicator_id))
+            entry.summary = f"{findings.provider_reads} scored dataset read; billed: {BILLED}"
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _page_query(self) -> dict[str, Any]:
+        return {
+            "version": self.report.version,
+            "system_model": self.report.system_model,
+            "from": 0,
+            "limit": PAGE_SIZE,
+        }
+
+    def _call(self, name: str, **kwargs: Any) -> tuple[EndpointReport, Any]:
+        """Make the endpoint's call through the hook; a failure is recorded, not raised."""
+        endpoint = ENDPOINTS[name]
+        path = self.hook.settings.api_prefix + "/" + endpoint.path
+        entry = self.report.add(EndpointReport(name, endpoint.method, path))
+        try:
+            return entry, self.hook.request(endpoint.method, endpoint.path, **kwargs)
+        except Exception as err:
+            entry.error = _describe(err)
+            return entry, None
+
+    def _compare_list(self, entry: EndpointReport, payload: Any) -> ListFindings:
+        answer = ENDPOINTS[entry.name].answer
+        assert isinstance(answer, ListAnswer)
+        findings = compare_list_answer(answer, payload)
+        entry.differences.extend(findings.differences)
+        return findings
+
+
+_SCORED_HINT: Final = f"add --scored to check one scored dataset (billed: {BILLED})"
+
+
+class _TokenAnswerRecorder:
+    """A ``requests`` response hook that keeps the body of the token endpoint's last 200 answer."""
+
+    def __init__(self, token_url: str) -> None:
+        self._path = urlsplit(token_url).path
+        self.body: bytes | None = None
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        is_token_answer = response.request.method == "POST" and urlsplit(response.url).path == self._path
+        if is_token_answer and response.status_code == 200:
+            self.body = response.content
+        return response
+
+
+def _describe(err: Exception) -> str:
+    """The provider's own message for its errors; the exception type too for anything else."""
+    if isinstance(err, EcoinventError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def _first_id(items: list[Any]) -> int | None:
+    for item in items:
+        ident = item.get("id") if isinstance(item, dict) else None
+        if isinstance(ident, int) and not isinstance(ident, bool):
+            return ident
+    return None
+
+
+def _of_total(payload: Any) -> str:
+    from airflow_provider_ecoinvent.hooks.ecoinvent import _items_and_total
+
+    total = _items_and_total(payload, ())[1]
+    return f" (total {total})" if total is not None else ""
+
+
+def _missing_items(findings: ListFindings, dataset_id: int, indicator_id: int) -> list[Difference]:
+    """The scored answer must hold the dataset asked for, with a score for the indicator asked for."""
+    dataset = next((item for item in findings.items if isinstance(item, dict) and item.get("id") == dataset_id), None)
+    if dataset is None:
+        return [Difference("missing_item", "(answer)", f"the dataset asked for ({dataset_id}) is not in the answer")]
+    scores = dataset.get("impact_scores")
+    if isinstance(scores, list) and any(isinstance(s, dict) and s.get("id") == indicator_id for s in scores):
+        return []
+    return [Difference("missing_item", "impact_scores", f"no score for the indicator asked for ({indicator_id})")]
