@@ -1,8 +1,9 @@
 """``python -m airflow_provider_ecoinvent.emulator``: run the emulator in the foreground.
 
 Once it accepts connections it prints three ``export KEY='value'`` lines on stdout, ready to paste into a
-shell (``EmulatorProcess`` reads them to learn the port; a shell script can ``source`` them), then serves until SIGINT or SIGTERM and
-exits 0. The server runs in a thread so the main thread only waits for the signal and shuts down cleanly."""
+shell (``EmulatorProcess`` reads them to learn the port; a shell script can ``source`` them), then serves
+until SIGINT or SIGTERM and exits 0. The server runs in a thread so the main thread only waits for the
+signal and shuts down cleanly."""
 
 from __future__ import annotations
 
