@@ -43,7 +43,9 @@ export ECOINVENT_OUTPUT_ROOT="file://$OUTPUT_DIR"
 rm -rf "$OUTPUT_DIR"
 echo "demo: preparing a throw-away Airflow home (about 10 s)"
 "$AIRFLOW" db migrate >"$work/migrate.log" 2>&1 || { tail -20 "$work/migrate.log" >&2; fail "airflow db migrate failed"; }
+# The pool the example DAGs share when ECOINVENT_POOL names it (without it they use default_pool).
 "$AIRFLOW" pools set ecoinvent_api 4 "ecoinvent API calls" >/dev/null 2>&1 || fail "could not create the pool"
+export ECOINVENT_POOL=ecoinvent_api
 
 # 3. The DAG, end to end.
 echo "demo: running $DAG_ID with 'airflow dags test' (about 20 s)"

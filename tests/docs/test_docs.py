@@ -34,6 +34,7 @@ PUBLIC_MODULES = [
     "airflow_provider_ecoinvent.exceptions",
     "airflow_provider_ecoinvent.connection",
     "airflow_provider_ecoinvent.versions",
+    "airflow_provider_ecoinvent.pools",
 ]
 
 

@@ -170,3 +170,47 @@ def test_make_demo_script(tmp_path: Path) -> None:
         ["pgrep", "-f", "airflow_provider_ecoinvent.emulator --port 0 --datasets 5000"], capture_output=True
     )
     assert leftovers.stdout == b"", "the demo left its emulator running"
+
+
+def _load_examples(known_pools: set[str]) -> Any:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    return DagBag(dag_folder=str(EXAMPLES), known_pools=known_pools)
+
+
+def _scheduler_pools() -> set[str]:
+    """The pools the scheduler sees: a task whose pool is not among them is never scheduled (Airflow 3.1-3.3)."""
+    from airflow.models.pool import Pool
+
+    return set(Pool.slots_stats())
+
+
+def test_examples_are_schedulable_where_the_ecoinvent_pool_does_not_exist(
+    airflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: every example used the pool `ecoinvent_api`, which only the demo created; under a real
+    scheduler their tasks waited for ever. Without ECOINVENT_POOL they use Airflow's `default_pool`."""
+    monkeypatch.delenv("ECOINVENT_POOL", raising=False)
+    pools = _scheduler_pools()
+    assert "ecoinvent_api" not in pools
+    bag = _load_examples(known_pools=pools)
+    assert bag.import_errors == {}
+    used = {task.pool for dag in bag.dags.values() for task in dag.tasks}
+    assert used <= pools, f"tasks the scheduler would never run: pools {sorted(used - pools)}"
+    assert bag.dag_warnings == set()
+
+
+def test_examples_share_the_pool_named_by_ecoinvent_pool(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.models.pool import Pool
+
+    monkeypatch.setenv("ECOINVENT_POOL", "ecoinvent_api_test")
+    Pool.create_or_update_pool("ecoinvent_api_test", 2, "ecoinvent API calls", include_deferred=False)
+    try:
+        bag = _load_examples(known_pools=_scheduler_pools())
+        assert {task.pool for dag in bag.dags.values() for task in dag.tasks} == {"ecoinvent_api_test"}
+        assert bag.dag_warnings == set()
+    finally:
+        Pool.delete_pool("ecoinvent_api_test")
