@@ -25,6 +25,7 @@ EXAMPLES = REPO / "example_dags"
 AIRFLOW = Path(sys.executable).with_name("airflow")
 EXAMPLE_DAG_IDS = [
     "ecoinvent_ingest_datasets",
+    "ecoinvent_list_indicators",
     "ecoinvent_new_release",
     "ecoinvent_release_watcher",
     "ecoinvent_system_models",
@@ -88,6 +89,23 @@ def test_ingest_datasets_example(
     assert stats["usage"][emulator.client_id]["datasets"] == len(records)
     assert stats["requests"]["POST /datasets/batch"] == -(-len(records) // 100)
     assert stats["token_requests"] == 1, "one token for the whole run: the tasks share this process"
+
+
+@pytest.mark.integration
+def test_list_indicators_example_writes_every_indicator(
+    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with EmulatorServer() as emulator:
+        run_example(write_dag, monkeypatch, "ecoinvent_list_indicators", emulator, tmp_path)
+        stats = emulator.stats()
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json())
+        from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+        expected = EcoinventHook().get_indicators()
+    files = list((tmp_path / "indicators").glob("*.jsonl"))
+    assert len(files) == 1
+    assert jsonl_records(files[0]) == expected
+    assert stats["usage"].get(emulator.client_id, {}).get("datasets", 0) == 0, "listing indicators is free"
 
 
 @pytest.mark.integration
