@@ -78,6 +78,7 @@ with DAG(
     )
     # [END howto_datasets_operator]
 
+    # [START howto_read_manifest]
     @task
     def summarise(manifest: dict) -> None:
         """The manifest is small (counts, uri, sha256); the records themselves never pass through XCom."""
@@ -89,3 +90,4 @@ with DAG(
         )
 
     summarise(ingest.output)
+    # [END howto_read_manifest]

@@ -54,9 +54,11 @@ def test_sample_runs_against_the_emulator(block: Any, tmp_path: Path) -> None:
     assert result.returncode == 0, f"{block.where}:\n{block.code}\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
 
 
-@pytest.mark.parametrize("block", _ids("compile-only"))
-def test_compile_only_sample_compiles(block: Any) -> None:
-    compile(block.code, block.where, "exec")
+def test_compile_only_samples_compile() -> None:
+    """Blocks marked as needing a real licence cannot run here; they must at least be valid Python."""
+    for block in BLOCKS:
+        if block.kind == "compile-only":
+            compile(block.code, block.where, "exec")
 
 
 def test_an_unmarked_python_block_fails_the_check(tmp_path: Path) -> None:
