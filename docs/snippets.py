@@ -62,12 +62,13 @@ def python_blocks(document: Path) -> list[Block]:
 
 
 def region(path: str, name: str) -> str:
-    """The dedented lines between ``# [START name]`` and ``# [END name]`` of ``path``."""
+    """The dedented lines between ``# [START name]`` and ``# [END name]`` of ``path``, without trailing blank
+    lines (ruff format may put one before the END marker; a sample must not end with one)."""
     text = (REPO / path).read_text()
     match = re.search(rf"^[ \t]*# \[START {name}\]\n(.*?)^[ \t]*# \[END {name}\]", text, re.DOTALL | re.MULTILINE)
     if match is None:
         raise SystemExit(f"{path}: no region named {name!r}")
-    return textwrap.dedent(match.group(1))
+    return textwrap.dedent(match.group(1)).rstrip("\n") + "\n"  # blank lines before the END marker dropped
 
 
 def sync(document: Path, write: bool) -> list[str]:

@@ -89,5 +89,6 @@ with DAG(
             f"{manifest['missing_datasets']} ids missing)."
         )
 
-    summarise(ingest.output)
     # [END howto_read_manifest]
+
+    summarise(ingest.output)

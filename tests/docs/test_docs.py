@@ -40,6 +40,7 @@ def _ids(kind: str) -> list[Any]:
     return [pytest.param(block, id=block.where) for block in BLOCKS if block.kind == kind]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("block", _ids("run"))
 def test_sample_runs_against_the_emulator(block: Any, tmp_path: Path) -> None:
     """The block, as a script of its own (its imports included), with ecoinvent_default at the emulator."""
