@@ -6,6 +6,7 @@ Version names are opaque strings ("3.10", "3.12-sandbox"). Comparing them as str
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -52,6 +53,22 @@ def is_newer(candidate: str, than: str) -> bool:
 def newest(versions: Iterable[EcoinventVersion]) -> EcoinventVersion | None:
     """The newest of ``versions`` in release-number order, ``None`` for none."""
     return max(versions, key=lambda version: release_key(version.name), default=None)
+
+
+def system_model_hint(requested: str, offered: Iterable[str]) -> str:
+    """The valid system models and, for a typo ("cut-off"), the closest one, for an error message.
+
+    A user who mistypes a system model needs the names to pick from, not only the list of versions.
+    """
+    models = sorted(set(offered), key=str.lower)
+    if not models:
+        return "the API lists no system model for it"
+    hint = f"valid system models: {', '.join(models)}"
+    by_lower = {model.lower(): model for model in models}
+    closest = difflib.get_close_matches(requested.lower(), list(by_lower), n=1, cutoff=0.6)
+    if closest:
+        hint += f"; did you mean {by_lower[closest[0]]!r}?"
+    return hint
 
 
 def parse_versions(payload: Any) -> list[EcoinventVersion]:

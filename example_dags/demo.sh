@@ -22,17 +22,19 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "demo: $*" >&2; exit 1; }
 
-# 1. The emulator, on a free loopback port. It prints its URLs and a ready connection line.
+# 1. The emulator, on a free loopback port. It prints `export` lines (its URLs and a ready connection), the
+#    same lines a user pastes into a shell; sourcing them sets AIRFLOW_CONN_ECOINVENT_DEFAULT.
 "$PY" -m airflow_provider_ecoinvent.emulator --port 0 --datasets 5000 >"$work/emulator.out" 2>"$work/emulator.err" &
 emulator_pid=$!
 for _ in $(seq 1 100); do
-  grep -q '^AIRFLOW_CONN_ECOINVENT_DEFAULT=' "$work/emulator.out" 2>/dev/null && break
+  grep -q '^export AIRFLOW_CONN_ECOINVENT_DEFAULT=' "$work/emulator.out" 2>/dev/null && break
   kill -0 "$emulator_pid" 2>/dev/null || { cat "$work/emulator.err" >&2; fail "the emulator did not start"; }
   sleep 0.1
 done
-conn_line=$(grep '^AIRFLOW_CONN_ECOINVENT_DEFAULT=' "$work/emulator.out") || fail "the emulator printed no connection"
-export AIRFLOW_CONN_ECOINVENT_DEFAULT="${conn_line#AIRFLOW_CONN_ECOINVENT_DEFAULT=}"
-echo "demo: emulator at $(sed -n 's/^ECOINVENT_EMULATOR_BASE_URL=//p' "$work/emulator.out")"
+grep -q '^export AIRFLOW_CONN_ECOINVENT_DEFAULT=' "$work/emulator.out" || fail "the emulator printed no connection"
+# shellcheck source=/dev/null
+source "$work/emulator.out"
+echo "demo: emulator at $ECOINVENT_EMULATOR_BASE_URL"
 
 # 2. A throw-away Airflow home (SQLite) that sees only the example DAGs.
 export AIRFLOW_HOME="$work/airflow" AIRFLOW__CORE__LOAD_EXAMPLES=False
@@ -41,7 +43,9 @@ export ECOINVENT_OUTPUT_ROOT="file://$OUTPUT_DIR"
 rm -rf "$OUTPUT_DIR"
 echo "demo: preparing a throw-away Airflow home (about 10 s)"
 "$AIRFLOW" db migrate >"$work/migrate.log" 2>&1 || { tail -20 "$work/migrate.log" >&2; fail "airflow db migrate failed"; }
+# The pool the example DAGs share when ECOINVENT_POOL names it (without it they use default_pool).
 "$AIRFLOW" pools set ecoinvent_api 4 "ecoinvent API calls" >/dev/null 2>&1 || fail "could not create the pool"
+export ECOINVENT_POOL=ecoinvent_api
 
 # 3. The DAG, end to end.
 echo "demo: running $DAG_ID with 'airflow dags test' (about 20 s)"

@@ -17,6 +17,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, task
 
 from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+from airflow_provider_ecoinvent.pools import ecoinvent_pool
 
 # Cheap module-level constants only: this file is parsed often, so no connection or Variable is read here.
 OUTPUT_ROOT = os.environ.get("ECOINVENT_OUTPUT_ROOT", "file:///tmp/ecoinvent")
@@ -37,8 +38,9 @@ with DAG(
     default_args={
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
-        # Every API task shares one pool, so several DAGs cannot overrun the API together.
-        "pool": "ecoinvent_api",
+        # Every API task shares one pool, so several DAGs cannot overrun the API together: $ECOINVENT_POOL
+        # once you created it (docs/scheduling.md), else default_pool (a missing pool would block the tasks).
+        "pool": ecoinvent_pool(),
     },
     tags=["ecoinvent", "example"],
 ) as dag:
@@ -76,6 +78,7 @@ with DAG(
     )
     # [END howto_datasets_operator]
 
+    # [START howto_read_manifest]
     @task
     def summarise(manifest: dict) -> None:
         """The manifest is small (counts, uri, sha256); the records themselves never pass through XCom."""
@@ -85,5 +88,7 @@ with DAG(
             f"({manifest['bytes']} bytes, {manifest['api_calls']} API calls, "
             f"{manifest['missing_datasets']} ids missing)."
         )
+
+    # [END howto_read_manifest]
 
     summarise(ingest.output)

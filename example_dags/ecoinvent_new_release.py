@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+from airflow_provider_ecoinvent.pools import ecoinvent_pool
 from airflow_provider_ecoinvent.sensors.ecoinvent import EcoinventVersionSensor
 
 OUTPUT_ROOT = os.environ.get("ECOINVENT_OUTPUT_ROOT", "file:///tmp/ecoinvent")
@@ -27,7 +28,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "pool": "ecoinvent_api"},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "pool": ecoinvent_pool()},
     tags=["ecoinvent", "example"],
 ) as dag:
     # [START howto_version_sensor]

@@ -13,6 +13,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+from airflow_provider_ecoinvent.pools import ecoinvent_pool
 from airflow_provider_ecoinvent.triggers.ecoinvent import EcoinventNewVersionTrigger
 
 OUTPUT_ROOT = os.environ.get("ECOINVENT_OUTPUT_ROOT", "file:///tmp/ecoinvent")
@@ -38,7 +39,7 @@ with DAG(
     schedule=[new_ecoinvent_release],
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    default_args={"retries": 2, "pool": "ecoinvent_api"},
+    default_args={"retries": 2, "pool": ecoinvent_pool()},
     tags=["ecoinvent", "example"],
 ) as dag:
 

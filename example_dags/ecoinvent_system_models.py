@@ -13,6 +13,7 @@ import pendulum
 from airflow.sdk import DAG, task
 
 from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+from airflow_provider_ecoinvent.pools import ecoinvent_pool
 
 OUTPUT_ROOT = os.environ.get("ECOINVENT_OUTPUT_ROOT", "file:///tmp/ecoinvent")
 DATASET_IDS = list(range(1, 101))  # a fixed panel of datasets, scored under every system model
@@ -24,7 +25,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "pool": "ecoinvent_api"},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), "pool": ecoinvent_pool()},
     tags=["ecoinvent", "example"],
 ) as dag:
 

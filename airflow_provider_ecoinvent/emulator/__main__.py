@@ -1,8 +1,9 @@
 """``python -m airflow_provider_ecoinvent.emulator``: run the emulator in the foreground.
 
-Once it accepts connections it prints three ``KEY=value`` lines on stdout (``EmulatorProcess`` reads them
-to learn the port; a shell script can read them the same way), then serves until SIGINT or SIGTERM and
-exits 0. The server runs in a thread so the main thread only waits for the signal and shuts down cleanly."""
+Once it accepts connections it prints three ``export KEY='value'`` lines on stdout, ready to paste into a
+shell (``EmulatorProcess`` reads them to learn the port; a shell script can ``source`` them), then serves
+until SIGINT or SIGTERM and exits 0. The server runs in a thread so the main thread only waits for the
+signal and shuts down cleanly."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ _DESCRIPTION = """\
 A local emulator of the ecoinvent API (datasets, impact scores, indicators, versions) and of its
 OAuth2 client-credentials token endpoint, with a usage ledger and scriptable faults.
 
-Once it listens it prints three lines, ECOINVENT_EMULATOR_BASE_URL=..., ECOINVENT_EMULATOR_TOKEN_URL=...
-and AIRFLOW_CONN_ECOINVENT_DEFAULT=<connection JSON>, then serves until SIGINT or SIGTERM (exit 0).
+Once it listens it prints three shell lines, ready to paste into a shell (or to `source`):
+export ECOINVENT_EMULATOR_BASE_URL=..., export ECOINVENT_EMULATOR_TOKEN_URL=... and
+export AIRFLOW_CONN_ECOINVENT_DEFAULT='<connection JSON>'; then it serves until SIGINT or SIGTERM (exit 0).
 """
 
 _EPILOG = f"""\

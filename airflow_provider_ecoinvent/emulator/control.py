@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -64,12 +65,28 @@ def connection_dict_for(config: EmulatorConfig, base_url: str, **extra_overrides
 
 
 def startup_lines(config: EmulatorConfig, base_url: str) -> list[str]:
-    """The lines ``python -m airflow_provider_ecoinvent.emulator`` prints once it accepts connections."""
-    return [
-        f"{ENV_BASE_URL}={base_url}",
-        f"{ENV_TOKEN_URL}={base_url + TOKEN_PATH}",
-        f"{ENV_CONNECTION}={json.dumps(connection_dict_for(config, base_url))}",
-    ]
+    """The lines ``python -m airflow_provider_ecoinvent.emulator`` prints once it accepts connections.
+
+    Each is an ``export KEY='value'`` shell command, so that a user can paste them into a shell as they are
+    (the connection JSON has spaces and quotes that an unquoted ``KEY=value`` line would split)."""
+    values = {
+        ENV_BASE_URL: base_url,
+        ENV_TOKEN_URL: base_url + TOKEN_PATH,
+        ENV_CONNECTION: json.dumps(connection_dict_for(config, base_url)),
+    }
+    return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
+
+
+def parse_startup_line(line: str) -> tuple[str, str] | None:
+    """``(KEY, value)`` from one line of :func:`startup_lines`, ``None`` for any other line."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return None
+    if len(words) != 2 or words[0] != "export":
+        return None
+    key, sep, value = words[1].partition("=")
+    return (key, value) if sep and key else None
 
 
 class EmulatorControl:
@@ -364,9 +381,9 @@ class EmulatorProcess(_EmulatorHandle):
                 raise RuntimeError(
                     f"the emulator exited with code {self.process.returncode} before starting:\n{self.stderr_tail}"
                 )
-            key, sep, value = line.rstrip("\n").partition("=")
-            if sep:
-                self.startup_output[key] = value
+            parsed = parse_startup_line(line)
+            if parsed is not None:
+                self.startup_output[parsed[0]] = parsed[1]
         self._base_url = self.startup_output[ENV_BASE_URL]
 
     def stop(self) -> None:

@@ -44,7 +44,7 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventError,
     EcoinventRetriesExhaustedError,
 )
-from airflow_provider_ecoinvent.versions import EcoinventVersion, newest, parse_versions
+from airflow_provider_ecoinvent.versions import EcoinventVersion, newest, parse_versions, system_model_hint
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,7 +59,10 @@ PAGE_LIMIT: Final = 100
 #: Where the list of a paged answer may sit, and of a batch answer (the probe checks answers against these).
 PAGE_LIST_KEYS: Final = ("results", "indicators", "datasets", "data")
 BATCH_LIST_KEYS: Final = ("datasets", "results")
-_BARE_GEOGRAPHY_CODE: Final = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]+)?$")
+#: ecoinvent's display form of a geography, "Name (CODE)": the only form the search filter matches.
+_GEOGRAPHY_DISPLAY_FORM: Final = re.compile(r"^(?P<name>.*?)\s*\((?P<code>[^()]+)\)\s*$")
+#: How many known geographies an error message lists before "... and N more".
+_GEOGRAPHIES_SHOWN: Final = 40
 
 
 class EcoinventHook(BaseHook):
@@ -380,8 +383,10 @@ class EcoinventHook(BaseHook):
         if not version or version == "latest":
             found = newest(v for v in versions if not v.system_models or system_model in v.system_models)
             if found is None:
+                offered = (model for v in versions for model in v.system_models)
                 raise EcoinventConfigError(
-                    f"No version available to {where} offers system model {system_model!r} (versions: {available})."
+                    f"No version available to {where} offers system model {system_model!r} "
+                    f"(versions: {available}); {system_model_hint(system_model, offered)}"
                 )
             return found.name
         match = next((v for v in versions if v.name == version), None)
@@ -390,7 +395,7 @@ class EcoinventHook(BaseHook):
         if match.system_models and system_model not in match.system_models:
             raise EcoinventConfigError(
                 f"Version {version!r} has no system model {system_model!r} for {where}; "
-                f"it offers: {', '.join(match.system_models)}."
+                f"{system_model_hint(system_model, match.system_models)}"
             )
         return match.name
 
@@ -404,17 +409,45 @@ class EcoinventHook(BaseHook):
         """Every dataset matching a search, page after page (searches are free: not billed).
 
         :param query: free text; ``None`` matches everything the filters allow.
-        :param filters: API filters such as ``geography`` (the display form, e.g. ``"Mexico (MX)"``:
-            a bare code matches nothing) or ``activity_type``.
+        :param filters: API filters such as ``geography`` or ``activity_type``. The API matches only the
+            display form of a geography (``"Mexico (MX)"``); a bare code (``"MX"``) or name (``"Mexico"``) is
+            mapped to it with one free lookup (:meth:`get_geographies`).
+        :raises EcoinventConfigError: the geography is not one the catalogue lists (before any search).
         """
         geography = filters.get("geography")
-        if isinstance(geography, str) and _BARE_GEOGRAPHY_CODE.match(geography):
-            self.log.warning(
-                "geography=%r looks like a bare code; the API matches the display form such as 'Mexico (MX)'.",
-                geography,
-            )
+        if isinstance(geography, str) and not _GEOGRAPHY_DISPLAY_FORM.match(geography):
+            filters = {**filters, "geography": self._display_geography(geography, version, system_model)}
         search = {"query": query, "version": version, "system_model": system_model, **filters}
         return self._paginate("datasets", search)
+
+    def get_geographies(self, version: str = "latest", system_model: str = "cutoff") -> list[str]:
+        """The geographies of a version's catalogue in their display form (``"Germany (DE)"``), sorted.
+
+        One free search call: the API's ``facets`` count datasets per geography over the whole catalogue;
+        when it sends none, the geographies of the first page of results are all that is known.
+        """
+        query = {"version": version, "system_model": system_model, "from": 0, "limit": PAGE_LIMIT}
+        payload = self.request("GET", "datasets", query=query)
+        items, _ = _items_and_total(payload, ("results", "datasets", "data"))
+        found = set(_facet_values(payload, "geography"))
+        found.update(item["geography"] for item in items if isinstance(item.get("geography"), str))
+        return sorted(found, key=str.casefold)
+
+    def _display_geography(self, given: str, version: str, system_model: str) -> str:
+        """The display form of a bare geography code or name; a clear error when the catalogue lacks it."""
+        known = self.get_geographies(version, system_model)
+        display = match_geography(given, known)
+        if display is None:
+            shown = ", ".join(repr(name) for name in known[:_GEOGRAPHIES_SHOWN]) or "none"
+            more = f" and {len(known) - _GEOGRAPHIES_SHOWN} more" if len(known) > _GEOGRAPHIES_SHOWN else ""
+            raise EcoinventConfigError(
+                f"search filter geography {given!r} is not a geography of ecoinvent {version}/{system_model}. "
+                "The API matches the display form 'Name (CODE)', e.g. 'Switzerland (CH)'; a bare code or name "
+                f"is mapped to it when the catalogue lists it. Known: {shown}{more}. "
+                "List them with EcoinventHook().get_geographies(version, system_model)."
+            )
+        self.log.info("Search filter geography %r means %r.", given, display)
+        return display
 
     def get_dataset(
         self,
@@ -692,6 +725,35 @@ def _items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, 
     items: list[Any] = next((payload[key] for key in keys if isinstance(payload.get(key), list)), [])
     total = payload.get("total")
     return [item for item in items if isinstance(item, dict)], total if isinstance(total, int) else None
+
+
+def match_geography(given: str, known: Iterable[str]) -> str | None:
+    """The display form among ``known`` whose code or name is ``given`` ("DE", "de", "Germany" ->
+    "Germany (DE)"); an exact code wins over a case-insensitive match. ``None`` when nothing matches."""
+    wanted = given.strip()
+    loose: str | None = None
+    for display in known:
+        match = _GEOGRAPHY_DISPLAY_FORM.match(display)
+        if match is None:
+            continue
+        if match["code"] == wanted:
+            return display
+        if loose is None and wanted.casefold() in (match["code"].casefold(), match["name"].casefold()):
+            loose = display
+    return loose
+
+
+def _facet_values(payload: Any, facet: str) -> list[str]:
+    """The values of one search facet, in any shape: ``{"geography": {"Germany (DE)": 12}}``, a list of
+    names, or a list of objects with ``name``/``value``. Absent or unreadable facets give ``[]``."""
+    facets = payload.get("facets") if isinstance(payload, dict) else None
+    values = facets.get(facet) if isinstance(facets, dict) else None
+    if isinstance(values, dict):
+        return [str(name) for name in values]
+    if not isinstance(values, list):
+        return []
+    names = [item.get("name") or item.get("value") if isinstance(item, dict) else item for item in values]
+    return [name for name in names if isinstance(name, str)]
 
 
 def _query_items(query: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ import requests
 
 from airflow_provider_ecoinvent.emulator import EmulatorConfig, EmulatorProcess, EmulatorServer
 from airflow_provider_ecoinvent.emulator.__main__ import build_parser
+from airflow_provider_ecoinvent.emulator.control import parse_startup_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -129,10 +130,14 @@ def test_command_line_prints_the_lines_and_stops_cleanly_on_sigterm():
         assert process.stdout is not None
         lines = [process.stdout.readline().rstrip("\n") for _ in range(3)]
         startup = time.monotonic() - start
-        assert lines[0].startswith("ECOINVENT_EMULATOR_BASE_URL=http://127.0.0.1:")
+        assert lines[0].startswith("export ECOINVENT_EMULATOR_BASE_URL=http://127.0.0.1:")
         base_url = lines[0].split("=", 1)[1]
-        assert lines[1] == f"ECOINVENT_EMULATOR_TOKEN_URL={base_url}/realms/ecoinvent/protocol/openid-connect/token"
-        key, _, conn = lines[2].partition("=")
+        assert (
+            lines[1] == f"export ECOINVENT_EMULATOR_TOKEN_URL={base_url}/realms/ecoinvent/protocol/openid-connect/token"
+        )
+        parsed = parse_startup_line(lines[2])
+        assert parsed is not None
+        key, conn = parsed
         assert key == "AIRFLOW_CONN_ECOINVENT_DEFAULT"
         assert json.loads(conn) == {
             "conn_type": "ecoinvent",
@@ -253,3 +258,31 @@ def test_connection_env_fixture(ecoinvent_connection_env: EmulatorServer):
     import os
 
     assert os.environ["AIRFLOW_CONN_ECOINVENT_DEFAULT"] == ecoinvent_connection_env.connection_json()
+
+
+def test_printed_lines_work_when_pasted_into_a_shell():
+    """Issue 12: the printed lines are pasted into a shell as they are; bash must export every value intact."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", MODULE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env()
+    )
+    try:
+        assert process.stdout is not None
+        pasted = "".join(process.stdout.readline() for _ in range(3))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+    names = ("ECOINVENT_EMULATOR_BASE_URL", "ECOINVENT_EMULATOR_TOKEN_URL", "AIRFLOW_CONN_ECOINVENT_DEFAULT")
+    show = f"import json, os; print(json.dumps({{name: os.environ[name] for name in {names!r}}}))"
+    # The pasted lines, then the exported environment as a new process sees it.
+    script = pasted + 'exec "$0" -c "$1"'
+    result = subprocess.run(
+        ["bash", "-c", script, sys.executable, show], capture_output=True, text=True, timeout=30, env={}
+    )
+    assert result.returncode == 0, result.stderr
+    exported = json.loads(result.stdout)
+    base_url = exported["ECOINVENT_EMULATOR_BASE_URL"]
+    assert base_url.startswith("http://127.0.0.1:")
+    assert exported["ECOINVENT_EMULATOR_TOKEN_URL"] == base_url + "/realms/ecoinvent/protocol/openid-connect/token"
+    assert json.loads(exported["AIRFLOW_CONN_ECOINVENT_DEFAULT"])["host"] == base_url

@@ -25,6 +25,7 @@ EXAMPLES = REPO / "example_dags"
 AIRFLOW = Path(sys.executable).with_name("airflow")
 EXAMPLE_DAG_IDS = [
     "ecoinvent_ingest_datasets",
+    "ecoinvent_list_indicators",
     "ecoinvent_new_release",
     "ecoinvent_release_watcher",
     "ecoinvent_system_models",
@@ -88,6 +89,23 @@ def test_ingest_datasets_example(
     assert stats["usage"][emulator.client_id]["datasets"] == len(records)
     assert stats["requests"]["POST /datasets/batch"] == -(-len(records) // 100)
     assert stats["token_requests"] == 1, "one token for the whole run: the tasks share this process"
+
+
+@pytest.mark.integration
+def test_list_indicators_example_writes_every_indicator(
+    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with EmulatorServer() as emulator:
+        run_example(write_dag, monkeypatch, "ecoinvent_list_indicators", emulator, tmp_path)
+        stats = emulator.stats()
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json())
+        from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+        expected = EcoinventHook().get_indicators()
+    files = list((tmp_path / "indicators").glob("*.jsonl"))
+    assert len(files) == 1
+    assert jsonl_records(files[0]) == expected
+    assert stats["usage"].get(emulator.client_id, {}).get("datasets", 0) == 0, "listing indicators is free"
 
 
 @pytest.mark.integration
@@ -170,3 +188,47 @@ def test_make_demo_script(tmp_path: Path) -> None:
         ["pgrep", "-f", "airflow_provider_ecoinvent.emulator --port 0 --datasets 5000"], capture_output=True
     )
     assert leftovers.stdout == b"", "the demo left its emulator running"
+
+
+def _load_examples(known_pools: set[str]) -> Any:
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+    return DagBag(dag_folder=str(EXAMPLES), known_pools=known_pools)
+
+
+def _scheduler_pools() -> set[str]:
+    """The pools the scheduler sees: a task whose pool is not among them is never scheduled (Airflow 3.1-3.3)."""
+    from airflow.models.pool import Pool
+
+    return set(Pool.slots_stats())
+
+
+def test_examples_are_schedulable_where_the_ecoinvent_pool_does_not_exist(
+    airflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: every example used the pool `ecoinvent_api`, which only the demo created; under a real
+    scheduler their tasks waited for ever. Without ECOINVENT_POOL they use Airflow's `default_pool`."""
+    monkeypatch.delenv("ECOINVENT_POOL", raising=False)
+    pools = _scheduler_pools()
+    assert "ecoinvent_api" not in pools
+    bag = _load_examples(known_pools=pools)
+    assert bag.import_errors == {}
+    used = {task.pool for dag in bag.dags.values() for task in dag.tasks}
+    assert used <= pools, f"tasks the scheduler would never run: pools {sorted(used - pools)}"
+    assert bag.dag_warnings == set()
+
+
+def test_examples_share_the_pool_named_by_ecoinvent_pool(airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.models.pool import Pool
+
+    monkeypatch.setenv("ECOINVENT_POOL", "ecoinvent_api_test")
+    Pool.create_or_update_pool("ecoinvent_api_test", 2, "ecoinvent API calls", include_deferred=False)
+    try:
+        bag = _load_examples(known_pools=_scheduler_pools())
+        assert {task.pool for dag in bag.dags.values() for task in dag.tasks} == {"ecoinvent_api_test"}
+        assert bag.dag_warnings == set()
+    finally:
+        Pool.delete_pool("ecoinvent_api_test")

@@ -341,6 +341,18 @@ def test_resolve_version_errors(ecoinvent_conn: EmulatorServer, version: str, sy
         hook.resolve_version(version, system_model)
 
 
+@pytest.mark.parametrize("version", ["latest", "3.11"])
+def test_system_model_typo_names_the_valid_models_and_the_closest(ecoinvent_conn: EmulatorServer, version: str) -> None:
+    """Issue 12: "cut-off" listed the versions, not the system models a user can pick from."""
+    hook, _ = make_hook()
+    with pytest.raises(EcoinventConfigError) as raised:
+        hook.resolve_version(version, "cut-off")
+    message = str(raised.value)
+    assert "system model 'cut-off'" in message
+    assert "valid system models: apos, consequential, cutoff, EN15804" in message
+    assert "did you mean 'cutoff'?" in message
+
+
 def test_latest_follows_a_new_release(ecoinvent_conn: EmulatorServer) -> None:
     hook, _ = make_hook()
     ecoinvent_conn.publish_version("3.12")
@@ -369,6 +381,36 @@ def test_search_filters(ecoinvent_conn: EmulatorServer) -> None:
     mexico = list(hook.search_datasets(geography="Mexico (MX)"))
     assert mexico
     assert all(d["geography"] == "Mexico (MX)" for d in mexico)
+
+
+@pytest.mark.parametrize("given", ["DE", "de", "Germany"])
+def test_search_maps_a_bare_geography_to_its_display_form(ecoinvent_conn: EmulatorServer, given: str) -> None:
+    """Issue 12: a bare code selected nothing; the hook now maps it to the display form the API matches."""
+    hook, _ = make_hook()
+    germany = list(hook.search_datasets(geography=given))
+    assert germany
+    assert {d["geography"] for d in germany} == {"Germany (DE)"}
+    assert germany == list(hook.search_datasets(geography="Germany (DE)"))
+
+
+def test_search_rejects_an_unknown_geography_before_any_billed_call(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    with pytest.raises(EcoinventConfigError) as raised:
+        list(hook.search_datasets("steel", geography="XY"))
+    message = str(raised.value)
+    assert "geography 'XY' is not a geography of ecoinvent latest/cutoff" in message
+    assert "'Germany (DE)'" in message
+    assert "'Rest-of-World (RoW)'" in message
+    stats = ecoinvent_conn.stats()
+    assert stats["usage"].get(ecoinvent_conn.client_id, {}).get("datasets", 0) == 0
+    assert stats["requests"]["GET /datasets"] == 1, "one free lookup, no search with a filter that matches nothing"
+
+
+def test_search_passes_a_display_form_without_a_lookup(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    found = list(hook.search_datasets(geography="Switzerland (CH)"))
+    assert {d["geography"] for d in found} == {"Switzerland (CH)"}
+    assert ecoinvent_conn.stats()["requests"]["GET /datasets"] == 1
 
 
 def test_get_dataset_scored(ecoinvent_conn: EmulatorServer) -> None:
@@ -588,3 +630,26 @@ def test_closing_a_finished_stream_is_not_a_cancel(ecoinvent_conn: EmulatorServe
     assert len(list(stream)) == 3
     stream.close()
     assert not stream.cancelled
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"facets": {"geography": {"Germany (DE)": 3, "Global (GLO)": 1}}},
+        {"facets": {"geography": ["Germany (DE)", "Global (GLO)"]}},
+        {"facets": {"geography": [{"name": "Germany (DE)", "count": 3}, {"value": "Global (GLO)"}]}},
+    ],
+    ids=["counts", "names", "objects"],
+)
+def test_geography_facets_are_read_in_any_shape(payload: dict[str, Any]) -> None:
+    from airflow_provider_ecoinvent.hooks.ecoinvent import _facet_values, match_geography
+
+    known = _facet_values(payload, "geography")
+    assert known == ["Germany (DE)", "Global (GLO)"]
+    assert [match_geography(given, known) for given in ("DE", "glo", "germany", "XY")] == [
+        "Germany (DE)",
+        "Global (GLO)",
+        "Germany (DE)",
+        None,
+    ]
+    assert _facet_values({"results": []}, "geography") == []

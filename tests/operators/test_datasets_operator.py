@@ -317,3 +317,32 @@ def test_search_selection_collects_ids_then_scores_them(
     assert requests["GET /datasets"] == pages
     assert requests["POST /datasets/batch"] == pages
     assert ecoinvent_conn.stats()["usage"][ecoinvent_conn.client_id]["datasets"] == len(expected)
+
+
+@pytest.mark.parametrize(("geography", "expected"), [("DE", "Germany (DE)"), ("XY", None)], ids=["code", "unknown"])
+def test_search_by_a_bare_geography_code_scores_that_geography_or_fails_before_billing(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, geography: str, expected: str | None
+) -> None:
+    """Issue 12: {"geography": "DE"} used to select nothing and succeed with an empty file."""
+    out = tmp_path / "geo.jsonl"
+    result = dag_runner(
+        f"""
+        EcoinventDatasetsOperator(
+            task_id="geo", search_filters={{"geography": "{geography}"}}, indicator_ids=[1], output_uri="file://{out}",
+        )
+        """
+    ).run()
+    stats = ecoinvent_conn.stats()
+    if expected is not None:
+        assert result.state == "success", result.errors
+        records = read_jsonl(out)
+        assert records
+        assert {r["geography"] for r in records} == {expected}
+        assert stats["usage"][ecoinvent_conn.client_id]["datasets"] == len(records)
+        return
+    assert result.states == {"geo": "failed"}
+    assert result.errors["geo"]["type"] == "EcoinventConfigError"
+    assert "geography 'XY' is not a geography of ecoinvent 3.11/cutoff" in result.errors["geo"]["message"]
+    assert "'Germany (DE)'" in result.errors["geo"]["message"]
+    assert stats["scored_calls"] == 0
+    assert not out.exists()
