@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from airflow_provider_ecoinvent._errors import Retryable, token_error
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
+from airflow_provider_ecoinvent.exceptions import EcoinventAuthError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -98,11 +99,24 @@ def parse_token_response(body: str | bytes, now: float) -> AccessToken:
         payload = json.loads(body)
         value = payload["access_token"]
         lifetime = float(payload["expires_in"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         raise MalformedTokenResponse(f"token response without access_token/expires_in ({type(err).__name__})") from None
     if not isinstance(value, str) or not value or lifetime <= 0:
         raise MalformedTokenResponse("token response with an empty access_token or a non-positive expires_in")
+    if not _is_header_safe_token(value):
+        # Sent as a header it would split the request (or fail there, after a token request); never retried,
+        # since the endpoint would issue the same kind of token again. The token itself is never echoed.
+        raise EcoinventAuthError(
+            f"The token endpoint issued an access token of {len(value)} characters that holds characters a bearer "
+            "token cannot have (control characters, spaces or non-ASCII); it was not used. Check the extra "
+            "'token_url' points at an OAuth2 token endpoint."
+        )
     return AccessToken(value=value, lifetime=lifetime, obtained_at=now)
+
+
+def _is_header_safe_token(value: str) -> bool:
+    """Whether ``value`` is printable ASCII without spaces (RFC 6750 ``b64token`` is narrower still)."""
+    return all("\x21" <= char <= "\x7e" for char in value)
 
 
 def read_token_response(
