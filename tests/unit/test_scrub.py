@@ -60,7 +60,7 @@ def test_an_api_error_never_keeps_a_prefix_of_a_secret_cut_at_the_limit() -> Non
 
 
 def test_a_token_error_scrubs_before_cutting() -> None:
-    body = json.dumps({"error": "invalid_request", "error_description": "y" * (MAX_DETAIL_CHARS - 20) + SECRET})
+    body = json.dumps({"error": "invalid_request", "error_description": "y" * (MAX_DETAIL_CHARS - 25) + SECRET})
     error = token_error(400, body, conn_id="c", token_url="https://sso.example/token", secrets=[SECRET])
     assert SECRET[:4] not in str(error)
 
