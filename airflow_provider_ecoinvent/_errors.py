@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote, quote_plus
 
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
-from airflow_provider_ecoinvent._transport import Unreachable, give_up_now, origin, redirect_error, unreachable_error
+from airflow_provider_ecoinvent._transport import (
+    Unreachable,
+    give_up_now,
+    origin,
+    redact_url,
+    redirect_error,
+    redirect_target,
+    unreachable_error,
+)
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,
@@ -155,19 +163,32 @@ def retries_exhausted(
 
 
 def token_error(
-    status: int, body: str | bytes | None, *, conn_id: str, token_url: str, secrets: Iterable[str] = ()
+    status: int,
+    body: str | bytes | None,
+    *,
+    conn_id: str,
+    token_url: str,
+    secrets: Iterable[str] = (),
+    location: str | None = None,
 ) -> EcoinventAuthError:
-    """The exception for a token endpoint that refused the exchange (4xx); echoed secrets are scrubbed."""
+    """The exception for a token endpoint that refused the exchange (3xx, 4xx); echoed secrets are scrubbed."""
     detail = detail_from_body(body, secrets)
     code = _keycloak_error_code(body)
-    if code in CREDENTIAL_ERRORS:
+    if 300 <= status < 400:
+        target = redirect_target(location)
+        message = (
+            f"The token endpoint {redact_url(token_url)} answered with a redirect ({status}){target} "
+            f"for connection {conn_id!r}; redirects are not followed, since the request carries the client secret: "
+            "set the extra 'token_url' to the token endpoint itself."
+        )
+    elif code in CREDENTIAL_ERRORS:
         message = (
             f"The token endpoint rejected the client id or secret of connection {conn_id!r} "
             f"({status} {code}): check the connection's login (client id) and password (client secret)."
         )
     else:
         message = (
-            f"The token endpoint {token_url} refused the client-credentials exchange for connection "
+            f"The token endpoint {redact_url(token_url)} refused the client-credentials exchange for connection "
             f"{conn_id!r} ({status}): {detail or 'no explanation given'}."
         )
     return EcoinventAuthError(message)

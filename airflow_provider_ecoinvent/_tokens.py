@@ -120,12 +120,19 @@ def _is_header_safe_token(value: str) -> bool:
 
 
 def read_token_response(
-    status: int, body: bytes, retry_after: str | None, *, settings: EcoinventSettings, now: float
+    status: int,
+    body: bytes,
+    retry_after: str | None,
+    *,
+    settings: EcoinventSettings,
+    now: float,
+    location: str | None = None,
 ) -> AccessToken | Retryable:
     """What a token-endpoint answer means, for both transports (the hook's and the trigger's).
 
     200 with a token: the token. 200 without one (a proxy page), 429 or 5xx: a failure worth retrying.
-    Any other status (``invalid_client``, ``unauthorized_client``, ...): raised at once, never retried.
+    Any other status (``invalid_client``, ``unauthorized_client``, ...): raised at once, never retried. A
+    redirect (``location``) is never followed: the form carries the client secret.
 
     :raises EcoinventAuthError: the endpoint refused the exchange; echoed secrets are scrubbed.
     """
@@ -137,7 +144,12 @@ def read_token_response(
     if status in RETRYABLE_STATUSES or status >= 500:
         return Retryable(f"HTTP {status}", retry_after)
     raise token_error(
-        status, body, conn_id=settings.conn_id, token_url=settings.token_url, secrets=[settings.client_secret]
+        status,
+        body,
+        conn_id=settings.conn_id,
+        token_url=settings.token_url,
+        secrets=[settings.client_secret],
+        location=location,
     )
 
 

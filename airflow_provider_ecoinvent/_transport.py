@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
+#: Connections each transport keeps open per host: the most concurrent calls one hook or client may make.
+POOL_SIZE: Final = 32
+
 #: Environment variables naming a CA bundle, in the order they are honoured when the connection names none:
 #: ``requests``' two variables first (what Airflow workers are usually configured with), then OpenSSL's.
 CA_BUNDLE_ENV_VARS: Final = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
@@ -106,10 +109,15 @@ def has_control_chars(value: str) -> bool:
 # -- redirects --------------------------------------------------------------------------------------
 
 
+def redirect_target(location: str | None) -> str:
+    """Where a redirect pointed, for a message: the host only (a Location's query may carry signatures)."""
+    where = urlsplit(location or "")
+    return f" to host {where.hostname!r}" if where.hostname else (f" to {where.path!r}" if where.path else "")
+
+
 def redirect_error(status: int, method: str, path: str, location: str | None, *, conn_id: str) -> EcoinventApiError:
     """A 3xx answer to an API call. Redirects are never followed: the token would go wherever they point."""
-    where = urlsplit(location or "")
-    target = f" to host {where.hostname!r}" if where.hostname else (f" to {where.path!r}" if where.path else "")
+    target = redirect_target(location)
     return EcoinventApiError(
         f"ecoinvent API answered {status} (a redirect{target}) to {method} {path} (connection {conn_id!r}). "
         "Redirects are not followed, so that the access token goes nowhere else: set the connection's host "
@@ -189,7 +197,7 @@ def unreachable_reason(err: BaseException) -> Unreachable | None:
     for cause in _causes(err):
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
-        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
+        if isinstance(cause, socket.gaierror):  # urllib3's NameResolutionError and httpcore wrap it
             return "host name does not resolve"
     return None
 

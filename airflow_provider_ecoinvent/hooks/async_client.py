@@ -50,6 +50,7 @@ from airflow_provider_ecoinvent._tokens import (
     read_token_response,
 )
 from airflow_provider_ecoinvent._transport import (
+    POOL_SIZE,
     CappedBody,
     api_path,
     find_tls_error,
@@ -220,7 +221,12 @@ class EcoinventAsyncClient:
                 failure = _network_failure(failure, err)
             else:
                 outcome = read_token_response(
-                    status, body, answer_headers.get("Retry-After"), settings=settings, now=self._clock()
+                    status,
+                    body,
+                    answer_headers.get("Retry-After"),
+                    settings=settings,
+                    now=self._clock(),
+                    location=answer_headers.get("Location"),
                 )
                 if isinstance(outcome, AccessToken):
                     await _amask(outcome.value)
@@ -353,7 +359,7 @@ def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         verify=verify,
         timeout=httpx.Timeout(settings.timeout, connect=settings.timeouts[0]),
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+        limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=8),
         headers={
             "User-Agent": (
                 f"airflow-provider-ecoinvent/{__version__} python-httpx/{httpx.__version__} "

@@ -39,6 +39,7 @@ from airflow_provider_ecoinvent._tokens import (
     token_key,
 )
 from airflow_provider_ecoinvent._transport import (
+    POOL_SIZE,
     CappedBody,
     api_path,
     redact_url,
@@ -67,8 +68,6 @@ if TYPE_CHECKING:
 
 #: The API's page size limit (``limit`` <= 100 on every paged endpoint, contract section 4).
 PAGE_LIMIT: Final = 100
-#: Connections the session keeps per host: the most batch calls ``get_datasets`` may run at once.
-POOL_SIZE: Final = 32
 #: Per-attempt read timeout and retries of ``test_connection``: Airflow's connection test gives up after ~10 s.
 CONNECTION_TEST_TIMEOUT: Final = 3.0
 CONNECTION_TEST_POLICY: Final = RetryPolicy(max_retries=1, backoff_max=1.0, retry_after_max=1.0, total_max=2.0)
@@ -228,7 +227,12 @@ class EcoinventHook(BaseHook):
                 failure = _network_failure(failure, err)
             else:
                 outcome = read_token_response(
-                    status, body, answer_headers.get("Retry-After"), settings=settings, now=self._clock()
+                    status,
+                    body,
+                    answer_headers.get("Retry-After"),
+                    settings=settings,
+                    now=self._clock(),
+                    location=answer_headers.get("Location"),
                 )
                 if isinstance(outcome, AccessToken):
                     _mask(outcome.value)

@@ -488,3 +488,29 @@ def test_closing_a_stream_wakes_a_retry_wait_at_once(ecoinvent_conn: EmulatorSer
     assert ecoinvent_conn.stats()["requests"]["POST /datasets/batch"] == 1
     assert len(outcome) == 1
     assert isinstance(outcome[0], EcoinventError)
+
+
+def test_a_redirecting_token_endpoint_is_named_and_not_followed(
+    transport: Counted, ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch, servers: Any
+) -> None:
+    other_url, other_received = servers(lambda handler: _json(handler, {"access_token": "x", "expires_in": 300}))
+
+    def redirect(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(308)
+        handler.send_header("Location", f"{other_url}/token?sig=query-secret")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    token_url, token_received = servers(redirect)
+    connection = ecoinvent_conn.connection_dict()
+    connection["extra"]["token_url"] = token_url + "/realms/x/token"
+    set_connection(monkeypatch, connection)
+    with pytest.raises(EcoinventAuthError) as raised:
+        transport("GET", "versions")
+    assert str(raised.value) == (
+        f"The token endpoint {token_url}/realms/x/token answered with a redirect (308) to host '127.0.0.1' for "
+        "connection 'ecoinvent_default'; redirects are not followed, since the request carries the client "
+        "secret: set the extra 'token_url' to the token endpoint itself."
+    )
+    assert len(token_received) == 1
+    assert other_received == []
