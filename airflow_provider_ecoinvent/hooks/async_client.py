@@ -2,7 +2,8 @@
 
 The async twin of :class:`~airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook`, with the same
 behaviour and the same words in its errors, built on the same shared pieces: the retry policy and budget
-(``_retry``), the token request and answer (``_tokens``) and the exception builders (``_errors``).
+(``_retry``), the token request and answer (``_tokens``), the exception builders (``_errors``) and the
+transport decisions: redirects, answer size, trusted CAs, unreachable hosts, API paths (``_transport``).
 
 Rules for the event loop, all kept here:
 
@@ -79,9 +80,11 @@ class EcoinventAsyncClient:
     Nothing happens in the constructor: the connection is read on the first call. One HTTP connection
     pool and one access token serve every call of the client; the token is renewed shortly before it
     expires (``AccessToken.is_fresh``) and once after a 401, and an ``asyncio.Lock`` makes concurrent
-    coroutines share one token exchange. 429, 5xx, connection errors and timeouts are retried with the
+    coroutines share one token exchange. 429, 5xx, dropped connections and timeouts are retried with the
     sync hook's :class:`~airflow_provider_ecoinvent._retry.RetryPolicy` (exponential back-off with
-    jitter, ``Retry-After`` honoured). Wrong credentials raise :class:`EcoinventAuthError` at once.
+    jitter, ``Retry-After`` honoured); a refused connection or an unknown host is retried once. Wrong
+    credentials raise :class:`EcoinventAuthError` at once. Redirects, answer sizes and trusted CAs are
+    decided as in the sync hook, by ``_transport``.
 
     Use it as an async context manager, or call :meth:`aclose` when done::
 
