@@ -206,10 +206,11 @@ class EcoinventHook(BaseHook):
         """
         return self._token().value
 
-    def _token(self) -> AccessToken:
-        return self._token_cache.get(self._token_key, self._fetch_token)
+    def _token(self, cancel: threading.Event | None = None) -> AccessToken:
+        return self._token_cache.get(self._token_key, lambda: self._fetch_token(cancel))
 
-    def _fetch_token(self) -> AccessToken:
+    def _fetch_token(self, cancel: threading.Event | None = None) -> AccessToken:
+        """A new token; ``cancel`` (the calling run's stop event) wakes a retry wait and stops retrying."""
         import requests
 
         settings = self.settings
@@ -217,6 +218,8 @@ class EcoinventHook(BaseHook):
         path = _path_of(settings.token_url)
         budget = self.retry_policy.start(self._clock)
         while True:
+            if cancel is not None and cancel.is_set():
+                raise EcoinventError(f"POST {path} abandoned: the run it belonged to was stopped.")
             failure = Failure("POST", settings.token_url, path, "", settings.conn_id, service="token endpoint")
             try:
                 self._count("token_requests")
@@ -241,7 +244,7 @@ class EcoinventHook(BaseHook):
                     self.log.info("Obtained an ecoinvent access token valid for %g s.", outcome.lifetime)
                     return outcome
                 failure = failure._replace(reason=outcome.reason, status=status, retry_after=outcome.retry_after)
-            self._wait_or_give_up(budget, failure)
+            self._wait_or_give_up(budget, failure, cancel)
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -280,7 +283,7 @@ class EcoinventHook(BaseHook):
         while True:
             if cancel is not None and cancel.is_set():
                 raise EcoinventError(f"{method} {full_path} abandoned: the run it belonged to was stopped.")
-            token = self._token()
+            token = self._token(cancel)
             failure = Failure(method, url, full_path, "", settings.conn_id)
             try:
                 self._count("api_calls")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
 from airflow_provider_ecoinvent.emulator.config import TOKEN_PATH
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
@@ -514,3 +515,32 @@ def test_a_redirecting_token_endpoint_is_named_and_not_followed(
     )
     assert len(token_received) == 1
     assert other_received == []
+
+
+def test_closing_a_stream_wakes_a_token_retry_wait_too(ecoinvent_conn: EmulatorServer) -> None:
+    hook = EcoinventHook()
+    hook.get_access_token()  # resolve 'latest' needs a token: get one, then make the next one fail
+    stream = hook.get_datasets([1, 2, 3])
+    TOKEN_CACHE.clear()
+    ecoinvent_conn.add_fault("status", status=503, path="/token", count=None, retry_after="120")
+    outcome: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            list(stream)
+        except BaseException as err:
+            outcome.append(err)
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    for _ in range(400):  # until the token request was answered 503 and the hook waits
+        if ecoinvent_conn.stats()["token_requests"] >= 2:
+            break
+        time.sleep(0.025)
+    stream.close()
+    worker.join(timeout=30)  # far below the 120 s Retry-After
+    assert not worker.is_alive(), "the token retry wait was not interrupted"
+    assert ecoinvent_conn.stats()["token_requests"] == 2
+    assert ecoinvent_conn.stats()["requests"].get("POST /datasets/batch", 0) == 0
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], EcoinventError)
