@@ -567,14 +567,17 @@ class EcoinventHook(BaseHook):
         except EcoinventApiError as err:
             if err.status_code == 404:
                 return False, (
-                    f"Token obtained, but GET {settings.api_prefix}/versions on {settings.api_url} answered 404: "
-                    "check the connection's host and 'api_prefix'."
+                    f"Token obtained, but GET {settings.api_prefix}/versions on {redact_url(settings.api_url)} "
+                    "answered 404: check the connection's host and 'api_prefix'."
                 )
             return False, f"Token obtained, but the API call failed: {err}"
         except EcoinventError as err:
             return False, f"Token obtained, but the API call failed: {err}"
         except requests.RequestException as err:
-            return False, f"Token obtained, but API host {settings.api_url} unreachable: {type(err).__name__}."
+            return (
+                False,
+                f"Token obtained, but API host {redact_url(settings.api_url)} unreachable: {type(err).__name__}.",
+            )
         latest = newest(versions)
         return True, (
             f"Connected to {settings.base_api_url} as client {settings.client_id!r}: "
