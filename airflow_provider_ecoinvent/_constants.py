@@ -21,6 +21,8 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_MAX_RETRIES: Final = 5
 DEFAULT_BATCH_SIZE: Final = 100
 MAX_BATCH_SIZE: Final = 10_000
+#: The largest answer read (256 MiB): far above a 100-dataset scored page, far below what exhausts a worker.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
 
 #: Extras this provider understands, with a one-line meaning (also used for the connection form).
 KNOWN_EXTRAS: Final[Mapping[str, str]] = {
@@ -35,4 +37,5 @@ KNOWN_EXTRAS: Final[Mapping[str, str]] = {
     "verify": "TLS verification: true (default), false, or the path of a CA bundle.",
     "allow_insecure_http": "Allow credentials over plain http:// to a non-loopback host (default false).",
     "max_unique_datasets": "Licence cost guard: the most distinct datasets one task may score.",
+    "max_response_bytes": "The largest answer read, in bytes (default 268435456 = 256 MiB); larger ones fail.",
 }

@@ -5,10 +5,22 @@ Shared by the sync hook and the async trigger client so that both fail with the 
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from urllib.parse import quote, quote_plus
 
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
+from airflow_provider_ecoinvent._transport import (
+    Unreachable,
+    give_up_now,
+    origin,
+    redact_url,
+    redirect_error,
+    redirect_target,
+    unreachable_error,
+)
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,
@@ -18,6 +30,8 @@ from airflow_provider_ecoinvent.exceptions import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from airflow_provider_ecoinvent._retry import RetryBudget
 
 #: The longest server explanation copied into an exception (a proxy's HTML page is not useful in full).
 MAX_DETAIL_CHARS: Final = 500
@@ -34,25 +48,56 @@ _HINTS: Final = {
 CREDENTIAL_ERRORS: Final = frozenset({"invalid_client", "unauthorized_client"})
 
 
+#: Shortest text scrubbed: shorter fragments would blank out ordinary words.
+_MIN_SECRET_CHARS: Final = 4
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in ``text`` with ``***`` (defence in depth: servers sometimes echo input)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+    """Replace every secret in ``text`` with ``***``, in every form it travels in (defence in depth:
+    servers sometimes echo input): as is, URL- and form-encoded, JSON- and HTML-escaped, and inside base64
+    (an echoed ``Authorization: Basic`` header). Scrub before shortening, never after: a cut can leave
+    a prefix of a secret that no longer matches it."""
+    forms = {form for secret in secrets if secret for form in secret_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
     return text
 
 
-def detail_from_body(body: str | bytes | None) -> str:
-    """The server's explanation: FastAPI's ``detail`` (string or validation list), Keycloak's
-    ``error_description``, or the start of the raw body."""
+def secret_forms(secret: str) -> set[str]:
+    """The encodings of ``secret`` that can appear in an echoed request or error page."""
+    url_encoded = quote(secret, safe="")
+    forms = {secret, url_encoded, quote_plus(secret), quote(secret), json.dumps(secret)[1:-1], html.escape(secret)}
+    for plain in (secret, url_encoded):  # HTTP Basic encodes the url-encoded secret
+        forms |= _base64_cores(plain.encode())
+    return {form for form in forms if len(form) >= _MIN_SECRET_CHARS}
+
+
+def _base64_cores(raw: bytes) -> set[str]:
+    """The base64 characters that depend on ``raw`` alone, for each of its three alignments in a longer text.
+
+    base64 maps 3 bytes to 4 characters, so the encoding of a secret inside ``user:secret`` depends on where
+    it starts; the characters fully determined by the secret's bits are the same for a given alignment.
+    """
+    cores = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        first = -(-8 * shift // 6)  # first character made only of the secret's bits
+        last = (8 * (shift + len(raw))) // 6  # characters after this one mix in what follows the secret
+        cores.add(encoded[first:last])
+    return cores
+
+
+def detail_from_body(body: str | bytes | None, secrets: Iterable[str] = ()) -> str:
+    """The server's explanation, scrubbed of ``secrets`` then shortened: FastAPI's ``detail`` (string or
+    validation list), Keycloak's ``error_description``, or the start of the raw body."""
     if not body:
         return ""
     raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         payload = json.loads(raw)
-    except ValueError:
-        return _shorten(" ".join(raw.split()))
-    return _shorten(_detail_from_json(payload))
+    except (ValueError, RecursionError):
+        return _shorten(scrub(" ".join(raw.split()), secrets))
+    return _shorten(scrub(_detail_from_json(payload), secrets))
 
 
 def _detail_from_json(payload: Any) -> str:
@@ -85,7 +130,7 @@ def api_error(
     status: int, method: str, path: str, body: str | bytes | None, *, conn_id: str, secrets: Iterable[str] = ()
 ) -> EcoinventApiError:
     """The exception for a non-retryable error answer of the API."""
-    detail = scrub(detail_from_body(body), secrets)
+    detail = detail_from_body(body, secrets)
     hint = _HINTS.get(status, "the API refused the request")
     message = f"ecoinvent API answered {status} to {method} {path} (connection {conn_id!r}): {hint}"
     if detail:
@@ -103,31 +148,47 @@ def retries_exhausted(
     reason: str,
     status: int | None,
     service: str = "ecoinvent API",
+    url: str | None = None,
 ) -> EcoinventRetriesExhaustedError:
-    """The exception for a transient failure that outlived the retry budget."""
+    """The exception for a transient failure that outlived the retry budget; ``url`` names the server
+    (without user-info or query), so that a call to a default host says which host that was."""
     cls = EcoinventRateLimitError if status == 429 else EcoinventRetriesExhaustedError
     what = "kept rate-limiting (429)" if status == 429 else f"kept failing ({reason})"
+    at = f" at {origin(url)}" if url else ""
     message = (
-        f"{service} {what} {method} {path} (connection {conn_id!r}) after {attempts} attempts "
+        f"{service} {what} {method} {path}{at} (connection {conn_id!r}) after {attempts} attempts "
         f"in {elapsed:.1f} s; retry later or raise the connection's 'max_retries'."
     )
     return cls(message, status_code=status, method=method, path=path, detail=reason)
 
 
 def token_error(
-    status: int, body: str | bytes | None, *, conn_id: str, token_url: str, secrets: Iterable[str] = ()
+    status: int,
+    body: str | bytes | None,
+    *,
+    conn_id: str,
+    token_url: str,
+    secrets: Iterable[str] = (),
+    location: str | None = None,
 ) -> EcoinventAuthError:
-    """The exception for a token endpoint that refused the exchange (4xx); echoed secrets are scrubbed."""
-    detail = scrub(detail_from_body(body), secrets)
+    """The exception for a token endpoint that refused the exchange (3xx, 4xx); echoed secrets are scrubbed."""
+    detail = detail_from_body(body, secrets)
     code = _keycloak_error_code(body)
-    if code in CREDENTIAL_ERRORS:
+    if 300 <= status < 400:
+        target = redirect_target(location)
+        message = (
+            f"The token endpoint {redact_url(token_url)} answered with a redirect ({status}){target} "
+            f"for connection {conn_id!r}; redirects are not followed, since the request carries the client secret: "
+            "set the extra 'token_url' to the token endpoint itself."
+        )
+    elif code in CREDENTIAL_ERRORS:
         message = (
             f"The token endpoint rejected the client id or secret of connection {conn_id!r} "
             f"({status} {code}): check the connection's login (client id) and password (client secret)."
         )
     else:
         message = (
-            f"The token endpoint {token_url} refused the client-credentials exchange for connection "
+            f"The token endpoint {redact_url(token_url)} refused the client-credentials exchange for connection "
             f"{conn_id!r} ({status}): {detail or 'no explanation given'}."
         )
     return EcoinventAuthError(message)
@@ -136,7 +197,7 @@ def token_error(
 def _keycloak_error_code(body: str | bytes | None) -> str | None:
     try:
         payload = json.loads(body or b"")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     error = payload.get("error") if isinstance(payload, dict) else None
     return str(error) if error else None
@@ -164,17 +225,21 @@ def read_api_status(
     conn_id: str,
     secrets: Iterable[str],
     renewed_after_401: bool,
+    location: str | None = None,
 ) -> str | Retryable:
     """What an API answer's status means, for both transports (the hook's and the trigger's).
 
     2xx: :data:`SUCCESS`. A first 401: :data:`RENEW_TOKEN` (get a new token, repeat once). 429 and 5xx:
-    :class:`Retryable`. Anything else, or a second 401: raised at once.
+    :class:`Retryable`. Anything else, or a second 401: raised at once. A redirect (3xx, its ``location``)
+    is never followed by either transport: it is an error naming where it pointed.
 
     :raises EcoinventAuthError: a freshly issued token was refused too.
-    :raises EcoinventApiError: 400, 403, 404, 422 and other statuses retrying cannot fix.
+    :raises EcoinventApiError: 3xx, 400, 403, 404, 422 and other statuses retrying cannot fix.
     """
     if 200 <= status < 300:
         return SUCCESS
+    if 300 <= status < 400:
+        raise redirect_error(status, method, path, location, conn_id=conn_id)
     if status == 401:
         if renewed_after_401:
             raise EcoinventAuthError(
@@ -197,6 +262,14 @@ def decode_json_body(status: int, body: bytes, *, method: str, path: str, conn_i
         return None
     try:
         return json.loads(body)
+    except RecursionError:
+        raise EcoinventApiError(
+            f"ecoinvent API answered {status} to {method} {path} with JSON nested too deeply to read "
+            f"(connection {conn_id!r}): check the connection's host and 'api_prefix'.",
+            status_code=status,
+            method=method,
+            path=path,
+        ) from None
     except ValueError:
         raise EcoinventApiError(
             f"ecoinvent API answered {status} to {method} {path} with a body that is not "
@@ -204,5 +277,71 @@ def decode_json_body(status: int, body: bytes, *, method: str, path: str, conn_i
             status_code=status,
             method=method,
             path=path,
-            detail=scrub(body[:200].decode("utf-8", "replace"), secrets),
+            # Scrub a window wider than any secret before cutting, so no prefix of a secret survives the cut.
+            detail=scrub(body[:4096].decode("utf-8", "replace"), secrets)[:200],
         ) from None
+
+
+class Failure(NamedTuple):
+    """One failed attempt, as either transport saw it: enough to decide on a retry and to explain giving up."""
+
+    method: str
+    url: str
+    path: str
+    reason: str
+    conn_id: str
+    service: str = "ecoinvent API"
+    status: int | None = None
+    retry_after: str | None = None
+    #: Set when the host refused the connection or does not resolve (see ``_transport.unreachable_reason``).
+    unreachable: Unreachable | None = None
+
+
+def next_delay_or_raise(budget: RetryBudget, failure: Failure) -> float:
+    """Seconds to wait before the next attempt, for both transports; raises when the call should stop.
+
+    Transient failures are retried within the budget. A refused connection or an unknown host is retried
+    once at most (a restarting service), then fails with a message naming ``scheme://host:port``.
+
+    :raises EcoinventUnreachableError: the host refused or did not resolve, again.
+    :raises EcoinventRetriesExhaustedError: the budget is spent (``EcoinventRateLimitError`` for 429).
+    """
+    delay = None if give_up_now(failure.unreachable, budget.retries) else budget.next_delay(failure.retry_after)
+    if delay is not None:
+        return delay
+    if failure.unreachable is not None:
+        raise unreachable_error(
+            failure.url,
+            failure.unreachable,
+            failure.method,
+            conn_id=failure.conn_id,
+            attempts=budget.attempts,
+            service=failure.service,
+        )
+    raise retries_exhausted(
+        failure.method,
+        failure.path,
+        conn_id=failure.conn_id,
+        attempts=budget.attempts,
+        elapsed=budget.elapsed,
+        reason=failure.reason,
+        status=failure.status,
+        service=failure.service,
+        url=failure.url,
+    )
+
+
+def retry_log_args(failure: Failure, budget: RetryBudget, delay: float) -> tuple[object, ...]:
+    """Arguments of :data:`RETRY_LOG_FORMAT`: the same retry line from both transports."""
+    return (
+        failure.method,
+        failure.path,
+        failure.reason,
+        budget.retries,
+        budget.policy.max_retries,
+        delay,
+        " as Retry-After asks" if failure.retry_after else "",
+    )
+
+
+RETRY_LOG_FORMAT: Final = "%s %s failed (%s); retry %d of %d in %.2f s%s."

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from airflow_provider_ecoinvent._errors import Retryable, token_error
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
+from airflow_provider_ecoinvent.exceptions import EcoinventAuthError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -98,20 +99,40 @@ def parse_token_response(body: str | bytes, now: float) -> AccessToken:
         payload = json.loads(body)
         value = payload["access_token"]
         lifetime = float(payload["expires_in"])
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         raise MalformedTokenResponse(f"token response without access_token/expires_in ({type(err).__name__})") from None
     if not isinstance(value, str) or not value or lifetime <= 0:
         raise MalformedTokenResponse("token response with an empty access_token or a non-positive expires_in")
+    if not _is_header_safe_token(value):
+        # Sent as a header it would split the request (or fail there, after a token request); never retried,
+        # since the endpoint would issue the same kind of token again. The token itself is never echoed.
+        raise EcoinventAuthError(
+            f"The token endpoint issued an access token of {len(value)} characters that holds characters a bearer "
+            "token cannot have (control characters, spaces or non-ASCII); it was not used. Check the extra "
+            "'token_url' points at an OAuth2 token endpoint."
+        )
     return AccessToken(value=value, lifetime=lifetime, obtained_at=now)
 
 
+def _is_header_safe_token(value: str) -> bool:
+    """Whether ``value`` is printable ASCII without spaces (RFC 6750 ``b64token`` is narrower still)."""
+    return all("\x21" <= char <= "\x7e" for char in value)
+
+
 def read_token_response(
-    status: int, body: bytes, retry_after: str | None, *, settings: EcoinventSettings, now: float
+    status: int,
+    body: bytes,
+    retry_after: str | None,
+    *,
+    settings: EcoinventSettings,
+    now: float,
+    location: str | None = None,
 ) -> AccessToken | Retryable:
     """What a token-endpoint answer means, for both transports (the hook's and the trigger's).
 
     200 with a token: the token. 200 without one (a proxy page), 429 or 5xx: a failure worth retrying.
-    Any other status (``invalid_client``, ``unauthorized_client``, ...): raised at once, never retried.
+    Any other status (``invalid_client``, ``unauthorized_client``, ...): raised at once, never retried. A
+    redirect (``location``) is never followed: the form carries the client secret.
 
     :raises EcoinventAuthError: the endpoint refused the exchange; echoed secrets are scrubbed.
     """
@@ -123,7 +144,12 @@ def read_token_response(
     if status in RETRYABLE_STATUSES or status >= 500:
         return Retryable(f"HTTP {status}", retry_after)
     raise token_error(
-        status, body, conn_id=settings.conn_id, token_url=settings.token_url, secrets=[settings.client_secret]
+        status,
+        body,
+        conn_id=settings.conn_id,
+        token_url=settings.token_url,
+        secrets=[settings.client_secret],
+        location=location,
     )
 
 

@@ -27,12 +27,14 @@ from airflow_provider_ecoinvent._constants import (
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_URL,
     KNOWN_EXTRAS,
     MAX_BATCH_SIZE,
 )
+from airflow_provider_ecoinvent._transport import has_control_chars, redact_url
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class EcoinventSettings:
     verify: bool | str = True
     allow_insecure_http: bool = False
     max_unique_datasets: int | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     @property
     def base_api_url(self) -> str:
@@ -142,15 +145,34 @@ def parse_settings(
         token_url=token_url,
         api_prefix=_api_prefix(where, extra.get("api_prefix")),
         client_auth=_client_auth(where, extra.get("client_auth")),
-        user_id=_optional_text(where, extra, "user_id"),
-        organization_id=_optional_text(where, extra, "organization_id"),
+        user_id=header_value(where, "extra 'user_id'", _optional_text(where, extra, "user_id")),
+        organization_id=header_value(where, "extra 'organization_id'", _optional_text(where, extra, "organization_id")),
         timeout=_positive_number(where, extra, "timeout", DEFAULT_TIMEOUT),
         max_retries=_integer(where, extra, "max_retries", DEFAULT_MAX_RETRIES, minimum=0, maximum=100),
         batch_size=_integer(where, extra, "batch_size", DEFAULT_BATCH_SIZE, minimum=1, maximum=MAX_BATCH_SIZE),
         verify=_verify(where, extra.get("verify")),
         allow_insecure_http=allow_insecure_http,
         max_unique_datasets=_optional_integer(where, extra, "max_unique_datasets", minimum=0),
+        max_response_bytes=_integer(
+            where, extra, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, minimum=1024, maximum=2**40
+        ),
     )
+
+
+def header_value(where: str, label: str, value: str | None) -> str | None:
+    """``value`` if it can be sent as an HTTP header value (``X-User-Id``, ``X-Organization-Id``).
+
+    A CR or LF would split the request; the HTTP libraries refuse it only when the request is sent, after a
+    token request (and the async client would retry it as a network failure), so it is refused here.
+
+    :raises EcoinventConfigError: the value holds control characters.
+    """
+    if value is not None and has_control_chars(value):
+        raise EcoinventConfigError(
+            f"{where}: {label} holds control characters (such as a line break), which cannot be sent in an HTTP "
+            f"header; remove them: {value!r}."
+        )
+    return value
 
 
 def is_loopback_host(hostname: str | None) -> bool:
@@ -211,10 +233,12 @@ def _url(where: str, label: str, url: str) -> str:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError as err:
-        raise EcoinventConfigError(f"{where}: {label} is not a valid URL ({err}): {url!r}.") from None
+        raise EcoinventConfigError(
+            f"{where}: {label} is not a valid URL ({redact_url(str(err))}): {redact_url(url)!r}."
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise EcoinventConfigError(
-            f"{where}: {label} must be an http:// or https:// URL with a host name, got {url!r}."
+            f"{where}: {label} must be an http:// or https:// URL with a host name, got {redact_url(url)!r}."
         )
     if parts.username or parts.password:
         raise EcoinventConfigError(
@@ -227,7 +251,7 @@ def _refuse_plain_http(where: str, label: str, url: str, allowed: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme == "http" and not allowed and not is_loopback_host(parts.hostname):
         raise EcoinventConfigError(
-            f"{where}: {label} {url!r} uses plain http:// to a host that is not this machine; the client "
+            f"{where}: {label} {redact_url(url)!r} uses plain http:// to a host that is not this machine; the client "
             "secret and tokens would cross the network unencrypted. Use https://, or set the extra "
             "'allow_insecure_http' to true if this is deliberate (e.g. an emulator in another container)."
         )

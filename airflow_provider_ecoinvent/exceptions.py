@@ -17,6 +17,7 @@ __all__ = [
     "EcoinventError",
     "EcoinventRateLimitError",
     "EcoinventRetriesExhaustedError",
+    "EcoinventUnreachableError",
 ]
 
 
@@ -68,6 +69,13 @@ class EcoinventRetriesExhaustedError(EcoinventApiError):
 
 class EcoinventRateLimitError(EcoinventRetriesExhaustedError):
     """The API kept answering 429 Too Many Requests until the retry budget ran out."""
+
+
+class EcoinventUnreachableError(EcoinventApiError):
+    """The host refused the connection or its name does not resolve, again after one retry.
+
+    Not a transient failure for a configured host: the message names ``scheme://host:port`` and what to check.
+    """
 
 
 class EcoinventCostGuardError(EcoinventError):

@@ -14,6 +14,7 @@ from airflow_provider_ecoinvent._constants import (
     DEFAULT_API_PREFIX,
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_URL,
@@ -87,6 +88,11 @@ CONN_FIELDS: Final[dict[str, Any]] = {
         "label": "Cost guard: max unique datasets per task",
         "description": KNOWN_EXTRAS["max_unique_datasets"] + " Empty: no limit.",
         "schema": {"type": ["integer", "null"], "minimum": 0},
+    },
+    "max_response_bytes": {
+        "label": "Max answer size (bytes)",
+        "description": KNOWN_EXTRAS["max_response_bytes"],
+        "schema": {"type": ["integer", "null"], "minimum": 1024, "default": DEFAULT_MAX_RESPONSE_BYTES},
     },
 }
 

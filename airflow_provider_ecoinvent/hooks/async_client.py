@@ -2,7 +2,8 @@
 
 The async twin of :class:`~airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook`, with the same
 behaviour and the same words in its errors, built on the same shared pieces: the retry policy and budget
-(``_retry``), the token request and answer (``_tokens``) and the exception builders (``_errors``).
+(``_retry``), the token request and answer (``_tokens``), the exception builders (``_errors``) and the
+transport decisions: redirects, answer size, trusted CAs, unreachable hosts, API paths (``_transport``).
 
 Rules for the event loop, all kept here:
 
@@ -34,11 +35,14 @@ from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._errors import (
     RENEW_TOKEN,
+    RETRY_LOG_FORMAT,
     SUCCESS,
+    Failure,
     Retryable,
     decode_json_body,
+    next_delay_or_raise,
     read_api_status,
-    retries_exhausted,
+    retry_log_args,
 )
 from airflow_provider_ecoinvent._retry import RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
@@ -46,8 +50,17 @@ from airflow_provider_ecoinvent._tokens import (
     build_token_request,
     read_token_response,
 )
+from airflow_provider_ecoinvent._transport import (
+    POOL_SIZE,
+    CappedBody,
+    api_path,
+    find_tls_error,
+    tls_error,
+    trusted_cas,
+    unreachable_reason,
+)
 from airflow_provider_ecoinvent.connection import settings_from_connection
-from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.versions import EcoinventVersion, parse_versions
 
 if TYPE_CHECKING:
@@ -57,6 +70,8 @@ if TYPE_CHECKING:
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
 _log = logging.getLogger(__name__)
+#: Bytes read from an answer at a time (the size limit is checked after each).
+_CHUNK_BYTES = 64 * 1024
 
 
 class EcoinventAsyncClient:
@@ -65,9 +80,11 @@ class EcoinventAsyncClient:
     Nothing happens in the constructor: the connection is read on the first call. One HTTP connection
     pool and one access token serve every call of the client; the token is renewed shortly before it
     expires (``AccessToken.is_fresh``) and once after a 401, and an ``asyncio.Lock`` makes concurrent
-    coroutines share one token exchange. 429, 5xx, connection errors and timeouts are retried with the
+    coroutines share one token exchange. 429, 5xx, dropped connections and timeouts are retried with the
     sync hook's :class:`~airflow_provider_ecoinvent._retry.RetryPolicy` (exponential back-off with
-    jitter, ``Retry-After`` honoured). Wrong credentials raise :class:`EcoinventAuthError` at once.
+    jitter, ``Retry-After`` honoured); a refused connection or an unknown host is retried once. Wrong
+    credentials raise :class:`EcoinventAuthError` at once. Redirects, answer sizes and trusted CAs are
+    decided as in the sync hook, by ``_transport``.
 
     Use it as an async context manager, or call :meth:`aclose` when done::
 
@@ -195,26 +212,31 @@ class EcoinventAsyncClient:
         path = urlsplit(settings.token_url).path or "/"
         budget = self.retry_policy.start(self._clock)
         while True:
-            retry_after: str | None = None
-            status: int | None = None
+            failure = Failure("POST", settings.token_url, path, "", settings.conn_id, service="token endpoint")
             try:
                 self.token_requests += 1
-                response = await http.post(token_request.url, data=token_request.form, headers=token_request.headers)
+                status, answer_headers, body = await self._exchange(
+                    http, "POST", token_request.url, path, data=token_request.form, headers=token_request.headers
+                )
             except httpx.TransportError as err:
-                if _is_tls_error(err):
-                    raise _tls_error(settings, settings.token_url, err) from None
-                reason = _describe_network_error(err)
+                if find_tls_error(err) is not None:
+                    raise tls_error(settings.token_url, err, conn_id=settings.conn_id) from None
+                failure = _network_failure(failure, err)
             else:
-                status = response.status_code
                 outcome = read_token_response(
-                    status, response.content, response.headers.get("Retry-After"), settings=settings, now=self._clock()
+                    status,
+                    body,
+                    answer_headers.get("Retry-After"),
+                    settings=settings,
+                    now=self._clock(),
+                    location=answer_headers.get("Location"),
                 )
                 if isinstance(outcome, AccessToken):
                     await _amask(outcome.value)
                     self.log.info("Obtained an ecoinvent access token valid for %g s.", outcome.lifetime)
                     return outcome
-                reason, retry_after = outcome
-            await self._wait_or_give_up(settings, budget, "POST", path, reason, status, retry_after)
+                failure = failure._replace(reason=outcome.reason, status=status, retry_after=outcome.retry_after)
+            await self._wait_or_give_up(budget, failure)
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -241,94 +263,78 @@ class EcoinventAsyncClient:
         """
         settings, http = await self._client()
         method = method.upper()
-        api_path = settings.api_prefix + "/" + path.lstrip("/")
-        url = settings.api_url + api_path
+        full_path = api_path(settings.api_prefix, path)  # refuses a path leaving the prefix, before any token
+        url = settings.api_url + full_path
         call_headers = {**settings.usage_headers, **(headers or {})}
         params = {key: value for key, value in (query or {}).items() if value is not None} or None
         budget = self.retry_policy.start(self._clock)
         renewed_after_401 = False
         while True:
             token = await self._get_token()
-            retry_after: str | None = None
-            status: int | None = None
+            failure = Failure(method, url, full_path, "", settings.conn_id)
             try:
                 self.api_calls += 1
-                response = await http.request(
+                status, answer_headers, body = await self._exchange(
+                    http,
                     method,
                     url,
+                    full_path,
                     params=params,
                     json=json,
                     headers={**call_headers, "Authorization": f"Bearer {token.value}"},
                 )
             except httpx.TransportError as err:
-                if _is_tls_error(err):
-                    raise _tls_error(settings, settings.api_url, err) from None
-                reason = _describe_network_error(err)
+                if find_tls_error(err) is not None:
+                    raise tls_error(settings.api_url, err, conn_id=settings.conn_id) from None
+                failure = _network_failure(failure, err)
             else:
-                status = response.status_code
                 answer = read_api_status(
                     status,
-                    response.content,
-                    response.headers.get("Retry-After"),
+                    body,
+                    answer_headers.get("Retry-After"),
                     method=method,
-                    path=api_path,
+                    path=full_path,
                     conn_id=settings.conn_id,
                     secrets=self._secrets(),
                     renewed_after_401=renewed_after_401,
+                    location=answer_headers.get("Location"),
                 )
                 if answer == SUCCESS:
                     return decode_json_body(
-                        status,
-                        response.content,
-                        method=method,
-                        path=api_path,
-                        conn_id=settings.conn_id,
-                        secrets=self._secrets(),
+                        status, body, method=method, path=full_path, conn_id=settings.conn_id, secrets=self._secrets()
                     )
                 if answer == RENEW_TOKEN:
-                    self.log.info("The API answered 401 to %s %s; renewing the token once.", method, api_path)
+                    self.log.info("The API answered 401 to %s %s; renewing the token once.", method, full_path)
                     self._invalidate(token)
                     renewed_after_401 = True
                     continue
                 assert isinstance(answer, Retryable)
-                reason, retry_after = answer
-            await self._wait_or_give_up(settings, budget, method, api_path, reason, status, retry_after)
+                failure = failure._replace(reason=answer.reason, status=status, retry_after=answer.retry_after)
+            await self._wait_or_give_up(budget, failure)
+
+    async def _exchange(
+        self, http: httpx.AsyncClient, method: str, url: str, path: str, **kwargs: Any
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """One HTTP exchange (the client never follows redirects), the body read up to ``max_response_bytes``.
+
+        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read).
+        """
+        settings = await self.get_settings()
+        body = CappedBody(settings.max_response_bytes, method, path, conn_id=settings.conn_id)
+        async with http.stream(method, url, **kwargs) as response:
+            body.check_length(response.headers.get("Content-Length"))
+            async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+                body.add(chunk)
+        return response.status_code, response.headers, body.content
 
     def _secrets(self) -> list[str]:
         secrets = [self._settings.client_secret] if self._settings else []
         return secrets + ([self._token.value] if self._token else [])
 
-    async def _wait_or_give_up(
-        self,
-        settings: EcoinventSettings,
-        budget: RetryBudget,
-        method: str,
-        path: str,
-        reason: str,
-        status: int | None,
-        retry_after: str | None,
-    ) -> None:
-        delay = budget.next_delay(retry_after)
-        if delay is None:
-            raise retries_exhausted(
-                method,
-                path,
-                conn_id=settings.conn_id,
-                attempts=budget.attempts,
-                elapsed=budget.elapsed,
-                reason=reason,
-                status=status,
-            )
-        self.log.warning(
-            "%s %s failed (%s); retry %d of %d in %.2f s%s.",
-            method,
-            path,
-            reason,
-            budget.retries,
-            budget.policy.max_retries,
-            delay,
-            " as Retry-After asks" if retry_after else "",
-        )
+    async def _wait_or_give_up(self, budget: RetryBudget, failure: Failure) -> None:
+        """Wait before the next attempt, or raise the error that ends the call (``next_delay_or_raise``)."""
+        delay = next_delay_or_raise(budget, failure)
+        self.log.warning(RETRY_LOG_FORMAT, *retry_log_args(failure, budget, delay))
         await self._sleep(delay)
 
     # -- typed API -------------------------------------------------------------------------------
@@ -343,21 +349,20 @@ def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
     # httpcore imports anyio's asyncio back-end on its first request; import it here, off the event loop.
     with contextlib.suppress(ImportError):
         importlib.import_module("anyio._backends._asyncio")
-    verify: bool | ssl.SSLContext
-    if isinstance(settings.verify, str):
+    verify: bool | ssl.SSLContext = False
+    bundle = trusted_cas(settings)  # the hook trusts the same bundle
+    if bundle:
         try:
-            verify = ssl.create_default_context(cafile=settings.verify)
+            verify = ssl.create_default_context(cafile=bundle)
         except (OSError, ssl.SSLError) as err:
             raise EcoinventConfigError(
-                f"Connection {settings.conn_id!r}: extra 'verify' names a CA bundle that cannot be loaded "
-                f"({type(err).__name__}): {settings.verify!r}."
+                f"Connection {settings.conn_id!r}: the CA bundle {bundle!r} (extra 'verify' or the environment) "
+                f"cannot be loaded ({type(err).__name__})."
             ) from None
-    else:
-        verify = settings.verify
     return httpx.AsyncClient(
         verify=verify,
         timeout=httpx.Timeout(settings.timeout, connect=settings.timeouts[0]),
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+        limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=8),
         headers={
             "User-Agent": (
                 f"airflow-provider-ecoinvent/{__version__} python-httpx/{httpx.__version__} "
@@ -365,31 +370,16 @@ def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
             ),
             "Accept": "application/json",
         },
-        # Proxies and CA bundles from the environment apply; httpx (>= 0.24) never reads .netrc by itself.
+        # Proxies from the environment apply (CA bundles were resolved above, as the hook does); httpx
+        # (>= 0.24) never reads .netrc by itself.
         trust_env=True,
         follow_redirects=False,
     )
 
 
-def _is_tls_error(err: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, ssl.SSLError):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _tls_error(settings: EcoinventSettings, url: str, err: Exception) -> EcoinventApiError:
-    return EcoinventApiError(
-        f"TLS verification failed for {url} (connection {settings.conn_id!r}): {type(err).__name__}. "
-        "Set the connection extra 'verify' to the path of your CA bundle if the server uses a private CA.",
-        status_code=None,
-        method="CONNECT",
-        path=urlsplit(url).path or "/",
-    )
+def _network_failure(failure: Failure, err: httpx.TransportError) -> Failure:
+    """``failure`` completed with why the network failed, and whether the host is unreachable for good."""
+    return failure._replace(reason=_describe_network_error(err), unreachable=unreachable_reason(err))
 
 
 def _describe_network_error(err: httpx.TransportError) -> str:

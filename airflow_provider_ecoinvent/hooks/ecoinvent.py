@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import re
 import threading
 import time
@@ -20,11 +19,14 @@ from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._errors import (
     RENEW_TOKEN,
+    RETRY_LOG_FORMAT,
     SUCCESS,
+    Failure,
     Retryable,
     decode_json_body,
+    next_delay_or_raise,
     read_api_status,
-    retries_exhausted,
+    retry_log_args,
 )
 from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._retry import RetryBudget, RetryPolicy
@@ -36,13 +38,23 @@ from airflow_provider_ecoinvent._tokens import (
     read_token_response,
     token_key,
 )
-from airflow_provider_ecoinvent.connection import settings_from_connection
+from airflow_provider_ecoinvent._transport import (
+    POOL_SIZE,
+    CappedBody,
+    api_path,
+    redact_url,
+    tls_error,
+    trusted_cas,
+    unreachable_reason,
+)
+from airflow_provider_ecoinvent.connection import header_value, settings_from_connection
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,
     EcoinventConfigError,
     EcoinventError,
     EcoinventRetriesExhaustedError,
+    EcoinventUnreachableError,
 )
 from airflow_provider_ecoinvent.versions import EcoinventVersion, newest, parse_versions, system_model_hint
 
@@ -63,6 +75,11 @@ BATCH_LIST_KEYS: Final = ("datasets", "results")
 _GEOGRAPHY_DISPLAY_FORM: Final = re.compile(r"^(?P<name>.*?)\s*\((?P<code>[^()]+)\)\s*$")
 #: How many known geographies an error message lists before "... and N more".
 _GEOGRAPHIES_SHOWN: Final = 40
+#: Per-attempt read timeout and retries of ``test_connection``: Airflow's connection test gives up after ~10 s.
+CONNECTION_TEST_TIMEOUT: Final = 3.0
+CONNECTION_TEST_POLICY: Final = RetryPolicy(max_retries=1, backoff_max=1.0, retry_after_max=1.0, total_max=2.0)
+#: Bytes read from an answer at a time (the size limit is checked after each).
+_CHUNK_BYTES: Final = 64 * 1024
 
 
 class EcoinventHook(BaseHook):
@@ -71,8 +88,10 @@ class EcoinventHook(BaseHook):
     The connection is read lazily, on the first call, never in the constructor: DAG files build hooks
     at parse time. One pooled HTTP session serves every call of the hook; the OAuth2 token comes from a
     process-wide cache (one token request per process and client while it is fresh) and is replaced
-    shortly before it expires or once after the API answers 401. 429, 5xx, connection errors and
-    timeouts are retried with exponential back-off and jitter, honouring ``Retry-After``.
+    shortly before it expires or once after the API answers 401. 429, 5xx, dropped connections and
+    timeouts are retried with exponential back-off and jitter, honouring ``Retry-After``; a refused
+    connection or an unknown host is retried once. Redirects are never followed, answers are read up to
+    the connection's ``max_response_bytes``, and the CA bundle is the async client's (``_transport``).
 
     :param ecoinvent_conn_id: the Airflow connection (type ``ecoinvent``).
     :param retry_policy: override the back-off policy (default: the connection's ``max_retries``).
@@ -117,8 +136,9 @@ class EcoinventHook(BaseHook):
         self.api_calls = 0
         #: HTTP calls this hook made to the token endpoint.
         self.token_requests = 0
-        # Time sources; tests replace them to shift time instead of sleeping.
-        self._sleep: Callable[[float], None] = time.sleep
+        # Time sources; tests replace them to shift time instead of sleeping. Without a replacement, the wait
+        # between retries is on the call's cancel event, so that stopping a run wakes it at once.
+        self._sleep: Callable[[float], object] | None = None
         self._clock: Callable[[], float] = time.monotonic
 
     def __repr__(self) -> str:
@@ -132,6 +152,8 @@ class EcoinventHook(BaseHook):
         settings = settings_from_connection(self.get_connection(self.ecoinvent_conn_id))
         if "batch_size" in self._overrides and not 1 <= int(self._overrides["batch_size"]) <= 10_000:
             raise EcoinventConfigError(f"batch_size must be from 1 to 10000, got {self._overrides['batch_size']!r}.")
+        for key in ("user_id", "organization_id"):
+            header_value(f"{type(self).__name__} argument", key, self._overrides.get(key))
         return dataclasses.replace(settings, **self._overrides)
 
     @cached_property
@@ -146,28 +168,23 @@ class EcoinventHook(BaseHook):
         from requests.adapters import HTTPAdapter
 
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=32)
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers["User-Agent"] = _user_agent()
         session.headers["Accept"] = "application/json"
         session.verify = self._verify
-        # Proxies and CA bundles from the environment still apply, but a ~/.netrc entry for the host must not
-        # replace the bearer token: requests consults .netrc only when no session auth is set.
+        # Proxies from the environment still apply, but a ~/.netrc entry for the host must not replace the
+        # bearer token: requests consults .netrc only when no session auth is set (and on redirects, which
+        # are never followed: see _exchange).
         session.auth = _keep_authorization_header
         return session
 
     @cached_property
     def _verify(self) -> bool | str:
-        """TLS verification for every call. Passed per request too: requests lets ``REQUESTS_CA_BUNDLE`` from the
-        environment override ``session.verify``, which would silently ignore the connection's CA bundle."""
-        verify = self.settings.verify
-        if isinstance(verify, str) and not os.path.exists(verify):
-            raise EcoinventConfigError(
-                f"Connection {self.settings.conn_id!r}: extra 'verify' names a CA bundle that does not exist: "
-                f"{verify!r}."
-            )
-        return verify
+        """The CA bundle every call trusts, the same as the async client's (``_transport.trusted_cas``).
+        Passed per request too: requests lets ``REQUESTS_CA_BUNDLE`` override ``session.verify``."""
+        return trusted_cas(self.settings)
 
     def get_conn(self) -> requests.Session:
         """The pooled session (Airflow's generic hook interface)."""
@@ -195,45 +212,45 @@ class EcoinventHook(BaseHook):
         """
         return self._token().value
 
-    def _token(self) -> AccessToken:
-        return self._token_cache.get(self._token_key, self._fetch_token)
+    def _token(self, cancel: threading.Event | None = None) -> AccessToken:
+        return self._token_cache.get(self._token_key, lambda: self._fetch_token(cancel))
 
-    def _fetch_token(self) -> AccessToken:
+    def _fetch_token(self, cancel: threading.Event | None = None) -> AccessToken:
+        """A new token; ``cancel`` (the calling run's stop event) wakes a retry wait and stops retrying."""
         import requests
 
         settings = self.settings
         token_request = build_token_request(settings)
+        path = _path_of(settings.token_url)
         budget = self.retry_policy.start(self._clock)
         while True:
-            retry_after: str | None = None
-            status: int | None = None
+            if cancel is not None and cancel.is_set():
+                raise EcoinventError(f"POST {path} abandoned: the run it belonged to was stopped.")
+            failure = Failure("POST", settings.token_url, path, "", settings.conn_id, service="token endpoint")
             try:
                 self._count("token_requests")
-                response = self.session.post(
-                    token_request.url,
-                    data=token_request.form,
-                    headers=token_request.headers,
-                    timeout=settings.timeouts,
-                    verify=self._verify,
-                    allow_redirects=False,
+                status, answer_headers, body = self._exchange(
+                    "POST", token_request.url, path, data=token_request.form, headers=token_request.headers
                 )
             except requests.exceptions.SSLError as err:
-                raise self._tls_error(settings.token_url, err) from None
+                raise tls_error(settings.token_url, err, conn_id=settings.conn_id) from None
             except _transient_network_errors() as err:
-                reason = _describe_network_error(err)
+                failure = _network_failure(failure, err)
             else:
-                status = response.status_code
                 outcome = read_token_response(
-                    status, response.content, response.headers.get("Retry-After"), settings=settings, now=self._clock()
+                    status,
+                    body,
+                    answer_headers.get("Retry-After"),
+                    settings=settings,
+                    now=self._clock(),
+                    location=answer_headers.get("Location"),
                 )
                 if isinstance(outcome, AccessToken):
                     _mask(outcome.value)
                     self.log.info("Obtained an ecoinvent access token valid for %g s.", outcome.lifetime)
                     return outcome
-                reason, retry_after = outcome
-            self._wait_or_give_up(
-                budget, "POST", _path_of(settings.token_url), reason, status, retry_after, service="token endpoint"
-            )
+                failure = failure._replace(reason=outcome.reason, status=status, retry_after=outcome.retry_after)
+            self._wait_or_give_up(budget, failure, cancel)
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -263,105 +280,90 @@ class EcoinventHook(BaseHook):
         import requests
 
         method = method.upper()
-        api_path = self.settings.api_prefix + "/" + path.lstrip("/")
-        url = self.settings.api_url + api_path
-        call_headers = {**self.settings.usage_headers, **(headers or {})}
+        settings = self.settings
+        full_path = api_path(settings.api_prefix, path)  # refuses a path leaving the prefix, before any token
+        url = settings.api_url + full_path
+        call_headers = {**settings.usage_headers, **(headers or {})}
         budget = self.retry_policy.start(self._clock)
         renewed_after_401 = False
         while True:
             if cancel is not None and cancel.is_set():
-                raise EcoinventError(f"{method} {api_path} abandoned: the run it belonged to was stopped.")
-            token = self._token()
-            retry_after: str | None = None
-            status: int | None = None
+                raise EcoinventError(f"{method} {full_path} abandoned: the run it belonged to was stopped.")
+            token = self._token(cancel)
+            failure = Failure(method, url, full_path, "", settings.conn_id)
             try:
                 self._count("api_calls")
-                response = self.session.request(
+                status, answer_headers, body = self._exchange(
                     method,
                     url,
+                    full_path,
                     params=_query_items(query),
                     json=json,
                     headers={**call_headers, "Authorization": f"Bearer {token.value}"},
-                    timeout=self.settings.timeouts,
-                    verify=self._verify,
                 )
             except requests.exceptions.SSLError as err:
-                raise self._tls_error(self.settings.api_url, err) from None
+                raise tls_error(settings.api_url, err, conn_id=settings.conn_id) from None
             except _transient_network_errors() as err:
-                reason = _describe_network_error(err)
+                failure = _network_failure(failure, err)
             else:
-                status = response.status_code
                 answer = read_api_status(
                     status,
-                    response.content,
-                    response.headers.get("Retry-After"),
+                    body,
+                    answer_headers.get("Retry-After"),
                     method=method,
-                    path=api_path,
-                    conn_id=self.settings.conn_id,
+                    path=full_path,
+                    conn_id=settings.conn_id,
                     secrets=self._secrets,
                     renewed_after_401=renewed_after_401,
+                    location=answer_headers.get("Location"),
                 )
                 if answer == SUCCESS:
                     return decode_json_body(
-                        status,
-                        response.content,
-                        method=method,
-                        path=api_path,
-                        conn_id=self.settings.conn_id,
-                        secrets=self._secrets,
+                        status, body, method=method, path=full_path, conn_id=settings.conn_id, secrets=self._secrets
                     )
                 if answer == RENEW_TOKEN:
-                    self.log.info("The API answered 401 to %s %s; renewing the token once.", method, api_path)
+                    self.log.info("The API answered 401 to %s %s; renewing the token once.", method, full_path)
                     self._token_cache.invalidate(self._token_key, token)
                     renewed_after_401 = True
                     continue
                 assert isinstance(answer, Retryable)
-                reason, retry_after = answer
-            self._wait_or_give_up(budget, method, api_path, reason, status, retry_after)
+                failure = failure._replace(reason=answer.reason, status=status, retry_after=answer.retry_after)
+            self._wait_or_give_up(budget, failure, cancel)
 
-    def _wait_or_give_up(
-        self,
-        budget: RetryBudget,
-        method: str,
-        path: str,
-        reason: str,
-        status: int | None,
-        retry_after: str | None,
-        *,
-        service: str = "ecoinvent API",
-    ) -> None:
-        delay = budget.next_delay(retry_after)
-        if delay is None:
-            raise retries_exhausted(
-                method,
-                path,
-                conn_id=self.settings.conn_id,
-                attempts=budget.attempts,
-                elapsed=budget.elapsed,
-                reason=reason,
-                status=status,
-                service=service,
-            )
-        self.log.warning(
-            "%s %s failed (%s); retry %d of %d in %.2f s%s.",
+    def _exchange(self, method: str, url: str, path: str, **kwargs: Any) -> tuple[int, Mapping[str, str], bytes]:
+        """One HTTP exchange: redirects never followed, the body read only up to ``max_response_bytes``.
+
+        Not following redirects keeps the token, the client secret and ``~/.netrc`` credentials (which
+        requests applies after a redirect) from going anywhere but the configured hosts.
+
+        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read).
+        """
+        settings = self.settings
+        body = CappedBody(settings.max_response_bytes, method, path, conn_id=settings.conn_id)
+        with self.session.request(
             method,
-            path,
-            reason,
-            budget.retries,
-            budget.policy.max_retries,
-            delay,
-            " as Retry-After asks" if retry_after else "",
-        )
-        self._sleep(delay)
+            url,
+            timeout=settings.timeouts,
+            verify=self._verify,
+            allow_redirects=False,
+            stream=True,
+            **kwargs,
+        ) as response:
+            body.check_length(response.headers.get("Content-Length"))
+            for chunk in response.iter_content(_CHUNK_BYTES):
+                body.add(chunk)
+        return response.status_code, response.headers, body.content
 
-    def _tls_error(self, url: str, err: Exception) -> EcoinventApiError:
-        return EcoinventApiError(
-            f"TLS verification failed for {url} (connection {self.settings.conn_id!r}): {type(err).__name__}. "
-            "Set the connection extra 'verify' to the path of your CA bundle if the server uses a private CA.",
-            status_code=None,
-            method="CONNECT",
-            path=_path_of(url),
-        )
+    def _wait_or_give_up(self, budget: RetryBudget, failure: Failure, cancel: threading.Event | None = None) -> None:
+        """Wait before the next attempt, or raise the error that ends the call (``next_delay_or_raise``)."""
+        delay = next_delay_or_raise(budget, failure)
+        self.log.warning(RETRY_LOG_FORMAT, *retry_log_args(failure, budget, delay))
+        if self._sleep is not None:
+            self._sleep(delay)
+        elif cancel is not None:
+            cancel.wait(delay)  # on_kill / a failed sibling batch sets it: no waiting out a long Retry-After
+        else:
+            time.sleep(delay)
 
     # -- typed API -------------------------------------------------------------------------------
 
@@ -496,8 +498,11 @@ class EcoinventHook(BaseHook):
         """
         ids = validate_dataset_ids(dataset_ids, allow_empty=True)
         indicators = validate_indicator_ids(indicator_ids)
-        if max_in_flight < 1:
-            raise EcoinventConfigError(f"max_in_flight must be at least 1, got {max_in_flight!r}.")
+        if not 1 <= max_in_flight <= POOL_SIZE:
+            raise EcoinventConfigError(
+                f"max_in_flight must be from 1 to {POOL_SIZE} (the connections the hook keeps open), "
+                f"got {max_in_flight!r}."
+            )
         if ids and (not version or version == "latest"):
             version = self.resolve_version("latest", system_model)
         return DatasetStream(self, ids, indicators, version, system_model, max_in_flight)
@@ -543,40 +548,72 @@ class EcoinventHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Prove the connection works: get a token, then make one cheap authenticated call (``/versions``).
 
-        Never raises; the message says what failed. The UI's Test button needs
-        ``[core] test_connection = Enabled`` in the Airflow configuration.
+        Never raises; the message says what failed. It answers within about ten seconds, before Airflow's
+        own connection-test timeout: a read timeout of at most :data:`CONNECTION_TEST_TIMEOUT` and one
+        retry at most (:data:`CONNECTION_TEST_POLICY`), whatever the connection's ``max_retries``. The UI's
+        Test button needs ``[core] test_connection = Enabled`` in the Airflow configuration.
         """
-        import requests
-
         try:
             settings = self.settings
         except EcoinventConfigError as err:
             return False, str(err)
         except Exception as err:
             return False, f"Could not read connection {self.ecoinvent_conn_id!r}: {type(err).__name__}: {err}"
+        with self._connection_test_limits():
+            return self._test_token_and_call(settings)
+
+    @contextlib.contextmanager
+    def _connection_test_limits(self) -> Iterator[None]:
+        """Short timeouts and at most one retry while ``test_connection`` runs; the hook's own afterwards."""
+        saved = {key: self.__dict__.get(key) for key in ("settings", "retry_policy")}
+        settings = self.settings
+        self.__dict__["settings"] = dataclasses.replace(
+            settings, timeout=min(settings.timeout, CONNECTION_TEST_TIMEOUT)
+        )
+        self.__dict__["retry_policy"] = dataclasses.replace(
+            CONNECTION_TEST_POLICY, max_retries=min(CONNECTION_TEST_POLICY.max_retries, self.retry_policy.max_retries)
+        )
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    self.__dict__.pop(key, None)
+                else:
+                    self.__dict__[key] = value
+
+    def _test_token_and_call(self, settings: EcoinventSettings) -> tuple[bool, str]:
+        import requests
+
+        token_url = redact_url(settings.token_url)
         try:
             self._token_cache.get(self._token_key, self._fetch_token)
         except EcoinventAuthError as err:
             return False, str(err)
+        except EcoinventUnreachableError as err:
+            return False, f"Token URL {token_url} unreachable: {err}"
         except EcoinventRetriesExhaustedError as err:
-            return False, f"Token URL {settings.token_url} unreachable or failing: {err}"
+            return False, f"Token URL {token_url} unreachable or failing: {err}"
         except EcoinventError as err:
-            return False, f"Could not get a token from {settings.token_url}: {err}"
+            return False, f"Could not get a token from {token_url}: {err}"
         except requests.RequestException as err:
-            return False, f"Token URL {settings.token_url} unreachable: {type(err).__name__}."
+            return False, f"Token URL {token_url} unreachable: {type(err).__name__}."
         try:
             versions = self.get_versions()
         except EcoinventApiError as err:
             if err.status_code == 404:
                 return False, (
-                    f"Token obtained, but GET {settings.api_prefix}/versions on {settings.api_url} answered 404: "
-                    "check the connection's host and 'api_prefix'."
+                    f"Token obtained, but GET {settings.api_prefix}/versions on {redact_url(settings.api_url)} "
+                    "answered 404: check the connection's host and 'api_prefix'."
                 )
             return False, f"Token obtained, but the API call failed: {err}"
         except EcoinventError as err:
             return False, f"Token obtained, but the API call failed: {err}"
         except requests.RequestException as err:
-            return False, f"Token obtained, but API host {settings.api_url} unreachable: {type(err).__name__}."
+            return (
+                False,
+                f"Token obtained, but API host {redact_url(settings.api_url)} unreachable: {type(err).__name__}.",
+            )
         latest = newest(versions)
         return True, (
             f"Connected to {settings.base_api_url} as client {settings.client_id!r}: "
@@ -773,6 +810,11 @@ def _transient_network_errors() -> tuple[type[Exception], ...]:
     import requests
 
     return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def _network_failure(failure: Failure, err: Exception) -> Failure:
+    """``failure`` completed with why the network failed, and whether the host is unreachable for good."""
+    return failure._replace(reason=_describe_network_error(err), unreachable=unreachable_reason(err))
 
 
 def _describe_network_error(err: Exception) -> str:

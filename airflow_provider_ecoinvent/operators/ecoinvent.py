@@ -24,6 +24,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._ids import validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._transport import check_endpoint
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventConfigError,
     EcoinventCostGuardError,
@@ -297,6 +298,7 @@ class EcoinventOperator(BaseOperator):
                 raise EcoinventConfigError(
                     f"endpoint must not carry a query string ({endpoint!r}); pass the parameters as query={{...}}."
                 )
+            check_endpoint(endpoint)  # the hook's own check: nothing outside the API prefix gets the token
         if ready(self.query) and self.query is not None and not isinstance(self.query, Mapping):
             raise EcoinventConfigError(f"query must be a dict of query parameters, got {type(self.query).__name__}.")
         if ready(self.output_uri) and self.output_uri is not None:

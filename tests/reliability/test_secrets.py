@@ -379,6 +379,48 @@ def test_connection_ca_bundle_wins_over_the_environment(
     assert _sync_versions()[-1] == "3.11"
 
 
+_CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+@pytest.mark.parametrize("variable", _CA_VARIABLES)
+def test_worker_and_triggerer_trust_the_same_environment_ca_bundle(
+    tls_emulator: TlsEmulator, tls_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """A corporate CA named by any of the usual variables is trusted by the hook and the async client alike."""
+    for name in _CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, str(tls_files["ca"]))
+    set_connection(monkeypatch, tls_emulator.connection())
+    assert _sync_versions()[-1] == "3.11"
+    assert _async_versions()[-1] == "3.11"
+
+
+def test_environment_ca_bundles_are_honoured_in_the_documented_order(
+    tls_emulator: TlsEmulator, tls_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi
+
+    # REQUESTS_CA_BUNDLE (certifi: cannot verify the private CA) comes before SSL_CERT_FILE (the private CA).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_files["ca"]))
+    set_connection(monkeypatch, tls_emulator.connection())
+    for client in (_sync_versions, _async_versions):
+        with pytest.raises(EcoinventApiError, match="TLS verification failed"):
+            client()
+
+
+def test_missing_environment_ca_bundle_names_the_variable(
+    tls_emulator: TlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(tmp_path / "gone.pem"))
+    set_connection(monkeypatch, tls_emulator.connection())
+    for client in (_sync_versions, _async_versions):
+        with pytest.raises(EcoinventConfigError, match="Environment variable CURL_CA_BUNDLE names a CA bundle"):
+            client()
+    assert tls_emulator.stats()["token_requests"] == 0
+
+
 def test_missing_ca_bundle_is_a_config_error(
     tls_emulator: TlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
