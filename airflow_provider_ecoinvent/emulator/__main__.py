@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         help='GET /versions body: "object" ({"results": [...]}) or "list" (a bare list) (default: %(default)s)',
     )
     parser.add_argument(
+        "--omit-total",
+        action="store_true",
+        help="leave 'total' out of paged answers (search, batch, indicators); clients must page without it",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -156,6 +161,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             faults=faults,
             extra_clients=tuple(extra_clients),
             versions_shape=args.versions_shape,
+            omit_total=args.omit_total,
             log_requests=args.log_requests,
         )
     except (ValueError, json.JSONDecodeError) as exc:

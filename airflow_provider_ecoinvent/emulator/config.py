@@ -34,6 +34,8 @@ class EmulatorConfig:
     ``versions_shape`` chooses the ``GET /versions`` body: ``"object"`` (``{"results": [...]}`` with
     ``version`` and system models as objects) or ``"list"`` (a bare list with ``name`` and system models
     as strings); the contract allows both, and clients must accept both.
+    ``omit_total`` leaves ``total`` out of every paged answer (search, batch, indicators): the key is
+    [seen], not documented, so clients must page on without it.
     """
 
     host: str = "127.0.0.1"
@@ -48,6 +50,7 @@ class EmulatorConfig:
     faults: tuple[Mapping[str, Any], ...] = ()
     extra_clients: tuple[tuple[str, str], ...] = ()
     versions_shape: VersionsShape = "object"
+    omit_total: bool = False
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -99,6 +102,8 @@ class EmulatorConfig:
             argv.append(f"--extra-client={client_id}:{secret}")
         # JSON form: lossless for any option value (an HTTP date in retry_after contains commas).
         argv.extend(f"--fault={json.dumps(dict(rule), separators=(',', ':'))}" for rule in self.faults)
+        if self.omit_total:
+            argv.append("--omit-total")
         if self.log_requests:
             argv.append("--log-requests")
         return argv

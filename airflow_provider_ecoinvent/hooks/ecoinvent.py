@@ -27,6 +27,7 @@ from airflow_provider_ecoinvent._errors import (
     retries_exhausted,
 )
 from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent._retry import RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
     TOKEN_CACHE,
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
 
 #: The API's page size limit (``limit`` <= 100 on every paged endpoint, contract section 4).
 PAGE_LIMIT: Final = 100
+#: Where a page's items are: a batch answer, and any other paged answer.
+_BATCH_KEYS: Final = ("datasets", "results")
+_LIST_KEYS: Final = ("results", "indicators", "datasets", "data")
 _BARE_GEOGRAPHY_CODE: Final = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]+)?$")
 
 
@@ -476,31 +480,28 @@ class EcoinventHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """All datasets of one batch call (paging within it), in the order of ``ids``."""
         body = {"dataset_ids": list(ids), "indicator_ids": list(indicators)}
-        limit = min(PAGE_LIMIT, len(ids))
+        scope = {"version": version, "system_model": system_model}
+
+        def fetch(offset: int, limit: int) -> Page:
+            query = {"from": offset, "limit": limit, **scope}
+            return read_page(self.request("POST", "datasets/batch", query=query, json=body, cancel=cancel), _BATCH_KEYS)
+
         by_id: dict[int, dict[str, Any]] = {}
-        offset = 0
-        while True:
-            query = {"from": offset, "limit": limit, "version": version, "system_model": system_model}
-            payload = self.request("POST", "datasets/batch", query=query, json=body, cancel=cancel)
-            page, total = _items_and_total(payload, ("datasets", "results"))
+        # At most len(ids) datasets can come back (ids are de-duplicated): a full last page ends the walk.
+        for page in walk_pages(fetch, limit=min(PAGE_LIMIT, len(ids)), expected=len(ids)):
             for dataset in page:
                 with contextlib.suppress(KeyError, TypeError, ValueError):
                     by_id[int(dataset["id"])] = dataset
-            offset += len(page)
-            if not page or total is None or offset >= total:
-                break
         return [by_id[ident] for ident in ids if ident in by_id]
 
     def _paginate(self, path: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Follow ``from``/``limit`` until ``total`` is reached or a page comes back empty."""
-        offset = 0
-        while True:
-            payload = self.request("GET", path, query={**query, "from": offset, "limit": PAGE_LIMIT})
-            items, total = _items_and_total(payload, ("results", "indicators", "datasets", "data"))
-            yield from items
-            offset += len(items)
-            if not items or total is None or offset >= total:
-                return
+        """Every item of a paged GET endpoint, page after page (the walk rule of :mod:`._paging`)."""
+
+        def fetch(offset: int, limit: int) -> Page:
+            return read_page(self.request("GET", path, query={**query, "from": offset, "limit": limit}), _LIST_KEYS)
+
+        for page in walk_pages(fetch, limit=PAGE_LIMIT):
+            yield from (item for item in page if isinstance(item, dict))
 
     # -- connection test and UI ----------------------------------------------------------------
 
@@ -678,17 +679,6 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.missing_ids.extend(ident for ident in chunk if ident not in returned)
         self.returned += len(datasets)
         return datasets
-
-
-def _items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
-    """Items and ``total`` of a page, tolerant of a bare list or any of ``keys`` holding the list."""
-    if isinstance(payload, list):
-        return [item for item in payload if isinstance(item, dict)], None
-    if not isinstance(payload, dict):
-        return [], None
-    items: list[Any] = next((payload[key] for key in keys if isinstance(payload.get(key), list)), [])
-    total = payload.get("total")
-    return [item for item in items if isinstance(item, dict)], total if isinstance(total, int) else None
 
 
 def _query_items(query: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._ids import validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventConfigError,
     EcoinventCostGuardError,
@@ -130,17 +131,6 @@ def _positive_int(value: Any, argument: str, *, minimum: int) -> int:
 
 def _elapsed(start: float) -> float:
     return round(time.monotonic() - start, 3)
-
-
-def _items_and_total(payload: Any) -> tuple[list[Any] | None, int | None]:
-    """The list of items of a page (``None`` if it has none) and its ``total`` when the API gives one."""
-    if isinstance(payload, list):
-        return payload, None
-    if isinstance(payload, dict):
-        items = next((payload[key] for key in _ITEM_KEYS if isinstance(payload.get(key), list)), None)
-        total = payload.get("total")
-        return items, total if isinstance(total, int) and not isinstance(total, bool) else None
-    return None, None
 
 
 def _publish_to_outlets(task: BaseOperator, context: Context, manifest: Mapping[str, Any]) -> None:
@@ -326,25 +316,25 @@ class EcoinventOperator(BaseOperator):
         """Every page's items; for a call without ``paginate``, its one answer as records."""
         if not self.paginate:
             payload = hook.request(self.method, endpoint, query=query or None, json=self.body)
-            items, _ = _items_and_total(payload)
+            items = read_page(payload, _ITEM_KEYS).items
             yield items if items is not None else ([] if payload is None else [payload])
             return
-        offset = int(query.pop("from", 0))
+        start = int(query.pop("from", 0))
         limit = int(query.pop("limit", self.page_size))
-        while True:
+
+        def fetch(offset: int, size: int) -> Page:
             payload = hook.request(
-                self.method, endpoint, query={**query, "from": offset, "limit": limit}, json=self.body
+                self.method, endpoint, query={**query, "from": offset, "limit": size}, json=self.body
             )
-            items, total = _items_and_total(payload)
-            if items is None:
+            page = read_page(payload, _ITEM_KEYS)
+            if page.items is None:
                 raise EcoinventError(
                     f"paginate=True, but {self.method} {endpoint} answered without a list of items "
                     f"(looked for a bare list or {', '.join(_ITEM_KEYS)}): call it without paginate."
                 )
-            yield items
-            offset += len(items)
-            if not items or (total is not None and offset >= total) or (total is None and len(items) < limit):
-                return
+            return page
+
+        yield from walk_pages(fetch, limit=limit, start=start)
 
     def _to_xcom(self, hook: EcoinventHook, endpoint: str, query: dict[str, Any]) -> Any:
         limit = self.max_xcom_bytes

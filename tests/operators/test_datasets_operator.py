@@ -317,3 +317,36 @@ def test_search_selection_collects_ids_then_scores_them(
     assert requests["GET /datasets"] == pages
     assert requests["POST /datasets/batch"] == pages
     assert ecoinvent_conn.stats()["usage"][ecoinvent_conn.client_id]["datasets"] == len(expected)
+
+
+def test_answers_without_total_select_and_fetch_everything(
+    dag_runner: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11: a search answering without ``total`` selected only its first page (100 of 250), and batch
+    calls of 1000 ids without ``total`` reported every id past the first page as missing."""
+    from airflow_provider_ecoinvent.emulator import EmulatorServer
+
+    with EmulatorServer(datasets=250, omit_total=True) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(batch_size=1000))
+        result = dag_runner(
+            f"""
+            EcoinventDatasetsOperator(
+                task_id="searched", query="", indicator_ids=[1], output_uri="file://{tmp_path}/searched.jsonl",
+            )
+            EcoinventDatasetsOperator(
+                task_id="by_ids", dataset_ids=list(range(1, 251)), indicator_ids=[1],
+                output_uri="file://{tmp_path}/by_ids.jsonl",
+            )
+            """
+        ).run()
+        stats = emulator.stats()
+    assert result.state == "success", result.errors
+    for task in ("searched", "by_ids"):
+        manifest = result.xcom[task]
+        assert (manifest["requested_datasets"], manifest["datasets_written"]) == (250, 250), task
+        assert (manifest["missing_datasets"], manifest["missing_dataset_ids"]) == (0, []), task
+        assert [r["id"] for r in read_jsonl(tmp_path / f"{task}.jsonl")] == list(range(1, 251))
+    assert result.xcom["searched"]["selection"] == "search"
+    assert stats["requests"]["GET /datasets"] == 3  # 100 + 100 + a short page of 50
+    assert stats["requests"]["POST /datasets/batch"] == 2 * 3  # one batch of 250 ids, three pages, per task
+    assert stats["usage"][emulator.client_id]["datasets"] == 250
