@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -44,9 +46,12 @@ def test_ids_from_upstream_xcom_scored_nested_manifest_matches_ledger_and_rerun_
     dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
 ) -> None:
     out = tmp_path / "data" / "scores.jsonl"
-    # A stale partial file of an earlier, killed run of this task is cleaned up by the next run.
+    # A stale partial file of an earlier, killed run of this task (unmodified for longer than the lease that
+    # live writers keep fresh) is cleaned up by the next run.
     out.parent.mkdir()
-    (out.parent / ".scores.jsonl.0123abcd.partial").write_text("junk")
+    stale = out.parent / ".scores.jsonl.0123abcd.partial"
+    stale.write_text("junk")
+    os.utime(stale, (time.time() - 2 * 3600, time.time() - 2 * 3600))
     runner = dag_runner(
         f"""
         @task
