@@ -161,6 +161,12 @@ def _lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | 
     return OperatorLineage(inputs=[Dataset(namespace=input_namespace, name=input_name)], outputs=outputs)
 
 
+def _built_by_mapping(task: BaseOperator) -> bool:
+    """Whether a mapped task instance is being built: ``MappedOperator`` re-runs the constructor with the
+    values resolved for one map index (``expand`` inputs are data, as rendered templates are)."""
+    return bool(getattr(task, "_BaseOperator__from_mapped", False))
+
+
 def _hook(conn_id: str, **kwargs: Any) -> EcoinventHook:
     """The hook, imported when a task runs: DAG files import this module at parse time, the HTTP stack not."""
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
@@ -589,8 +595,9 @@ class EcoinventDatasetsOperator(BaseOperator):
         dataset_ids: list[int] | None = None
         if self.dataset_ids is not None and ready(self.dataset_ids):
             ids = parse_id_list(self.dataset_ids, "dataset_ids")
-            # A literal [] is a mistake in the DAG; an empty list rendered from an upstream XCom is data.
-            dataset_ids = sorted(validate_dataset_ids(ids, allow_empty=rendered))
+            # A literal [] is a mistake in the DAG; an empty list rendered from an upstream XCom, or given to
+            # one mapped task instance by expand(), is data.
+            dataset_ids = sorted(validate_dataset_ids(ids, allow_empty=rendered or _built_by_mapping(self)))
         indicator_ids: list[int] = []
         if ready(self.indicator_ids):
             raw = [] if self.indicator_ids is None else parse_id_list(self.indicator_ids, "indicator_ids")

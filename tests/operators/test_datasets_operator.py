@@ -355,3 +355,39 @@ def test_answers_without_total_select_and_fetch_everything(
     assert stats["requests"]["GET /datasets"] == 3  # 100 + 100 + a short page of 50
     assert stats["requests"]["POST /datasets/batch"] == 2 * 3  # one batch of 250 ids, three pages, per task
     assert stats["usage"][emulator.client_id]["datasets"] == 250
+
+
+def test_a_mapped_instance_with_an_empty_chunk_writes_an_empty_file(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """Issue 11: MappedOperator re-runs the constructor with the resolved chunk, and an empty one failed
+    there as if it were a literal [] in the DAG file; an empty chunk is data."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    runner = dag_runner(
+        f"""
+        EcoinventDatasetsOperator.partial(
+            task_id="chunks", indicator_ids=[1], output_uri="file://{tmp_path}/chunk-{{{{ ti.map_index }}}}.jsonl",
+        ).expand(dataset_ids=[[1, 2, 3], []])
+        """
+    )
+    result = runner.run()
+    assert result.state == "success", result.errors
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.map_index, XComModel.value).where(
+                XComModel.dag_id == runner.dag_id, XComModel.task_id == "chunks", XComModel.key == "return_value"
+            )
+        ).all()
+    manifests = {index: value for index, value in rows}
+    assert sorted(manifests) == [0, 1]
+    assert (manifests[0]["requested_datasets"], manifests[0]["datasets_written"]) == (3, 3)
+    empty = manifests[1]
+    assert (empty["requested_datasets"], empty["datasets_written"], empty["record_count"]) == (0, 0, 0)
+    assert (empty["missing_datasets"], empty["bytes"]) == (0, 0)
+    assert (tmp_path / "chunk-1.jsonl").read_bytes() == b""
+    stats = ecoinvent_conn.stats()
+    assert stats["requests"]["POST /datasets/batch"] == 1  # the first chunk's; the empty one made no billed call
+    assert stats["scored_calls"] == 1
