@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -98,6 +99,67 @@ def check_uri(uri: Any, *, argument: str = "output_uri") -> None:
         )
     if text.endswith("/"):
         raise EcoinventConfigError(f"{argument} must name a file, not a folder: {text!r}.")
+
+
+#: Schemes that Airflow providers register for ``ObjectStoragePath``: (what to pip install, the fsspec library).
+_FILESYSTEM_PACKAGES: Final[dict[str, tuple[str, str]]] = {
+    **dict.fromkeys(("s3", "s3a", "s3n"), ("apache-airflow-providers-amazon[s3fs]", "s3fs")),
+    **dict.fromkeys(("gs", "gcs"), ("apache-airflow-providers-google", "gcsfs")),
+    **dict.fromkeys(("abfs", "abfss", "adl"), ("apache-airflow-providers-microsoft-azure", "adlfs")),
+    **dict.fromkeys(
+        ("msgraph", "sharepoint", "onedrive", "msgd"), ("apache-airflow-providers-microsoft-azure", "msgraphfs")
+    ),
+}
+#: fsspec names that no Airflow provider registers, and the scheme to use instead.
+_SCHEME_INSTEAD: Final[dict[str, str]] = {"az": "abfs", "gcsfs": "gs", "s3fs": "s3"}
+
+
+def require_filesystem(uri: Any, *, argument: str = "output_uri") -> None:
+    """Fail with what to install when no filesystem serves the URI's scheme; at the start of ``execute``.
+
+    Without it, a missing provider surfaces as Airflow's bare "No filesystem registered for scheme s3"
+    only when the file is opened: after the version lookup, the search and, for a retry, billed calls.
+    Reads the installed providers' registrations only: no store is contacted.
+
+    :raises EcoinventConfigError: naming the provider package (and library) to install.
+    """
+    try:
+        from airflow.sdk.io.fs import has_fs
+    except ImportError:  # pragma: no cover - present on every supported Airflow; without it, no check
+        return
+    text = str(uri).strip()
+    scheme = (getattr(uri, "protocol", None) or text.partition("://")[0]).lower()
+    if scheme in _SCHEME_INSTEAD:
+        instead = _SCHEME_INSTEAD[scheme]
+        raise EcoinventConfigError(
+            f"{argument} {text!r}: Airflow registers no filesystem for scheme {scheme!r}; write "
+            f"'{instead}://...' instead ({_install_hint(instead)}). No call was made to the ecoinvent API."
+        )
+    if not has_fs(scheme):
+        known = _FILESYSTEM_PACKAGES.get(scheme)
+        if known is not None:
+            raise EcoinventConfigError(
+                f"{argument} {text!r} needs a filesystem for scheme {scheme!r}, and none is registered: "
+                f"{_install_hint(scheme)} on every worker, then name the storage connection in the URI "
+                f"(e.g. '{scheme}://my_conn_id@bucket/key'). No call was made to the ecoinvent API."
+            )
+        raise EcoinventConfigError(
+            f"{argument} {text!r}: no filesystem is registered for scheme {scheme!r}. Install the Airflow "
+            "provider that registers it (a provider lists its schemes under 'filesystems' in its provider info; "
+            "'airflow providers list' shows what is installed), or use a registered scheme such as 'file://'. "
+            "No call was made to the ecoinvent API."
+        )
+    known = _FILESYSTEM_PACKAGES.get(scheme)
+    if known is not None and importlib.util.find_spec(known[1]) is None:
+        raise EcoinventConfigError(
+            f"{argument} {text!r}: the filesystem for scheme {scheme!r} needs the {known[1]} library, which is "
+            f"not installed: {_install_hint(scheme)}. No call was made to the ecoinvent API."
+        )
+
+
+def _install_hint(scheme: str) -> str:
+    package, library = _FILESYSTEM_PACKAGES[scheme]
+    return f"pip install '{package}'" + ("" if library in package else f" (it brings {library})")
 
 
 def _is_local(path: ObjectStoragePath) -> bool:

@@ -37,6 +37,7 @@ from airflow_provider_ecoinvent.operators._output import (
     flat_rows,
     json_line,
     nested_record,
+    require_filesystem,
     require_pyarrow,
     to_storage_path,
 )
@@ -159,6 +160,16 @@ def _lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | 
         name = output.path if output.protocol in ("file", "local", "") else (output.key or output.path)
         outputs.append(Dataset(namespace=output.namespace, name=name))
     return OperatorLineage(inputs=[Dataset(namespace=input_namespace, name=input_name)], outputs=outputs)
+
+
+def _output_path(uri: Any, *, writing: bool = True) -> ObjectStoragePath | None:
+    """The rendered output URI as a path; when it will be written, its filesystem is checked first, so a
+    missing storage provider fails with what to install before any call to the API."""
+    if uri is None:
+        return None
+    if writing:
+        require_filesystem(uri)
+    return to_storage_path(uri)
 
 
 def _built_by_mapping(task: BaseOperator) -> bool:
@@ -309,8 +320,8 @@ class EcoinventOperator(BaseOperator):
         self._validate(rendered=True)
         endpoint = str(self.endpoint).strip().lstrip("/")
         query = dict(self.query or {})
+        destination = _output_path(self.output_uri)
         hook = _hook(self.ecoinvent_conn_id)
-        destination = to_storage_path(self.output_uri) if self.output_uri is not None else None
         self._lineage_state = (_lineage_namespace(hook), endpoint, destination)
         if destination is None:
             return self._to_xcom(hook, endpoint, query)
@@ -675,7 +686,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         assert plan is not None
         if self.format == "parquet" and not self.dry_run_only:
             require_pyarrow()  # fails with the install command before any call
-        destination = to_storage_path(self.output_uri) if self.output_uri is not None else None
+        destination = _output_path(self.output_uri, writing=not self.dry_run_only)
         hook = _hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
         limit = self.max_unique_datasets
         if limit is None:
