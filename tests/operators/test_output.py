@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_ecoinvent.operators._output import WRITE_BUFFER_BYTES, AtomicOutput
+from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -166,9 +167,12 @@ def test_abort_from_a_signal_handler_during_a_slow_write_returns_and_leaves_no_p
             while chunk := pipe.read(1 << 16):  # the store answers at last: the write unwinds
                 received.append(len(chunk))
 
-    def on_kill(signum: int, frame: object) -> None:
+    operator = EcoinventDatasetsOperator(task_id="t", dataset_ids=[1], output_uri=f"file://{destination}")
+    operator._output = output  # the state execute() leaves while it writes
+
+    def on_kill(signum: int, frame: object) -> None:  # the Task SDK's SIGTERM handler, in short
         lock_held.append(output._lock.locked())
-        output.abort()  # what EcoinventDatasetsOperator.on_kill does
+        operator.on_kill()
         handled.set()
 
     previous = signal.signal(signal.SIGUSR1, on_kill)
