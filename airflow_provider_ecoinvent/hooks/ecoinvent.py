@@ -681,6 +681,12 @@ class DatasetStream(Iterator[dict[str, Any]]):
         return datasets
 
 
+def _items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
+    """The dict items and ``total`` of one answer (:func:`read_page`), for a caller that reads a single page."""
+    page = read_page(payload, keys)
+    return [item for item in page.items or () if isinstance(item, dict)], page.total
+
+
 def _query_items(query: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Drop ``None`` values so that omitted parameters take the API's defaults."""
     if not query:
