@@ -162,6 +162,26 @@ def _install_hint(scheme: str) -> str:
     return f"pip install '{package}'" + ("" if library in package else f" (it brings {library})")
 
 
+def configured_lease_seconds() -> float:
+    """The lease on temporary files: ``[ecoinvent] partial_file_lease_seconds`` in the Airflow configuration
+    (``AIRFLOW__ECOINVENT__PARTIAL_FILE_LEASE_SECONDS``), else :data:`DEFAULT_PARTIAL_LEASE_SECONDS`.
+
+    Raise it where a store shows files while they are written but does not update their modification
+    time on a flush; lower it to have dead attempts' files removed sooner.
+    """
+    from airflow.providers.common.compat.sdk import conf
+
+    try:
+        lease = conf.getfloat("ecoinvent", "partial_file_lease_seconds", fallback=DEFAULT_PARTIAL_LEASE_SECONDS)
+    except Exception as err:  # AirflowConfigException: not a number
+        raise EcoinventConfigError(
+            f"[ecoinvent] partial_file_lease_seconds must be a number of seconds: {err}"
+        ) from None
+    if not lease > 0:
+        raise EcoinventConfigError(f"[ecoinvent] partial_file_lease_seconds must be positive, got {lease!r}.")
+    return float(lease)
+
+
 def _is_local(path: ObjectStoragePath) -> bool:
     protocols = path.fs.protocol
     names = (protocols,) if isinstance(protocols, str) else tuple(protocols)
@@ -186,12 +206,13 @@ class AtomicOutput:
     clean-up to the holder, which does it as it lets go. Writes after an abort fail; nothing is committed.
     """
 
-    def __init__(self, destination: ObjectStoragePath, *, lease_seconds: float = DEFAULT_PARTIAL_LEASE_SECONDS) -> None:
-        if not lease_seconds > 0:
-            raise EcoinventConfigError(f"lease_seconds must be a positive number of seconds, got {lease_seconds!r}.")
+    def __init__(self, destination: ObjectStoragePath, *, lease_seconds: float | None = None) -> None:
+        lease = configured_lease_seconds() if lease_seconds is None else lease_seconds
+        if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
+            raise EcoinventConfigError(f"lease_seconds must be a positive number of seconds, got {lease!r}.")
         self.destination = destination
         self.temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
-        self.lease_seconds = float(lease_seconds)
+        self.lease_seconds = float(lease)
         self.bytes_written = 0
         self._sha256 = hashlib.sha256()
         self._file: Any = None

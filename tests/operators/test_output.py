@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -140,6 +142,62 @@ def test_abort_after_commit_keeps_the_file_and_failed_writes_leave_nothing(tmp_p
         failing.write(b"more\n")
     assert destination.read_bytes() == b"kept\n"
     assert partials(tmp_path) == []
+
+
+def test_a_sigkilled_attempts_file_is_left_while_fresh_and_removed_once_its_lease_ran_out(tmp_path: Path) -> None:
+    """SIGKILL runs no clean-up: the next attempt removes the file, but not while it could be a zombie's."""
+    destination = tmp_path / "out.jsonl"
+    code = (
+        "import time\n"
+        "from airflow.sdk import ObjectStoragePath\n"
+        "from airflow_provider_ecoinvent.operators._output import AtomicOutput\n"
+        f"output = AtomicOutput(ObjectStoragePath('file://{destination}'))\n"
+        "output.open()\n"
+        "output.write(b'half a file')\n"
+        "output.flush()\n"
+        "print('writing', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "writing"
+    finally:
+        process.kill()
+        process.wait(30)
+    [left] = partials(tmp_path)
+    assert (tmp_path / left).read_bytes() == b"half a file"
+
+    AtomicOutput(storage_path(destination), lease_seconds=HOUR)._remove_stale_partials()  # a retry at once
+    assert partials(tmp_path) == [left]
+    age(tmp_path / left, HOUR + 60)  # a retry an hour later
+    with AtomicOutput(storage_path(destination), lease_seconds=HOUR) as retry:
+        retry.write(b"whole\n")
+        retry.commit()
+    assert partials(tmp_path) == []
+    assert destination.read_bytes() == b"whole\n"
+
+
+@pytest.mark.parametrize(
+    ("setting", "lease"),
+    [(None, 900.0), ("60", 60.0)],
+    ids=["default", "configured"],
+)
+def test_the_lease_comes_from_the_airflow_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, setting: str | None, lease: float
+) -> None:
+    if setting is not None:
+        monkeypatch.setenv("AIRFLOW__ECOINVENT__PARTIAL_FILE_LEASE_SECONDS", setting)
+    assert AtomicOutput(storage_path(tmp_path / "out.jsonl")).lease_seconds == lease
+
+
+@pytest.mark.parametrize("setting", ["abc", "0", "-5"])
+def test_a_bad_lease_setting_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, setting: str) -> None:
+    from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+
+    monkeypatch.setenv("AIRFLOW__ECOINVENT__PARTIAL_FILE_LEASE_SECONDS", setting)
+    with pytest.raises(EcoinventConfigError, match=r"\[ecoinvent\] partial_file_lease_seconds must be"):
+        AtomicOutput(storage_path(tmp_path / "out.jsonl"))
 
 
 @pytest.mark.timeout(60)  # the old abort() deadlocked here: pytest-timeout's SIGALRM ends the test
