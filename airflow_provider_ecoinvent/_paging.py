@@ -10,13 +10,16 @@ answer without it must not end the walk after one page, or a selection of 250 da
 * ``expected`` given and reached: a batch call can never return more datasets than ids posted, so a
   full last page needs no extra call to learn it was the last.
 
-This module imports only the standard library: operators import it when a DAG file is parsed.
+A server that ignores ``from`` would make a walk without ``total`` endless: two identical pages in a row
+stop it with an error. This module imports nothing heavy: operators import it when a DAG file is parsed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_ecoinvent.exceptions import EcoinventError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +54,7 @@ def walk_pages(
     limit: int,
     start: int = 0,
     expected: int | None = None,
+    what: str = "the endpoint",
 ) -> Iterator[list[Any]]:
     """Yield the items of every page, calling ``fetch(offset, limit)`` until the walk ends (see module doc).
 
@@ -59,12 +63,22 @@ def walk_pages(
     :param limit: page size asked for.
     :param start: the first offset.
     :param expected: the most items the walk can return, when the caller knows it.
+    :param what: the call, for the error message (``"GET datasets"``).
+    :raises EcoinventError: two pages in a row came back identical: the server ignores ``from``, and
+        without ``total`` the walk would never end.
     """
     offset = start
     received = 0
+    previous: list[Any] = []
     while True:
         page = fetch(offset, limit)
         items = page.items or []
+        if items and items == previous:
+            raise EcoinventError(
+                f"{what} answered from={offset} with the same {len(items)} items as the page before: the server "
+                "ignores 'from', so paging cannot go on. Stopped rather than read the same page for ever."
+            )
+        previous = items
         yield items
         offset += len(items)
         received += len(items)

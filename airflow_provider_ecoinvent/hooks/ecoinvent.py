@@ -488,7 +488,8 @@ class EcoinventHook(BaseHook):
 
         by_id: dict[int, dict[str, Any]] = {}
         # At most len(ids) datasets can come back (ids are de-duplicated): a full last page ends the walk.
-        for page in walk_pages(fetch, limit=min(PAGE_LIMIT, len(ids)), expected=len(ids)):
+        pages = walk_pages(fetch, limit=min(PAGE_LIMIT, len(ids)), expected=len(ids), what="POST datasets/batch")
+        for page in pages:
             for dataset in page:
                 with contextlib.suppress(KeyError, TypeError, ValueError):
                     by_id[int(dataset["id"])] = dataset
@@ -500,7 +501,7 @@ class EcoinventHook(BaseHook):
         def fetch(offset: int, limit: int) -> Page:
             return read_page(self.request("GET", path, query={**query, "from": offset, "limit": limit}), _LIST_KEYS)
 
-        for page in walk_pages(fetch, limit=PAGE_LIMIT):
+        for page in walk_pages(fetch, limit=PAGE_LIMIT, what=f"GET {path}"):
             yield from (item for item in page if isinstance(item, dict))
 
     # -- connection test and UI ----------------------------------------------------------------

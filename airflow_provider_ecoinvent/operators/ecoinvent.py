@@ -351,7 +351,7 @@ class EcoinventOperator(BaseOperator):
                 )
             return page
 
-        yield from walk_pages(fetch, limit=limit, start=start)
+        yield from walk_pages(fetch, limit=limit, start=start, what=f"{self.method} {endpoint}")
 
     def _to_xcom(self, hook: EcoinventHook, endpoint: str, query: dict[str, Any]) -> Any:
         limit = self.max_xcom_bytes

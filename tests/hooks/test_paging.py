@@ -13,6 +13,7 @@ import pytest
 
 from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent.emulator import EmulatorServer
+from airflow_provider_ecoinvent.exceptions import EcoinventError
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 if TYPE_CHECKING:
@@ -116,6 +117,14 @@ def test_walk_rule(size: int, total: bool, cap: int | None, expected: int | None
     assert source.calls == calls
 
 
+def test_a_server_ignoring_from_stops_the_walk_with_an_error() -> None:
+    def same_page(offset: int, limit: int) -> Page:
+        return read_page({"results": list(range(limit))}, ("results",))
+
+    with pytest.raises(EcoinventError, match=r"GET datasets answered from=100 with the same 100 items"):
+        list(walk_pages(same_page, limit=100, what="GET datasets"))
+
+
 @pytest.mark.parametrize(
     ("payload", "items", "total"),
     [
@@ -133,9 +142,7 @@ def test_read_page_is_tolerant(payload: Any, items: Any, total: int | None) -> N
     assert read_page(payload, ("results", "datasets")) == Page(items, total)
 
 
-def test_generic_operator_pages_share_the_rule(
-    monkeypatch: pytest.MonkeyPatch, omit_total: bool, tmp_path: Any
-) -> None:
+def test_generic_operator_pages_share_the_rule(monkeypatch: pytest.MonkeyPatch, omit_total: bool) -> None:
     """``EcoinventOperator._pages`` walks with the same rule: every page, with or without ``total``."""
     from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventOperator
 
