@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         "to try the probe or a client against (default: %(default)s)",
     )
     parser.add_argument(
+        "--omit-total",
+        action="store_true",
+        help="leave 'total' out of paged answers (search, batch, indicators); clients must page without it",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -166,6 +171,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             extra_clients=tuple(extra_clients),
             versions_shape=args.versions_shape,
             shapes=args.shapes,
+            omit_total=args.omit_total,
             log_requests=args.log_requests,
         )
     except (ValueError, json.JSONDecodeError) as exc:

@@ -273,6 +273,10 @@ class EmulatorApp:
         )
         return offset or 0, limit
 
+    def _paged(self, total: int, **body: Any) -> dict[str, Any]:
+        """A paged answer: ``total`` first, unless the emulator runs with ``omit_total``."""
+        return body if self.config.omit_total else {"total": total, **body}
+
     def _versions(self, req: Request, client_id: str) -> Response:
         versions = self.catalogue.versions_for_display()
         if self.config.versions_shape == "list":
@@ -300,7 +304,7 @@ class EmulatorApp:
             raise _unprocessable(errors)
         self._resolve(req)
         items = INDICATORS[offset:] if limit is None else INDICATORS[offset : offset + limit]
-        return json_response(200, {"total": len(INDICATORS), "results": [i.as_json() for i in items]})
+        return json_response(200, self._paged(len(INDICATORS), results=[i.as_json() for i in items]))
 
     def _search(self, req: Request, client_id: str) -> Response:
         errors = ValidationErrors()
@@ -316,7 +320,7 @@ class EmulatorApp:
         )
         page = ids[offset : offset + limit]
         results = [self.catalogue.dataset(version, system_model, i) for i in page]
-        return json_response(200, {"total": len(ids), "results": results, "facets": facets})
+        return json_response(200, self._paged(len(ids), results=results, facets=facets))
 
     def _indicator_objects(
         self, ids: list[int], loc: tuple[str, ...], version: Version, system_model: str
@@ -403,7 +407,7 @@ class EmulatorApp:
         page = known[offset : offset + limit]
         datasets = [self._scored(version, system_model, i, indicators) for i in page]
         self._record_usage(req, client_id, page, indicators)
-        return json_response(200, {"total": len(known), "datasets": datasets})
+        return json_response(200, self._paged(len(known), datasets=datasets))
 
     # -- admin ----------------------------------------------------------------------------------------
 
@@ -420,6 +424,7 @@ class EmulatorApp:
             "api_prefix": self.config.api_prefix,
             "versions_shape": self.config.versions_shape,
             "shapes": self.config.shapes,
+            "omit_total": self.config.omit_total,
         }
         return snapshot
 

@@ -38,6 +38,8 @@ class EmulatorConfig:
     as strings); the contract allows both, and clients must accept both. ``shapes`` chooses every
     answer's shape: ``"contract"``, or ``"variant"``, which differs from the contract field by field
     (see ``emulator/shapes.py``), to test what a client or the probe makes of an API that disagrees.
+    ``omit_total`` leaves ``total`` out of every paged answer (search, batch, indicators): the key is
+    [seen], not documented, so clients must page on without it.
     """
 
     host: str = "127.0.0.1"
@@ -53,6 +55,7 @@ class EmulatorConfig:
     extra_clients: tuple[tuple[str, str], ...] = ()
     versions_shape: VersionsShape = "object"
     shapes: Shapes = "contract"
+    omit_total: bool = False
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -107,6 +110,8 @@ class EmulatorConfig:
             argv.append(f"--extra-client={client_id}:{secret}")
         # JSON form: lossless for any option value (an HTTP date in retry_after contains commas).
         argv.extend(f"--fault={json.dumps(dict(rule), separators=(',', ':'))}" for rule in self.faults)
+        if self.omit_total:
+            argv.append("--omit-total")
         if self.log_requests:
             argv.append("--log-requests")
         return argv

@@ -29,6 +29,7 @@ from airflow_provider_ecoinvent._errors import (
     retry_log_args,
 )
 from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent._retry import RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
     TOKEN_CACHE,
@@ -517,31 +518,31 @@ class EcoinventHook(BaseHook):
     ) -> list[dict[str, Any]]:
         """All datasets of one batch call (paging within it), in the order of ``ids``."""
         body = {"dataset_ids": list(ids), "indicator_ids": list(indicators)}
-        limit = min(PAGE_LIMIT, len(ids))
+        scope = {"version": version, "system_model": system_model}
+
+        def fetch(offset: int, limit: int) -> Page:
+            query = {"from": offset, "limit": limit, **scope}
+            return read_page(
+                self.request("POST", "datasets/batch", query=query, json=body, cancel=cancel), BATCH_LIST_KEYS
+            )
+
         by_id: dict[int, dict[str, Any]] = {}
-        offset = 0
-        while True:
-            query = {"from": offset, "limit": limit, "version": version, "system_model": system_model}
-            payload = self.request("POST", "datasets/batch", query=query, json=body, cancel=cancel)
-            page, total = _items_and_total(payload, BATCH_LIST_KEYS)
+        # At most len(ids) datasets can come back (ids are de-duplicated): a full last page ends the walk.
+        pages = walk_pages(fetch, limit=min(PAGE_LIMIT, len(ids)), expected=len(ids), what="POST datasets/batch")
+        for page in pages:
             for dataset in page:
                 with contextlib.suppress(KeyError, TypeError, ValueError):
                     by_id[int(dataset["id"])] = dataset
-            offset += len(page)
-            if not page or total is None or offset >= total:
-                break
         return [by_id[ident] for ident in ids if ident in by_id]
 
     def _paginate(self, path: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Follow ``from``/``limit`` until ``total`` is reached or a page comes back empty."""
-        offset = 0
-        while True:
-            payload = self.request("GET", path, query={**query, "from": offset, "limit": PAGE_LIMIT})
-            items, total = _items_and_total(payload, PAGE_LIST_KEYS)
-            yield from items
-            offset += len(items)
-            if not items or total is None or offset >= total:
-                return
+        """Every item of a paged GET endpoint, page after page (the walk rule of :mod:`._paging`)."""
+
+        def fetch(offset: int, limit: int) -> Page:
+            return read_page(self.request("GET", path, query={**query, "from": offset, "limit": limit}), PAGE_LIST_KEYS)
+
+        for page in walk_pages(fetch, limit=PAGE_LIMIT, what=f"GET {path}"):
+            yield from (item for item in page if isinstance(item, dict))
 
     # -- connection test and UI ----------------------------------------------------------------
 
@@ -754,14 +755,9 @@ class DatasetStream(Iterator[dict[str, Any]]):
 
 
 def _items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
-    """Items and ``total`` of a page, tolerant of a bare list or any of ``keys`` holding the list."""
-    if isinstance(payload, list):
-        return [item for item in payload if isinstance(item, dict)], None
-    if not isinstance(payload, dict):
-        return [], None
-    items: list[Any] = next((payload[key] for key in keys if isinstance(payload.get(key), list)), [])
-    total = payload.get("total")
-    return [item for item in items if isinstance(item, dict)], total if isinstance(total, int) else None
+    """The dict items and ``total`` of one answer (:func:`read_page`), for a caller that reads a single page."""
+    page = read_page(payload, keys)
+    return [item for item in page.items or () if isinstance(item, dict)], page.total
 
 
 def match_geography(given: str, known: Iterable[str]) -> str | None:

@@ -24,6 +24,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._ids import validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent._transport import check_endpoint
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventConfigError,
@@ -37,6 +38,7 @@ from airflow_provider_ecoinvent.operators._output import (
     flat_rows,
     json_line,
     nested_record,
+    require_filesystem,
     require_pyarrow,
     to_storage_path,
 )
@@ -133,17 +135,6 @@ def _elapsed(start: float) -> float:
     return round(time.monotonic() - start, 3)
 
 
-def _items_and_total(payload: Any) -> tuple[list[Any] | None, int | None]:
-    """The list of items of a page (``None`` if it has none) and its ``total`` when the API gives one."""
-    if isinstance(payload, list):
-        return payload, None
-    if isinstance(payload, dict):
-        items = next((payload[key] for key in _ITEM_KEYS if isinstance(payload.get(key), list)), None)
-        total = payload.get("total")
-        return items, total if isinstance(total, int) and not isinstance(total, bool) else None
-    return None, None
-
-
 def _publish_to_outlets(task: BaseOperator, context: Context, manifest: Mapping[str, Any]) -> None:
     """Put the manifest in the ``extra`` of the asset events of every ``Asset`` in ``outlets``."""
     from airflow.sdk import Asset
@@ -170,6 +161,22 @@ def _lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | 
         name = output.path if output.protocol in ("file", "local", "") else (output.key or output.path)
         outputs.append(Dataset(namespace=output.namespace, name=name))
     return OperatorLineage(inputs=[Dataset(namespace=input_namespace, name=input_name)], outputs=outputs)
+
+
+def _output_path(uri: Any, *, writing: bool = True) -> ObjectStoragePath | None:
+    """The rendered output URI as a path; when it will be written, its filesystem is checked first, so a
+    missing storage provider fails with what to install before any call to the API."""
+    if uri is None:
+        return None
+    if writing:
+        require_filesystem(uri)
+    return to_storage_path(uri)
+
+
+def _built_by_mapping(task: BaseOperator) -> bool:
+    """Whether a mapped task instance is being built: ``MappedOperator`` re-runs the constructor with the
+    values resolved for one map index (``expand`` inputs are data, as rendered templates are)."""
+    return bool(getattr(task, "_BaseOperator__from_mapped", False))
 
 
 def _hook(conn_id: str, **kwargs: Any) -> EcoinventHook:
@@ -315,8 +322,8 @@ class EcoinventOperator(BaseOperator):
         self._validate(rendered=True)
         endpoint = str(self.endpoint).strip().lstrip("/")
         query = dict(self.query or {})
+        destination = _output_path(self.output_uri)
         hook = _hook(self.ecoinvent_conn_id)
-        destination = to_storage_path(self.output_uri) if self.output_uri is not None else None
         self._lineage_state = (_lineage_namespace(hook), endpoint, destination)
         if destination is None:
             return self._to_xcom(hook, endpoint, query)
@@ -328,25 +335,25 @@ class EcoinventOperator(BaseOperator):
         """Every page's items; for a call without ``paginate``, its one answer as records."""
         if not self.paginate:
             payload = hook.request(self.method, endpoint, query=query or None, json=self.body)
-            items, _ = _items_and_total(payload)
+            items = read_page(payload, _ITEM_KEYS).items
             yield items if items is not None else ([] if payload is None else [payload])
             return
-        offset = int(query.pop("from", 0))
+        start = int(query.pop("from", 0))
         limit = int(query.pop("limit", self.page_size))
-        while True:
+
+        def fetch(offset: int, size: int) -> Page:
             payload = hook.request(
-                self.method, endpoint, query={**query, "from": offset, "limit": limit}, json=self.body
+                self.method, endpoint, query={**query, "from": offset, "limit": size}, json=self.body
             )
-            items, total = _items_and_total(payload)
-            if items is None:
+            page = read_page(payload, _ITEM_KEYS)
+            if page.items is None:
                 raise EcoinventError(
                     f"paginate=True, but {self.method} {endpoint} answered without a list of items "
                     f"(looked for a bare list or {', '.join(_ITEM_KEYS)}): call it without paginate."
                 )
-            yield items
-            offset += len(items)
-            if not items or (total is not None and offset >= total) or (total is None and len(items) < limit):
-                return
+            return page
+
+        yield from walk_pages(fetch, limit=limit, start=start, what=f"{self.method} {endpoint}")
 
     def _to_xcom(self, hook: EcoinventHook, endpoint: str, query: dict[str, Any]) -> Any:
         limit = self.max_xcom_bytes
@@ -601,8 +608,9 @@ class EcoinventDatasetsOperator(BaseOperator):
         dataset_ids: list[int] | None = None
         if self.dataset_ids is not None and ready(self.dataset_ids):
             ids = parse_id_list(self.dataset_ids, "dataset_ids")
-            # A literal [] is a mistake in the DAG; an empty list rendered from an upstream XCom is data.
-            dataset_ids = sorted(validate_dataset_ids(ids, allow_empty=rendered))
+            # A literal [] is a mistake in the DAG; an empty list rendered from an upstream XCom, or given to
+            # one mapped task instance by expand(), is data.
+            dataset_ids = sorted(validate_dataset_ids(ids, allow_empty=rendered or _built_by_mapping(self)))
         indicator_ids: list[int] = []
         if ready(self.indicator_ids):
             raw = [] if self.indicator_ids is None else parse_id_list(self.indicator_ids, "indicator_ids")
@@ -680,7 +688,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         assert plan is not None
         if self.format == "parquet" and not self.dry_run_only:
             require_pyarrow()  # fails with the install command before any call
-        destination = to_storage_path(self.output_uri) if self.output_uri is not None else None
+        destination = _output_path(self.output_uri, writing=not self.dry_run_only)
         hook = _hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
         limit = self.max_unique_datasets
         if limit is None:

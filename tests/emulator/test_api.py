@@ -59,6 +59,22 @@ def test_versions_list_shape(ecoinvent_emulator_factory: EmulatorFactory, make_a
     assert body[2]["system_models"] == ["cutoff", "apos", "consequential", "EN15804"]
 
 
+def test_omit_total_leaves_total_out_of_every_paged_answer(
+    ecoinvent_emulator_factory: EmulatorFactory, make_api: Callable[..., Api]
+):
+    api = make_api(ecoinvent_emulator_factory(datasets=250, omit_total=True))
+    search = api.get("/datasets", params={"limit": 100}).json()
+    batch = api.batch(list(range(1, 251)), [1], params={"limit": 100}).json()
+    indicators = api.get("/indicators").json()
+    assert "total" not in search
+    assert "total" not in batch
+    assert "total" not in indicators
+    assert len(search["results"]) == len(batch["datasets"]) == 100
+    assert search["facets"]
+    assert indicators["results"]
+    assert api.emulator.stats()["config"]["omit_total"] is True
+
+
 def test_publish_version_becomes_latest(ecoinvent_emulator: EmulatorServer, api: Api):
     ecoinvent_emulator.publish_version("3.12", ["cutoff", "apos"])
     names = [item["version"] for item in api.get("/versions").json()["results"]]

@@ -79,6 +79,7 @@ def test_config_round_trips_through_argv():
         faults=({"kind": "status", "status": 429, "retry_after": "Wed, 21 Oct 2026 07:28:00 GMT"},),
         extra_clients=(("b", "bs"),),
         versions_shape="list",
+        omit_total=True,
     )
     from airflow_provider_ecoinvent.emulator.__main__ import config_from_args
 
@@ -103,6 +104,7 @@ def test_help_documents_every_flag():
         "--fault",
         "--extra-client",
         "--versions-shape",
+        "--omit-total",
     ):
         assert flag in result.stdout
     for kind in ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -44,9 +46,12 @@ def test_ids_from_upstream_xcom_scored_nested_manifest_matches_ledger_and_rerun_
     dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
 ) -> None:
     out = tmp_path / "data" / "scores.jsonl"
-    # A stale partial file of an earlier, killed run of this task is cleaned up by the next run.
+    # A stale partial file of an earlier, killed run of this task (unmodified for longer than the lease that
+    # live writers keep fresh) is cleaned up by the next run.
     out.parent.mkdir()
-    (out.parent / ".scores.jsonl.0123abcd.partial").write_text("junk")
+    stale = out.parent / ".scores.jsonl.0123abcd.partial"
+    stale.write_text("junk")
+    os.utime(stale, (time.time() - 2 * 3600, time.time() - 2 * 3600))
     runner = dag_runner(
         f"""
         @task
@@ -346,3 +351,72 @@ def test_search_by_a_bare_geography_code_scores_that_geography_or_fails_before_b
     assert "'Germany (DE)'" in result.errors["geo"]["message"]
     assert stats["scored_calls"] == 0
     assert not out.exists()
+
+
+def test_answers_without_total_select_and_fetch_everything(
+    dag_runner: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 11: a search answering without ``total`` selected only its first page (100 of 250), and batch
+    calls of 1000 ids without ``total`` reported every id past the first page as missing."""
+    from airflow_provider_ecoinvent.emulator import EmulatorServer
+
+    with EmulatorServer(datasets=250, omit_total=True) as emulator:
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(batch_size=1000))
+        result = dag_runner(
+            f"""
+            EcoinventDatasetsOperator(
+                task_id="searched", query="", indicator_ids=[1], output_uri="file://{tmp_path}/searched.jsonl",
+            )
+            EcoinventDatasetsOperator(
+                task_id="by_ids", dataset_ids=list(range(1, 251)), indicator_ids=[1],
+                output_uri="file://{tmp_path}/by_ids.jsonl",
+            )
+            """
+        ).run()
+        stats = emulator.stats()
+    assert result.state == "success", result.errors
+    for task in ("searched", "by_ids"):
+        manifest = result.xcom[task]
+        assert (manifest["requested_datasets"], manifest["datasets_written"]) == (250, 250), task
+        assert (manifest["missing_datasets"], manifest["missing_dataset_ids"]) == (0, []), task
+        assert [r["id"] for r in read_jsonl(tmp_path / f"{task}.jsonl")] == list(range(1, 251))
+    assert result.xcom["searched"]["selection"] == "search"
+    assert stats["requests"]["GET /datasets"] == 3  # 100 + 100 + a short page of 50
+    assert stats["requests"]["POST /datasets/batch"] == 2 * 3  # one batch of 250 ids, three pages, per task
+    assert stats["usage"][emulator.client_id]["datasets"] == 250
+
+
+def test_a_mapped_instance_with_an_empty_chunk_writes_an_empty_file(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """Issue 11: MappedOperator re-runs the constructor with the resolved chunk, and an empty one failed
+    there as if it were a literal [] in the DAG file; an empty chunk is data."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    runner = dag_runner(
+        f"""
+        EcoinventDatasetsOperator.partial(
+            task_id="chunks", indicator_ids=[1], output_uri="file://{tmp_path}/chunk-{{{{ ti.map_index }}}}.jsonl",
+        ).expand(dataset_ids=[[1, 2, 3], []])
+        """
+    )
+    result = runner.run()
+    assert result.state == "success", result.errors
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.map_index, XComModel.value).where(
+                XComModel.dag_id == runner.dag_id, XComModel.task_id == "chunks", XComModel.key == "return_value"
+            )
+        ).all()
+    manifests = {index: value for index, value in rows}
+    assert sorted(manifests) == [0, 1]
+    assert (manifests[0]["requested_datasets"], manifests[0]["datasets_written"]) == (3, 3)
+    empty = manifests[1]
+    assert (empty["requested_datasets"], empty["datasets_written"], empty["record_count"]) == (0, 0, 0)
+    assert (empty["missing_datasets"], empty["bytes"]) == (0, 0)
+    assert (tmp_path / "chunk-1.jsonl").read_bytes() == b""
+    stats = ecoinvent_conn.stats()
+    assert stats["requests"]["POST /datasets/batch"] == 1  # the first chunk's; the empty one made no billed call
+    assert stats["scored_calls"] == 1
