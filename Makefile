@@ -57,10 +57,11 @@ pytest: $(VENV)/.installed
 $(VENV_LOWEST)/.installed: pyproject.toml $(VENV)/.installed
 	test -x $(VENV_LOWEST)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV_LOWEST)
 	$(UV) pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct \
-		-e '.[test]' 'apache-airflow==$(LOWEST_AIRFLOW)' $(LOWEST_AIRFLOW_CAPS)
+		-e '.[test,dev]' 'apache-airflow==$(LOWEST_AIRFLOW)' $(LOWEST_AIRFLOW_CAPS)
 	touch $@
 
 # The stack, reliability and benchmark suites exercise the same provider code and run once, on the newest.
+# tests/release runs here too: the built wheel, installed next to Airflow 3.1.0, must work as well.
 test-lowest: $(VENV_LOWEST)/.installed
 	$(VENV_LOWEST)/bin/python -m pytest $(PYTEST_PARALLEL) -m "not stack" --ignore=tests/stack --ignore=tests/reliability \
 		--ignore=tests/benchmarks $(PYTEST_ARGS)

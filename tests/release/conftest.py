@@ -27,9 +27,12 @@ PACKAGE = "airflow_provider_ecoinvent"
 
 
 def uv() -> str:
-    """The uv next to this interpreter (``make`` installs it into ``.venv``), else one on ``PATH``."""
-    beside = Path(sys.executable).with_name("uv")
-    found = str(beside) if beside.exists() else shutil.which("uv")
+    """The uv ``make`` installs: next to this interpreter, else in the main ``.venv`` (``make test-lowest``
+    runs from ``.venv-lowest``, which ``make`` builds with the main venv's uv), else one on ``PATH``."""
+    for candidate in (Path(sys.executable).with_name("uv"), REPO / ".venv" / "bin" / "uv"):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("uv")
     if found is None:
         pytest.fail("uv is needed to build and install the distributions: run `make test`, which installs it")
     return found
