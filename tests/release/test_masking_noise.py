@@ -9,12 +9,12 @@ masker, and look at what it logged and what it redacts.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow.sdk._shared.secrets_masker import SecretsMasker, redact
 
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.get_provider_info import CONN_FIELDS
@@ -22,23 +22,43 @@ from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from types import ModuleType
 
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
 SHORT_SECRET_WARNING = "Skipping masking for a secret as it's too short"
-MASKER_LOGGER = "airflow.sdk._shared.secrets_masker.secrets_masker"
+
+
+def maskers() -> list[ModuleType]:
+    """The secret maskers a connection read can reach: the Task SDK's and, on Airflow 3.1, where a
+    connection from an environment variable is a core ``airflow.models.Connection``, the core one."""
+    found = []
+    for name in ("airflow.sdk._shared.secrets_masker", "airflow._shared.secrets_masker"):
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return found
+
+
+def redact(text: str) -> str:
+    """``text`` as a task log would show it: through every masker that is in use."""
+    for masker in maskers():
+        text = masker.redact(text)
+    return text
 
 
 @pytest.fixture
 def masker_log(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Capture the masker's warnings (it warns once per process: the flag is reset for each test)."""
-    monkeypatch.setattr(SecretsMasker, "_has_warned_short_secret", False)
-    caplog.set_level(logging.WARNING, logger=MASKER_LOGGER)
+    """Capture the maskers' warnings (each warns once per process: the flag is reset for each test)."""
+    for masker in maskers():
+        monkeypatch.setattr(masker.SecretsMasker, "_has_warned_short_secret", False)
+        caplog.set_level(logging.WARNING, logger=masker.SecretsMasker.__module__)
     return caplog
 
 
 def short_secret_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == MASKER_LOGGER and SHORT_SECRET_WARNING in r.message]
+    return [r.getMessage() for r in caplog.records if SHORT_SECRET_WARNING in r.getMessage()]
 
 
 def read_like_airflow(monkeypatch: pytest.MonkeyPatch, conn_id: str, fields: Mapping[str, Any]) -> EcoinventSettings:
