@@ -2,8 +2,8 @@
 
 Building runs ``uv build`` (the sdist, then the wheel from the unpacked sdist, as ``make dist`` does);
 installing uses the uv that ``make`` puts in ``.venv``, constrained to the versions already in this
-environment so that every dependency comes from uv's cache: the new environment differs from this one only
-in how our package got there.
+environment so that every dependency comes from uv's cache, offline: the new environment differs from this
+one only in how our package got there.
 """
 
 from __future__ import annotations
@@ -123,6 +123,10 @@ def installed_wheel(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Ins
     frozen = run([uv(), "pip", "freeze", "--exclude-editable", "--python", sys.executable], cwd=root).stdout
     constraints = root / "constraints.txt"
     constraints.write_text(frozen)
-    install = [uv(), "pip", "install", "--quiet", "--python", installed.python]
-    run([*install, "--constraint", str(constraints), str(dist.wheel)], cwd=root)
+    install = [uv(), "pip", "install", "--quiet", "--python", installed.python, "--constraint", str(constraints)]
+    # uv's cache holds every pinned version (uv installed them into this environment), so no network is
+    # needed; a machine whose cache was cleared since falls back to the package index.
+    offline = subprocess.run([*install, "--offline", str(dist.wheel)], cwd=root, capture_output=True, check=False)
+    if offline.returncode != 0:
+        run([*install, str(dist.wheel)], cwd=root)
     return installed
