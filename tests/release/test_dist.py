@@ -80,6 +80,15 @@ def test_the_version_is_defined_once_and_the_changelog_leads_with_it(dist: Dist)
     assert first_release.group(1) == __version__, "docs/CHANGELOG.md must start with the release being prepared"
 
 
+def test_the_licence_metadata_is_what_pypi_accepts(dist: Dist) -> None:
+    with zipfile.ZipFile(dist.wheel) as wheel:
+        metadata = wheel.read(f"{PACKAGE}-{dist.version}.dist-info/METADATA").decode().splitlines()
+    assert "License-Expression: Apache-2.0" in metadata
+    assert "License-File: LICENSE" in metadata
+    # PEP 639: PyPI refuses an upload that also carries a "License ::" classifier.
+    assert [line for line in metadata if line.startswith("Classifier: License ::")] == []
+
+
 def test_the_licence_is_the_full_apache_2_text() -> None:
     text = (REPO / "LICENSE").read_text()
     assert text.lstrip().startswith("Apache License\n                           Version 2.0, January 2004")
