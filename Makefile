@@ -18,17 +18,17 @@ LOWEST_AIRFLOW ?= 3.1.0
 LOWEST_AIRFLOW_CAPS ?= 'structlog<25.5' 'fastapi<0.132' 'universal-pathlib<0.3'
 VENV_LOWEST    ?= .venv-lowest
 
-.PHONY: test test-lowest lint typecheck pytest demo docs soak emulator bench clean
+.PHONY: test test-lowest lint typecheck actionlint pytest dist demo docs soak emulator bench clean
 
-# Create the virtual environment and install the package with its test extra
-# (again only when pyproject.toml changes). uv resolves in seconds where pip takes minutes.
+# Create the virtual environment and install the package with its test extra and the release tools of
+# the dev extra (again only when pyproject.toml changes). uv resolves in seconds where pip takes minutes.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	$(UV) pip install --quiet --python $(PY) -e '.[test,dev]'
 	touch $@
 
-test: $(VENV)/.installed lint typecheck pytest
+test: $(VENV)/.installed lint typecheck actionlint pytest
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -36,6 +36,17 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
+
+# The GitHub Actions workflows (.github/workflows), with the actionlint binary the dev extra installs.
+actionlint: $(VENV)/.installed
+	$(VENV)/bin/actionlint -no-color -oneline
+
+# The sdist and the wheel, as a release publishes them, checked the way PyPI renders them. uv builds the
+# sdist first and the wheel from the unpacked sdist, so a file missing from the sdist fails here.
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(UV) build --quiet --out-dir dist .
+	$(VENV)/bin/twine check --strict dist/*
 
 # ECOINVENT_STACK_TESTS=1: include the tests that start a real Airflow stack (plain `pytest` skips them).
 pytest: $(VENV)/.installed
@@ -46,10 +57,11 @@ pytest: $(VENV)/.installed
 $(VENV_LOWEST)/.installed: pyproject.toml $(VENV)/.installed
 	test -x $(VENV_LOWEST)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV_LOWEST)
 	$(UV) pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct \
-		-e '.[test]' 'apache-airflow==$(LOWEST_AIRFLOW)' $(LOWEST_AIRFLOW_CAPS)
+		-e '.[test,dev]' 'apache-airflow==$(LOWEST_AIRFLOW)' $(LOWEST_AIRFLOW_CAPS)
 	touch $@
 
 # The stack, reliability and benchmark suites exercise the same provider code and run once, on the newest.
+# tests/release runs here too: the built wheel, installed next to Airflow 3.1.0, must work as well.
 test-lowest: $(VENV_LOWEST)/.installed
 	$(VENV_LOWEST)/bin/python -m pytest $(PYTEST_PARALLEL) -m "not stack" --ignore=tests/stack --ignore=tests/reliability \
 		--ignore=tests/benchmarks $(PYTEST_ARGS)

@@ -11,7 +11,6 @@ from typing import Any, Final
 
 from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._constants import (
-    DEFAULT_API_PREFIX,
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -33,6 +32,9 @@ UI_FIELD_BEHAVIOUR: Final[dict[str, Any]] = {
 }
 
 #: Extra fields of the connection form; the values land in ``Connection.extra`` under these names.
+#: No text field has a ``default``: the form would save it into every new connection, and Airflow feeds
+#: every string extra to its secret masker, which logs "Skipping masking for a secret as it's too short"
+#: in every task for values such as ``/v0``, ``body`` or ``true``. An empty field means the default.
 CONN_FIELDS: Final[dict[str, Any]] = {
     "token_url": {
         "label": "Token URL",
@@ -42,12 +44,12 @@ CONN_FIELDS: Final[dict[str, Any]] = {
     "api_prefix": {
         "label": "API path prefix",
         "description": f"{KNOWN_EXTRAS['api_prefix']} Some accounts use /v3/api1.",
-        "schema": {"type": ["string", "null"], "default": DEFAULT_API_PREFIX},
+        "schema": {"type": ["string", "null"]},
     },
     "client_auth": {
         "label": "Client authentication",
         "description": KNOWN_EXTRAS["client_auth"],
-        "schema": {"type": "string", "enum": ["body", "basic"], "default": "body"},
+        "schema": {"type": ["string", "null"], "enum": ["body", "basic", None]},
     },
     "user_id": {
         "label": "User id (X-User-Id)",
@@ -77,7 +79,7 @@ CONN_FIELDS: Final[dict[str, Any]] = {
     "verify": {
         "label": "TLS verification",
         "description": KNOWN_EXTRAS["verify"],
-        "schema": {"type": ["string", "null"], "default": "true"},
+        "schema": {"type": ["string", "null"]},
     },
     "allow_insecure_http": {
         "label": "Allow plain HTTP",

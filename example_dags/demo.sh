@@ -55,13 +55,81 @@ if ! "$AIRFLOW" dags test "$DAG_ID" >"$work/dag.log" 2>&1 || ! grep -q "state=su
   fail "$DAG_ID did not succeed (full log above, last lines)"
 fi
 
-# 4. What landed, and the summary the DAG logged.
+# 4. What landed: the first scores as a table, and the key figures of the operator's manifest (its XCom).
 output=$(find "$OUTPUT_DIR" -type f -name '*.jsonl' | head -1)
 [[ -n "$output" ]] || fail "the DAG succeeded but wrote no file under $OUTPUT_DIR"
 echo
-echo "Output: $output ($(wc -l <"$output") records)"
-echo "First records (truncated):"
-head -3 "$output" | cut -c1-200
+"$PY" - "$output" "$AIRFLOW_HOME/airflow.db" <<'SUMMARY' || fail "could not summarise $output"
+"""Print the first records of the output as an aligned table, then the manifest's key figures."""
+import json
+import sqlite3
+import sys
+
+from airflow_provider_ecoinvent.operators._output import flat_rows
+
+output, database = sys.argv[1], sys.argv[2]
+SHOWN_DATASETS = 4
+COLUMNS = [("dataset", "dataset_id"), ("activity", "activity"), ("geography", "geography"),
+           ("indicator", "indicator"), ("score", "score"), ("unit", "score_unit")]
+NUMERIC = {"dataset", "score"}
+
+
+def cell(value, width=38):
+    text = "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+with sqlite3.connect(database) as db:
+    row = db.execute(
+        "SELECT value FROM xcom WHERE task_id = 'score_datasets' AND key = 'return_value' ORDER BY timestamp DESC"
+    ).fetchone()
+manifest = json.loads(row[0]) if row else {}
+
+with open(output, encoding="utf-8") as lines:
+    datasets = [json.loads(line) for line in lines]
+rows = [
+    [cell(flat[key]) for _, key in COLUMNS]
+    for record in datasets[:SHOWN_DATASETS]
+    for flat in flat_rows(record, manifest.get("version", ""), manifest.get("system_model", ""))
+]
+widths = [max(len(title), *(len(r[i]) for r in rows)) for i, (title, _) in enumerate(COLUMNS)]
+
+
+def line(cells):
+    return "  ".join(
+        c.rjust(w) if title in NUMERIC else c.ljust(w) for c, w, (title, _) in zip(cells, widths, COLUMNS)
+    ).rstrip()
+
+
+print(f"First {min(SHOWN_DATASETS, len(datasets))} of {len(datasets)} datasets written, one row per indicator:")
+print(line([title for title, _ in COLUMNS]))
+print(line(["-" * w for w in widths]))
+for r in rows:
+    print(line(r))
+print()
+if not manifest:
+    print("(no manifest found in the run's XCom)")
+    sys.exit(0)
+figures = [
+    ("release", f"ecoinvent {manifest['version']} / {manifest['system_model']}"),
+    ("records", f"{manifest['record_count']:,} ({manifest['datasets_written']:,} datasets, "
+                f"{manifest['missing_datasets']:,} requested ids missing)"),
+    ("indicators", ", ".join(str(i) for i in manifest["indicator_ids"])),
+    ("API calls", f"{manifest['api_calls']:,} (+ {manifest['token_requests']:,} token requests)"),
+    ("file", f"{manifest['output_uri']}"),
+    ("size", f"{manifest['bytes']:,} bytes, sha256 {manifest['sha256'][:16]}..."),
+    ("took", f"{manifest['elapsed_seconds']:.1f} s"),
+]
+print("Manifest:")
+for name, value in figures:
+    print(f"  {name:<11} {value}")
+SUMMARY
 echo
 grep -o "Wrote [0-9]* datasets.*" "$work/dag.log" | tail -1 || true
+# Warnings the tasks, the provider or Airflow's secret masker logged are shown, not buried in the log.
+if grep -E '\[warning.*\[(airflow\.task|airflow_provider_ecoinvent|airflow\.sdk\._shared\.secrets_masker)' \
+   "$work/dag.log" >"$work/warnings.log"; then
+  echo "demo: the tasks logged these warnings:"
+  cut -c1-220 "$work/warnings.log"
+fi
 echo "demo: success"

@@ -25,6 +25,8 @@ ADMIN_PREFIX = "/_emulator"
 DEFAULT_CLIENT_ID = "emulator-client"
 # Short and obviously fake on purpose: secret scanners flag long random-looking strings.
 DEFAULT_CLIENT_SECRET = "emulator-secret"
+#: The API's standard path prefix (the real API serves ``/v0``; some accounts get another one).
+STANDARD_API_PREFIX = "/v0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +50,7 @@ class EmulatorConfig:
     latency_ms: float = 0.0
     datasets: int = 1000
     seed: int = 0
-    api_prefix: str = "/v0"
+    api_prefix: str = STANDARD_API_PREFIX
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
     faults: tuple[Mapping[str, Any], ...] = ()

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
-from airflow_provider_ecoinvent.emulator.config import ADMIN_PREFIX, TOKEN_PATH, EmulatorConfig, make_config
+from airflow_provider_ecoinvent.emulator.config import (
+    ADMIN_PREFIX,
+    STANDARD_API_PREFIX,
+    TOKEN_PATH,
+    EmulatorConfig,
+    make_config,
+)
 from airflow_provider_ecoinvent.emulator.server import EmulatorHTTPServer, create_server, shutdown_server
 
 if TYPE_CHECKING:
@@ -52,8 +58,15 @@ def base_url_for(host: str, port: int) -> str:
 
 
 def connection_dict_for(config: EmulatorConfig, base_url: str, **extra_overrides: Any) -> dict[str, Any]:
-    """The Airflow connection (``AIRFLOW_CONN_ECOINVENT_DEFAULT`` JSON form) that reaches an emulator."""
-    extra: dict[str, Any] = {"token_url": base_url + TOKEN_PATH, "api_prefix": config.api_prefix}
+    """The Airflow connection (``AIRFLOW_CONN_ECOINVENT_DEFAULT`` JSON form) that reaches an emulator.
+
+    ``api_prefix`` is written only when it is not the standard ``/v0``, which clients assume anyway: Airflow
+    feeds every string extra to its secret masker whenever it reads a connection, and one shorter than five
+    characters makes it log "Skipping masking for a secret as it's too short" in every task.
+    """
+    extra: dict[str, Any] = {"token_url": base_url + TOKEN_PATH}
+    if config.api_prefix != STANDARD_API_PREFIX:
+        extra["api_prefix"] = config.api_prefix
     extra.update(extra_overrides)
     return {
         "conn_type": "ecoinvent",

@@ -178,12 +178,27 @@ def test_make_demo_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "demo: success" in result.stdout
-    assert "Output: " in result.stdout
     files = list((tmp_path / "out").rglob("*.jsonl"))
     assert len(files) == 1
     records = jsonl_records(files[0])
     assert records
     assert f"Wrote {len(records)} datasets" in result.stdout
+    # The summary: an aligned table of the first records' scores, then the manifest's key figures.
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("dataset  activity"))
+    assert lines[header].split() == ["dataset", "activity", "geography", "indicator", "score", "unit"]
+    first = records[0]
+    score = first["impact_scores"][0]
+    row = lines[header + 2]
+    assert row.split()[0] == str(first["id"])
+    assert first["activity"] in row
+    assert score["unit"] in row
+    assert len({len(line) for line in lines[header + 1 : header + 4]}) <= 2  # aligned columns
+    assert f"  records     {len(records)} ({len(records)} datasets, 0 requested ids missing)" in lines
+    assert f"  file        file://{files[0]}" in lines
+    # No warning from the tasks, and in particular not Airflow's short-secret masking warning.
+    assert "Skipping masking" not in result.stdout + result.stderr
+    assert "demo: the tasks logged these warnings" not in result.stdout
     leftovers = subprocess.run(
         ["pgrep", "-f", "airflow_provider_ecoinvent.emulator --port 0 --datasets 5000"], capture_output=True
     )

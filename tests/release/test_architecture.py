@@ -1,0 +1,109 @@
+"""The import rules of docs/architecture.md, checked on the source: what each module may import.
+
+Every import counts, including those inside functions and under ``TYPE_CHECKING``, so a layer cannot be
+crossed quietly. A new module must be given a place here (and in the diagram) before the test passes.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "airflow_provider_ecoinvent"
+SOURCE = Path(__file__).resolve().parents[2] / PACKAGE
+
+_PURE: frozenset[str] = frozenset()
+#: module -> the package's modules it may import (sub-packages' ``__init__`` files are empty).
+ALLOWED: dict[str, frozenset[str]] = {
+    "__init__": _PURE,
+    "_constants": _PURE,
+    "_retry": _PURE,
+    "versions": _PURE,
+    "exceptions": _PURE,
+    "get_provider_info": frozenset({"__init__", "_constants"}),
+    "_ids": frozenset({"exceptions"}),
+    "connection": frozenset({"_constants", "exceptions"}),
+    "_errors": frozenset({"_retry", "exceptions"}),
+    "_tokens": frozenset({"_errors", "_retry", "connection", "exceptions"}),
+}
+_BELOW_HOOKS = frozenset(ALLOWED)
+ALLOWED |= {
+    "hooks.ecoinvent": _BELOW_HOOKS,
+    "hooks.async_client": _BELOW_HOOKS - {"get_provider_info", "_ids"},
+    "triggers.ecoinvent": frozenset({"_constants", "exceptions", "versions", "hooks.async_client"}),
+    "sensors.ecoinvent": frozenset({"_constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
+    "operators._output": frozenset({"exceptions"}),
+    "operators.ecoinvent": frozenset({"_constants", "_ids", "exceptions", "hooks.ecoinvent", "operators._output"}),
+}
+#: Third-party imports the layers below the hooks must not make (they load at DAG parse time).
+HEAVY = ("requests", "httpx", "pyarrow", "urllib3")
+
+
+def module_names() -> list[str]:
+    names = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        parts = path.relative_to(SOURCE).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) > 1:
+            continue  # sub-package markers
+        names.append(".".join(parts))
+    return names
+
+
+def imports_of(module: str) -> set[str]:
+    """Every module name imported anywhere in ``module`` (absolute, as written or resolved)."""
+    path = SOURCE.joinpath(*module.split(".")).with_suffix(".py")
+    package = module.rsplit(".", 1)[0] if "." in module else ""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join([PACKAGE, *package.split(".")[: len(package.split(".")) - node.level + 1]])
+                found.add(f"{base}.{node.module}" if node.module else base)
+            elif node.module:
+                found.add(node.module)
+                # ``from airflow_provider_ecoinvent import x`` may import a sub-module x
+                if node.module == PACKAGE:
+                    found.update(f"{PACKAGE}.{alias.name}" for alias in node.names if alias.name != "__version__")
+    return found
+
+
+def internal(imported: set[str]) -> set[str]:
+    names = set()
+    for name in imported:
+        if name == PACKAGE:
+            names.add("__init__")
+        elif name.startswith(PACKAGE + "."):
+            names.add(name.removeprefix(PACKAGE + "."))
+    return names
+
+
+CLIENT_MODULES = [m for m in module_names() if not m.startswith("emulator")]
+EMULATOR_MODULES = [m for m in module_names() if m.startswith("emulator")]
+
+
+def test_every_client_module_has_a_place_in_the_layers() -> None:
+    assert sorted(set(CLIENT_MODULES) - set(ALLOWED)) == []
+
+
+@pytest.mark.parametrize("module", CLIENT_MODULES)
+def test_a_module_imports_only_what_its_layer_allows(module: str) -> None:
+    crossing = internal(imports_of(module)) - ALLOWED[module] - {module}
+    assert crossing == set(), f"{module} imports {sorted(crossing)}: see docs/architecture.md"
+
+
+@pytest.mark.parametrize("module", [m for m in CLIENT_MODULES if "." not in m])
+def test_modules_below_the_hooks_import_no_http_or_parquet_library(module: str) -> None:
+    heavy = {name for name in imports_of(module) if name.split(".")[0] in HEAVY}
+    assert heavy == set(), f"{module} imports {sorted(heavy)}, which DAG parsing would pay for"
+
+
+@pytest.mark.parametrize("module", EMULATOR_MODULES)
+def test_the_emulator_imports_nothing_of_the_client_nor_airflow(module: str) -> None:
+    imported = imports_of(module)
+    outside = {name for name in internal(imported) if not name.startswith("emulator")}
+    assert outside == set(), f"{module} imports the client's {sorted(outside)}"
+    assert not [name for name in imported if name.split(".")[0] == "airflow"], f"{module} imports Airflow"
