@@ -395,6 +395,23 @@ class EcoinventHook(BaseHook):
         """The LCIA indicators of a version and system model (all pages)."""
         return list(self._paginate("indicators", {"version": version, "system_model": system_model}))
 
+    def resolve_indicators(
+        self, selectors: Any, *, version: str = "latest", system_model: str = "cutoff"
+    ) -> list[dict[str, Any]]:
+        """The indicators selected by id or by name, from one listing of ``/indicators`` (free, not billed).
+
+        :param selectors: ids, ``"method | category | indicator"`` names, or dicts such as
+            ``{"method": "EF v3.1"}`` (see :mod:`airflow_provider_ecoinvent.indicators`).
+        :returns: ``{id, method, category, indicator, unit}`` per indicator, unique, sorted by id.
+        :raises EcoinventIndicatorError: a selector matches nothing (the message names the closest names)
+            or a name is ambiguous (it lists the candidates). Bad selector forms fail before any call.
+        """
+        from airflow_provider_ecoinvent.indicators import parse_selectors, resolve_selectors
+
+        chosen = parse_selectors(selectors)
+        catalogue = self.get_indicators(version, system_model)
+        return resolve_selectors(chosen, catalogue, where=f"version {version} ({system_model})")
+
     def search_datasets(
         self, query: str | None = None, *, version: str = "latest", system_model: str = "cutoff", **filters: Any
     ) -> Iterator[dict[str, Any]]:
@@ -423,7 +440,7 @@ class EcoinventHook(BaseHook):
     ) -> dict[str, Any]:
         """One dataset, with ``impact_scores`` for ``indicator_ids`` when given (a billed call then)."""
         ident = validate_dataset_ids([dataset_id])[0]
-        indicators = validate_indicator_ids(indicator_ids)
+        indicators = validate_indicator_ids(indicator_ids, max_count=MAX_INDICATORS)
         query: dict[str, Any] = {"version": version, "system_model": system_model}
         if indicators:
             query["indicator_ids"] = indicators
@@ -449,11 +466,13 @@ class EcoinventHook(BaseHook):
         """Datasets (scored for ``indicator_ids``) for any number of ids, in the order of the ids.
 
         Ids are de-duplicated and sent in batch calls of the connection's ``batch_size`` (default 100),
-        each paged with the API's ``limit`` of 100, so N datasets take ceil(N / 100) calls. ``"latest"``
+        each paged with the API's ``limit`` of 100, so N datasets take ceil(N / 100) calls. Any number
+        of indicators: the API scores at most 100 per call, so K indicators take ceil(K / 100) calls per
+        batch, whose scores are merged into one record per dataset before it is yielded. ``"latest"``
         is resolved once first, so every batch of the run reads the same version. Up to
         ``max_in_flight`` calls run at once over the pooled session and the one token.
 
-        Validation (non-integer ids, more than 100 indicators) happens before any call.
+        Validation (non-integer ids) happens before any call.
 
         :returns: a :class:`DatasetStream`; iterate it for the datasets. After iteration its
             ``missing_ids`` lists the ids the API did not return.
@@ -667,7 +686,12 @@ class DatasetStream(Iterator[dict[str, Any]]):
             pool.shutdown(wait=not window, cancel_futures=True)
 
     def _fetch(self, chunk: list[int]) -> list[dict[str, Any]]:
-        return self.hook._fetch_batch(chunk, self.indicator_ids, self.version, self.system_model, self._abandoned)
+        from airflow_provider_ecoinvent.indicators import fetch_in_slices
+
+        def fetch(indicators: Sequence[int]) -> list[dict[str, Any]]:
+            return self.hook._fetch_batch(chunk, indicators, self.version, self.system_model, self._abandoned)
+
+        return fetch_in_slices(fetch, chunk, self.indicator_ids)
 
     def _settle(self, pending: tuple[list[int], Future[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
         chunk, future = pending
