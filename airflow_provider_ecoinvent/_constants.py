@@ -35,4 +35,5 @@ KNOWN_EXTRAS: Final[Mapping[str, str]] = {
     "verify": "TLS verification: true (default), false, or the path of a CA bundle.",
     "allow_insecure_http": "Allow credentials over plain http:// to a non-loopback host (default false).",
     "max_unique_datasets": "Licence cost guard: the most distinct datasets one task may score.",
+    "max_unique_indicators": "Licence cost guard: the most distinct indicators one task may score.",
 }

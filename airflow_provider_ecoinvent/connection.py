@@ -62,6 +62,7 @@ class EcoinventSettings:
     verify: bool | str = True
     allow_insecure_http: bool = False
     max_unique_datasets: int | None = None
+    max_unique_indicators: int | None = None
 
     @property
     def base_api_url(self) -> str:
@@ -150,6 +151,7 @@ def parse_settings(
         verify=_verify(where, extra.get("verify")),
         allow_insecure_http=allow_insecure_http,
         max_unique_datasets=_optional_integer(where, extra, "max_unique_datasets", minimum=0),
+        max_unique_indicators=_optional_integer(where, extra, "max_unique_indicators", minimum=0),
     )
 
 

@@ -88,6 +88,11 @@ CONN_FIELDS: Final[dict[str, Any]] = {
         "description": KNOWN_EXTRAS["max_unique_datasets"] + " Empty: no limit.",
         "schema": {"type": ["integer", "null"], "minimum": 0},
     },
+    "max_unique_indicators": {
+        "label": "Cost guard: max unique indicators per task",
+        "description": KNOWN_EXTRAS["max_unique_indicators"] + " Empty: no limit.",
+        "schema": {"type": ["integer", "null"], "minimum": 0},
+    },
 }
 
 
