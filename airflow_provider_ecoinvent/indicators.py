@@ -8,8 +8,9 @@
 * :func:`resolve_selectors` resolves them against the catalogue of one version (the free ``/indicators``
   listing), de-duplicated and sorted by id, and fails naming the closest existing names, or the
   candidates of an ambiguous name, so the user can fix the DAG before any scored call is made.
-* :func:`fetch_in_slices` scores one batch of datasets for any number of indicators: the API scores at
-  most 100 per call, so K indicators take ceil(K / 100) calls whose scores are merged per dataset.
+* :func:`indicator_slices` and :func:`merge_slices` score one batch of datasets for any number of
+  indicators: the API scores at most 100 per call, so K indicators take ceil(K / 100) calls whose scores
+  are merged per dataset.
 
 Standard library only: DAG files import the operators, and the operators import this module.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import difflib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from airflow_provider_ecoinvent._ids import MAX_INDICATORS
@@ -199,20 +200,24 @@ def _nothing_matched(selector: Any, wanted: Mapping[str, str], entries: list[dic
     return f"Indicator selector {selector!r} matches nothing in {where}."  # pragma: no cover - narrowing found it
 
 
-def fetch_in_slices(
-    fetch: Callable[[Sequence[int]], list[dict[str, Any]]], dataset_ids: Sequence[int], indicator_ids: Sequence[int]
-) -> list[dict[str, Any]]:
-    """One batch of datasets scored for every indicator, in the order of ``dataset_ids``.
+def indicator_slices(indicator_ids: Sequence[int]) -> list[list[int]]:
+    """The indicator ids in slices of at most :data:`MAX_INDICATORS`, one batch call each (one empty
+    slice when there are none: the datasets are still fetched, unscored)."""
+    ids = list(indicator_ids)
+    return [ids[start : start + MAX_INDICATORS] for start in range(0, len(ids), MAX_INDICATORS)] or [[]]
 
-    ``fetch(indicators)`` makes the batch call for at most :data:`MAX_INDICATORS` indicators; K indicators
-    take ceil(K / 100) such calls, and each dataset's scores from them are merged into one record. Only
-    this batch is held while merging, so memory grows with batch size times K, never with the run.
+
+def merge_slices(dataset_ids: Sequence[int], answers: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One batch of datasets with the scores of every slice's answer, in the order of ``dataset_ids``.
+
+    K indicators take ceil(K / 100) calls per batch; a dataset's scores from them are merged into one record
+    here, before it is written. Only this batch is held while merging, never the run.
     """
-    if len(indicator_ids) <= MAX_INDICATORS:
-        return fetch(indicator_ids)
+    if len(answers) == 1:
+        return answers[0]
     merged: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(indicator_ids), MAX_INDICATORS):
-        for dataset in fetch(indicator_ids[start : start + MAX_INDICATORS]):
+    for answer in answers:
+        for dataset in answer:
             try:
                 ident = int(dataset["id"])
             except (KeyError, TypeError, ValueError):

@@ -44,6 +44,7 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventError,
     EcoinventRetriesExhaustedError,
 )
+from airflow_provider_ecoinvent.indicators import indicator_slices, merge_slices
 from airflow_provider_ecoinvent.versions import EcoinventVersion, newest, parse_versions
 
 if TYPE_CHECKING:
@@ -605,6 +606,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         # Set when the stream stops early for any reason (close, or a failed batch): calls in flight stop retrying.
         self._abandoned = threading.Event()
         self._complete = False
+        self._slices = indicator_slices(indicator_ids)
         self._iterator = self._generate()
 
     def __repr__(self) -> str:
@@ -668,12 +670,18 @@ class DatasetStream(Iterator[dict[str, Any]]):
                 yield from self._account(chunk, self._fetch(chunk))
             return
         pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="ecoinvent-batch")
-        window: deque[tuple[list[int], Future[list[dict[str, Any]]]]] = deque()
+        # One future per call: a batch scored for K > 100 indicators is ceil(K / 100) calls, and they count
+        # against max_in_flight like any other, so what is held in memory does not grow with K.
+        window: deque[tuple[list[int], list[Future[list[dict[str, Any]]]]]] = deque()
+        in_flight = 0
         try:
             for chunk in self._chunks():
                 self._stop_if_cancelled()
-                window.append((chunk, pool.submit(self._fetch, chunk)))
-                if len(window) >= self.max_in_flight:
+                calls = [pool.submit(self._fetch_slice, chunk, part) for part in self._slices]
+                window.append((chunk, calls))
+                in_flight += len(calls)
+                while in_flight >= self.max_in_flight:
+                    in_flight -= len(window[0][1])
                     yield from self._settle(window.popleft())
             while window:
                 self._stop_if_cancelled()
@@ -686,16 +694,15 @@ class DatasetStream(Iterator[dict[str, Any]]):
             pool.shutdown(wait=not window, cancel_futures=True)
 
     def _fetch(self, chunk: list[int]) -> list[dict[str, Any]]:
-        from airflow_provider_ecoinvent.indicators import fetch_in_slices
+        """One batch, its indicator slices one after the other, scores merged per dataset."""
+        return merge_slices(chunk, [self._fetch_slice(chunk, part) for part in self._slices])
 
-        def fetch(indicators: Sequence[int]) -> list[dict[str, Any]]:
-            return self.hook._fetch_batch(chunk, indicators, self.version, self.system_model, self._abandoned)
+    def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[dict[str, Any]]:
+        return self.hook._fetch_batch(chunk, indicators, self.version, self.system_model, self._abandoned)
 
-        return fetch_in_slices(fetch, chunk, self.indicator_ids)
-
-    def _settle(self, pending: tuple[list[int], Future[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-        chunk, future = pending
-        return self._account(chunk, future.result())
+    def _settle(self, pending: tuple[list[int], list[Future[list[dict[str, Any]]]]]) -> list[dict[str, Any]]:
+        chunk, calls = pending
+        return self._account(chunk, merge_slices(chunk, [call.result() for call in calls]))
 
     def _account(self, chunk: list[int], datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         returned = {int(dataset["id"]) for dataset in datasets}

@@ -115,6 +115,7 @@ def test_any_number_of_indicators_merged_per_dataset(ecoinvent_conn: EmulatorSer
     assert requests(ecoinvent_conn)["POST /datasets/batch"] == 3 * 3
     usage = ecoinvent_conn.stats()["usage"][ecoinvent_conn.client_id]
     assert (usage["datasets"], usage["indicators"]) == (250, 250)
+    assert ecoinvent_conn.stats()["max_in_flight"] <= max_in_flight  # slices count as calls in flight
 
 
 def test_merged_scores_equal_the_scores_of_separate_calls(ecoinvent_conn: EmulatorServer) -> None:
