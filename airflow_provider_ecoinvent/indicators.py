@@ -8,9 +8,9 @@
 * :func:`resolve_selectors` resolves them against the catalogue of one version (the free ``/indicators``
   listing), de-duplicated and sorted by id, and fails naming the closest existing names, or the
   candidates of an ambiguous name, so the user can fix the DAG before any scored call is made.
-* :func:`indicator_slices` and :func:`merge_slices` score one batch of datasets for any number of
-  indicators: the API scores at most 100 per call, so K indicators take ceil(K / 100) calls whose scores
-  are merged per dataset.
+* :func:`indicator_slices`, :func:`compact_scores`, :func:`merge_compact` and :func:`expand` score one
+  batch of datasets for any number of indicators: the API scores at most 100 per call, so K indicators
+  take ceil(K / 100) calls whose scores are merged per dataset, compactly while they wait.
 
 Standard library only: DAG files import the operators, and the operators import this module.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -207,26 +208,57 @@ def indicator_slices(indicator_ids: Sequence[int]) -> list[list[int]]:
     return [ids[start : start + MAX_INDICATORS] for start in range(0, len(ids), MAX_INDICATORS)] or [[]]
 
 
-def merge_slices(dataset_ids: Sequence[int], answers: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One batch of datasets with the scores of every slice's answer, in the order of ``dataset_ids``.
+#: One dataset of a slice answer, compacted: the dataset without its scores, then its scores as indicator
+#: ids and values (8 bytes each), and the scores that did not fit that form, kept as they came.
+Compact = tuple[dict[str, Any], "array[int]", "array[float]", list[Any]]
 
-    K indicators take ceil(K / 100) calls per batch; a dataset's scores from them are merged into one record
-    here, before it is written. Only this batch is held while merging, never the run.
+
+def compact_scores(datasets: list[dict[str, Any]], meta: dict[int, dict[str, Any]]) -> list[Compact]:
+    """A slice answer made small while it waits for the batch's other slices.
+
+    With K > 100 the ceil(K / 100) answers of a batch are held until merged. As decoded JSON, a score costs
+    ~700 bytes (a dict and four freshly decoded name strings); here it costs 16, and its other fields
+    (``unit``, ``method``, ``category``, ``indicator``, any other) are kept once per indicator id in
+    ``meta``, shared by the stream's worker threads (``dict.setdefault`` is atomic). So memory stays near
+    flat as K grows. Scores whose id is not an int or whose value is not a float stay as they came.
     """
-    if len(answers) == 1:
-        return answers[0]
-    merged: dict[int, dict[str, Any]] = {}
+    compact: list[Compact] = []
+    for dataset in datasets:
+        scores = dataset.pop("impact_scores", None)
+        ids, values, odd = array("q"), array("d"), []
+        for score in scores if isinstance(scores, list) else ():
+            ident = score.get("id") if isinstance(score, dict) else None
+            value = score.get("score") if isinstance(score, dict) else None
+            if type(ident) is int and type(value) is float:
+                ids.append(ident)
+                values.append(value)
+                meta.setdefault(ident, {k: v for k, v in score.items() if k not in ("id", "score")})
+            else:
+                odd.append(score)
+        compact.append((dataset, ids, values, odd))
+    return compact
+
+
+def merge_compact(
+    dataset_ids: Sequence[int], answers: Sequence[list[Compact]]
+) -> list[tuple[dict[str, Any], list[Compact]]]:
+    """Each dataset of a batch (in the order of ``dataset_ids``) with its compact parts from every slice."""
+    merged: dict[int, tuple[dict[str, Any], list[Compact]]] = {}
     for answer in answers:
-        for dataset in answer:
+        for part in answer:
             try:
-                ident = int(dataset["id"])
+                ident = int(part[0]["id"])
             except (KeyError, TypeError, ValueError):
                 continue
-            scores = dataset.get("impact_scores")
-            known = merged.get(ident)
-            if known is None:
-                dataset["impact_scores"] = list(scores) if isinstance(scores, list) else []
-                merged[ident] = dataset
-            elif isinstance(scores, list):
-                known["impact_scores"].extend(scores)
+            merged.setdefault(ident, (part[0], []))[1].append(part)
     return [merged[ident] for ident in dataset_ids if ident in merged]
+
+
+def expand(dataset: dict[str, Any], parts: Sequence[Compact], meta: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
+    """One dataset with the ``impact_scores`` of all its parts, as the API shaped them (one at a time)."""
+    scores: list[Any] = []
+    for _, ids, values, odd in parts:
+        scores.extend({"id": ident, "score": value, **meta[ident]} for ident, value in zip(ids, values, strict=True))
+        scores.extend(odd)
+    dataset["impact_scores"] = scores
+    return dataset

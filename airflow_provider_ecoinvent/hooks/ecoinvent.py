@@ -44,7 +44,7 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventError,
     EcoinventRetriesExhaustedError,
 )
-from airflow_provider_ecoinvent.indicators import indicator_slices, merge_slices
+from airflow_provider_ecoinvent.indicators import compact_scores, expand, indicator_slices, merge_compact
 from airflow_provider_ecoinvent.versions import EcoinventVersion, newest, parse_versions
 
 if TYPE_CHECKING:
@@ -607,6 +607,8 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self._abandoned = threading.Event()
         self._complete = False
         self._slices = indicator_slices(indicator_ids)
+        #: The fields of a score other than id and value, once per indicator id (see ``compact_scores``).
+        self._score_fields: dict[int, dict[str, Any]] = {}
         self._iterator = self._generate()
 
     def __repr__(self) -> str:
@@ -667,12 +669,12 @@ class DatasetStream(Iterator[dict[str, Any]]):
         if self.max_in_flight == 1:
             for chunk in self._chunks():
                 self._stop_if_cancelled()
-                yield from self._account(chunk, self._fetch(chunk))
+                yield from self._fetch(chunk)
             return
         pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="ecoinvent-batch")
         # One future per call: a batch scored for K > 100 indicators is ceil(K / 100) calls, and they count
         # against max_in_flight like any other, so what is held in memory does not grow with K.
-        window: deque[tuple[list[int], list[Future[list[dict[str, Any]]]]]] = deque()
+        window: deque[tuple[list[int], list[Future[list[Any]]]]] = deque()
         in_flight = 0
         try:
             for chunk in self._chunks():
@@ -693,16 +695,26 @@ class DatasetStream(Iterator[dict[str, Any]]):
                 self._abandoned.set()
             pool.shutdown(wait=not window, cancel_futures=True)
 
-    def _fetch(self, chunk: list[int]) -> list[dict[str, Any]]:
+    def _fetch(self, chunk: list[int]) -> Iterable[dict[str, Any]]:
         """One batch, its indicator slices one after the other, scores merged per dataset."""
-        return merge_slices(chunk, [self._fetch_slice(chunk, part) for part in self._slices])
+        return self._merge(chunk, [self._fetch_slice(chunk, part) for part in self._slices])
 
-    def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[dict[str, Any]]:
-        return self.hook._fetch_batch(chunk, indicators, self.version, self.system_model, self._abandoned)
+    def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[Any]:
+        """One call; with several slices its answer is compacted while it waits for the others."""
+        datasets = self.hook._fetch_batch(chunk, indicators, self.version, self.system_model, self._abandoned)
+        return compact_scores(datasets, self._score_fields) if len(self._slices) > 1 else datasets
 
-    def _settle(self, pending: tuple[list[int], list[Future[list[dict[str, Any]]]]]) -> list[dict[str, Any]]:
+    def _settle(self, pending: tuple[list[int], list[Future[list[Any]]]]) -> Iterable[dict[str, Any]]:
         chunk, calls = pending
-        return self._account(chunk, merge_slices(chunk, [call.result() for call in calls]))
+        return self._merge(chunk, [call.result() for call in calls])
+
+    def _merge(self, chunk: list[int], answers: list[list[Any]]) -> Iterable[dict[str, Any]]:
+        """The batch's datasets, counted; with several slices each is expanded only when it is consumed."""
+        if len(answers) == 1:
+            return self._account(chunk, answers[0])
+        merged = merge_compact(chunk, answers)
+        self._account(chunk, [dataset for dataset, _ in merged])
+        return (expand(dataset, parts, self._score_fields) for dataset, parts in merged)
 
     def _account(self, chunk: list[int], datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         returned = {int(dataset["id"]) for dataset in datasets}
