@@ -131,3 +131,23 @@ def test_a_single_dataset_call_still_takes_at_most_100_indicators(ecoinvent_conn
     with pytest.raises(EcoinventConfigError, match="101 indicator ids given"):
         EcoinventHook().get_dataset(1, indicator_ids=range(1, 102))
     assert ecoinvent_conn.stats()["api_calls"] == 0
+
+
+def test_compacted_answers_keep_odd_scores_and_unknown_fields() -> None:
+    from airflow_provider_ecoinvent.indicators import compact_scores, expand, merge_compact
+
+    meta: dict[int, dict[str, Any]] = {}
+    first = compact_scores(
+        [{"id": 2, "impact_scores": [{"id": 7, "score": 1.5, "unit": "kg", "extra": [1]}, {"id": 8, "score": 3}]}],
+        meta,
+    )
+    second = compact_scores([{"id": 2, "impact_scores": [{"id": 9, "score": None}, "not a score"]}], meta)
+    merged = merge_compact([1, 2], [first, second])
+    assert [dataset["id"] for dataset, _ in merged] == [2]
+    dataset, parts = merged[0]
+    assert expand(dataset, parts, meta)["impact_scores"] == [
+        {"id": 7, "score": 1.5, "unit": "kg", "extra": [1]},
+        {"id": 8, "score": 3},  # an int score is kept as it came, not turned into 3.0
+        {"id": 9, "score": None},
+        "not a score",
+    ]
