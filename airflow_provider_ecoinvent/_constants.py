@@ -38,4 +38,5 @@ KNOWN_EXTRAS: Final[Mapping[str, str]] = {
     "allow_insecure_http": "Allow credentials over plain http:// to a non-loopback host (default false).",
     "max_unique_datasets": "Licence cost guard: the most distinct datasets one task may score.",
     "max_response_bytes": "The largest answer read, in bytes (default 268435456 = 256 MiB); larger ones fail.",
+    "max_unique_indicators": "Licence cost guard: the most distinct indicators one task may score.",
 }

@@ -34,8 +34,12 @@ def validate_dataset_ids(dataset_ids: Iterable[Any], *, allow_empty: bool = Fals
     return list(ids)
 
 
-def validate_indicator_ids(indicator_ids: Iterable[Any]) -> list[int]:
-    """Integer indicator ids, de-duplicated, at most :data:`MAX_INDICATORS` (the API's limit)."""
+def validate_indicator_ids(indicator_ids: Iterable[Any], *, max_count: int | None = None) -> list[int]:
+    """Integer indicator ids, de-duplicated; at most ``max_count`` when a single call must take them all.
+
+    Batch scoring takes any number (it splits them into calls of :data:`MAX_INDICATORS`); a single-dataset
+    GET passes ``max_count=MAX_INDICATORS``, the API's limit per call.
+    """
     if isinstance(indicator_ids, str | bytes | Mapping):
         raise EcoinventConfigError(f"indicator_ids must be a list of integers, got {type(indicator_ids).__name__}.")
     ids: dict[int, None] = {}
@@ -44,10 +48,10 @@ def validate_indicator_ids(indicator_ids: Iterable[Any]) -> list[int]:
         if ident is None:
             raise EcoinventConfigError(f"indicator ids must be positive integers; got {value!r}.")
         ids[ident] = None
-    if len(ids) > MAX_INDICATORS:
+    if max_count is not None and len(ids) > max_count:
         raise EcoinventConfigError(
-            f"{len(ids)} indicator ids given; the API scores at most {MAX_INDICATORS} per call. "
-            "Split them over several tasks."
+            f"{len(ids)} indicator ids given; the API scores at most {max_count} per call. "
+            "Use get_datasets (batch calls take any number of indicators)."
         )
     return list(ids)
 

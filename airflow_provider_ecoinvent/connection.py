@@ -65,6 +65,7 @@ class EcoinventSettings:
     allow_insecure_http: bool = False
     max_unique_datasets: int | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_unique_indicators: int | None = None
 
     @property
     def base_api_url(self) -> str:
@@ -156,6 +157,7 @@ def parse_settings(
         max_response_bytes=_integer(
             where, extra, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, minimum=1024, maximum=2**40
         ),
+        max_unique_indicators=_optional_integer(where, extra, "max_unique_indicators", minimum=0),
     )
 
 

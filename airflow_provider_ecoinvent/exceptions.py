@@ -15,6 +15,7 @@ __all__ = [
     "EcoinventConfigError",
     "EcoinventCostGuardError",
     "EcoinventError",
+    "EcoinventIndicatorError",
     "EcoinventRateLimitError",
     "EcoinventRetriesExhaustedError",
     "EcoinventUnreachableError",
@@ -27,6 +28,14 @@ class EcoinventError(AirflowException):
 
 class EcoinventConfigError(EcoinventError, ValueError):
     """A connection field or operator argument is missing or invalid; raised before any network call."""
+
+
+class EcoinventIndicatorError(EcoinventConfigError):
+    """An indicator selector matched nothing in the pinned version, or a name matched several indicators.
+
+    Raised after the free ``/indicators`` listing and before any scored call; the message names the
+    closest existing names (or the candidates) so the selector can be fixed.
+    """
 
 
 class EcoinventAuthError(EcoinventError):
@@ -79,7 +88,7 @@ class EcoinventUnreachableError(EcoinventApiError):
 
 
 class EcoinventCostGuardError(EcoinventError):
-    """The run would score more distinct datasets than the configured licence cost guard allows."""
+    """The run would score more distinct datasets or indicators than the configured licence cost guard allows."""
 
 
 def _rebuild_api_error(

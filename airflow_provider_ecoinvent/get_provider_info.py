@@ -13,7 +13,6 @@ from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._constants import (
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
-    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_URL,
@@ -94,7 +93,12 @@ CONN_FIELDS: Final[dict[str, Any]] = {
     "max_response_bytes": {
         "label": "Max answer size (bytes)",
         "description": KNOWN_EXTRAS["max_response_bytes"],
-        "schema": {"type": ["integer", "null"], "minimum": 1024, "default": DEFAULT_MAX_RESPONSE_BYTES},
+        "schema": {"type": ["integer", "null"], "minimum": 1024},
+    },
+    "max_unique_indicators": {
+        "label": "Cost guard: max unique indicators per task",
+        "description": KNOWN_EXTRAS["max_unique_indicators"] + " Empty: no limit.",
+        "schema": {"type": ["integer", "null"], "minimum": 0},
     },
 }
 

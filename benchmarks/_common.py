@@ -27,9 +27,10 @@ SYSTEM_MODEL: Final = "cutoff"
 _AIRFLOW_HOME: Path | None = None
 
 
-def min_batch_calls(n: int) -> int:
-    """The fewest batch calls the API's limits allow for ``n`` datasets: ceil(n / 100)."""
-    return math.ceil(n / PAGE_LIMIT)
+def min_batch_calls(n: int, k: int = 0) -> int:
+    """The fewest batch calls the API's limits allow for ``n`` datasets scored for ``k`` indicators:
+    ceil(n / 100) x ceil(k / 100) (at most 100 datasets and 100 indicators per call; unscored: ceil(n / 100))."""
+    return math.ceil(n / PAGE_LIMIT) * max(1, math.ceil(k / PAGE_LIMIT))
 
 
 def airflow_env() -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Section 1: API calls and token requests per ingestion, counted by the emulator's ledger.
 
-The minimum the API allows for N datasets is ceil(N / 100) batch calls (``limit`` <= 100 per call). The hook
+The minimum the API allows for N datasets and K indicators is ceil(N / 100) x ceil(K / 100) batch calls
+(``limit`` <= 100 datasets and at most 100 indicators per call). The hook
 also makes one ``GET /versions`` call to resolve ``version="latest"`` to a concrete release, so that every
 batch of the run reads the same one; that call is free (not billed, contract section 5) and is reported
 apart. Token requests must be exactly 1 per task run.
@@ -13,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_ecoinvent._ids import MAX_INDICATORS
 from benchmarks import clients
 from benchmarks._common import min_batch_calls
 
@@ -36,8 +38,11 @@ def run(emulator: EmulatorProcess, cases: Sequence[tuple[int, int]], version: st
             variants: dict[str, Callable[[], clients.RunResult]] = {
                 "hook get_datasets": partial(clients.hook_fetch, ids, indicators),
                 "operator (max_in_flight=8)": partial(clients.operator_ingest, ids, indicators, out / "op.jsonl"),
-                "http provider": partial(clients.http_provider_ingest, ids, indicators, version, out / "http.jsonl"),
             }
+            if k <= MAX_INDICATORS:  # the hand-written http-provider loop sends every indicator in one call
+                variants["http provider"] = partial(
+                    clients.http_provider_ingest, ids, indicators, version, out / "http.jsonl"
+                )
             for name, call in variants.items():
                 emulator.reset()
                 result = call()
@@ -48,7 +53,7 @@ def run(emulator: EmulatorProcess, cases: Sequence[tuple[int, int]], version: st
                     "datasets": n,
                     "indicators": k,
                     "returned": result.datasets,
-                    "min_batch_calls": min_batch_calls(n),
+                    "min_batch_calls": min_batch_calls(n, k),
                     "batch_calls": requests.get(BATCH, 0),
                     "versions_calls": requests.get(VERSIONS, 0),
                     "other_api_calls": stats["api_calls"] - requests.get(BATCH, 0) - requests.get(VERSIONS, 0),
@@ -66,13 +71,16 @@ def run(emulator: EmulatorProcess, cases: Sequence[tuple[int, int]], version: st
                 rows.append(row)
     ours = [row for row in rows if row["client"] != "http provider"]
     return {
-        "target": "batch calls == ceil(N/100), token requests == 1 per task run (plus 1 free /versions call)",
+        "target": (
+            "batch calls == ceil(N/100) x ceil(K/100), token requests == 1 per task run (plus 1 free /versions call)"
+        ),
         "met": all(row["at_minimum"] and row["versions_calls"] <= 1 for row in ours),
         "rows": rows,
         "versions_call_note": (
             "The hook and the operator make one GET /versions per run to resolve version='latest' to a concrete "
             "release and pin it, so every batch of the run reads the same release even if a new one is "
             "published mid-run. /versions is free (not billed) and is skipped when a concrete version is given. "
-            "The bare loop and the http-provider variant hard-code the version instead."
+            "The bare loop and the http-provider variant hard-code the version instead. The http-provider loop "
+            "has no row for K > 100: it sends every indicator in one call, which the API refuses (422)."
         ),
     }

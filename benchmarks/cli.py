@@ -30,7 +30,16 @@ class Profile:
 
     name: str
     indicators: int = 3
-    calls_cases: tuple[tuple[int, int], ...] = ((1, 3), (100, 3), (101, 3), (2_501, 0), (2_501, 31), (10_000, 3))
+    calls_cases: tuple[tuple[int, int], ...] = (
+        (1, 3),
+        (100, 3),
+        (101, 3),
+        (2_501, 0),
+        (2_501, 31),
+        (10_000, 3),
+        (250, 250),
+        (250, 600),
+    )
     overhead_sizes: tuple[int, ...] = (10_000,)
     overhead_repeats: dict[int, int] = field(default_factory=lambda: {10_000: 7, 100_000: 3})
     overhead_skipped: tuple[int, ...] = (100_000,)
@@ -38,6 +47,9 @@ class Profile:
     latency_ms: float = 50.0
     latency_repeats: int = 3
     memory_sizes: tuple[int, int] = (10_000, 200_000)
+    #: Memory as K grows: the same N datasets scored for each K (K > 100 takes ceil(K / 100) calls a batch).
+    memory_indicator_sizes: tuple[int, ...] = (3, 100, 250, 600)
+    memory_indicator_datasets: int = 1_000
     parse_repeats: int = 10
     alternative_n: int = 300
 
@@ -56,7 +68,7 @@ PROFILES: Final = {
     "full": Profile("full", overhead_sizes=(10_000, 100_000), overhead_skipped=()),
     "smoke": Profile(
         "smoke",
-        calls_cases=((1, 3), (101, 3), (250, 0)),
+        calls_cases=((1, 3), (101, 3), (250, 0), (101, 150)),
         overhead_sizes=(300,),
         overhead_repeats={300: 1},
         overhead_skipped=(),
@@ -64,6 +76,8 @@ PROFILES: Final = {
         latency_ms=20.0,
         latency_repeats=1,
         memory_sizes=(200, 1_000),
+        memory_indicator_sizes=(3, 150),
+        memory_indicator_datasets=100,
         parse_repeats=1,
         alternative_n=300,
     ),
@@ -126,6 +140,14 @@ def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
                 results["memory"] = memory.run(
                     emulator, *profile.memory_sizes, profile.indicators, parallel=profile.name == "smoke"
                 )
+                _log(f"4b. memory as K grows, K={profile.memory_indicator_sizes}")
+                results["memory"]["by_indicators"] = memory.run_by_indicators(
+                    emulator,
+                    profile.memory_indicator_datasets,
+                    profile.memory_indicator_sizes,
+                    parallel=profile.name == "smoke",
+                )
+                results["memory"]["met"] = results["memory"]["met"] and results["memory"]["by_indicators"]["met"]
                 results["memory"]["load_average_at_start"] = load
             if "alternative" in sections:
                 load = _log("6. http provider under faults")

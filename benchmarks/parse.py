@@ -36,7 +36,16 @@ _STUB: Final = """from airflow.sdk import BaseOperator
 
 class EcoinventDatasetsOperator(BaseOperator):
     def __init__(self, **kwargs):
-        for name in ("dataset_ids", "indicator_ids", "version", "system_model", "output_uri", "max_unique_datasets"):
+        for name in (
+            "dataset_ids",
+            "indicator_ids",
+            "indicators",
+            "version",
+            "system_model",
+            "output_uri",
+            "max_unique_datasets",
+            "max_unique_indicators",
+        ):
             kwargs.pop(name, None)
         super().__init__(**kwargs)
 """

@@ -90,6 +90,19 @@ def _summary_rows(results: dict[str, Any]) -> list[list[Any]]:
                 _ok(memory["met"]),
             ]
         )
+        by_k = memory.get("by_indicators")
+        if by_k:
+            ks = list(by_k["runs"])
+            rows.append(
+                [
+                    f"4. Memory as K grows, N={by_k['datasets']:,}, K={', '.join(ks)}",
+                    f"RSS growth difference < {by_k['target'].rsplit('< ', 1)[-1]}",
+                    "growth during ingestion "
+                    + " -> ".join(f"{by_k['runs'][k]['ingest_growth_mb']} MB" for k in ks)
+                    + f" (difference {by_k['growth_difference_mb']} MB)",
+                    _ok(by_k["met"]),
+                ]
+            )
     if "parse" in sections:
         parse = sections["parse"]
         ours = parse["median_ms"]["example DAG"]
@@ -134,7 +147,7 @@ def render(results: dict[str, Any]) -> str:
     ]
     sections = results["sections"]
     if "calls" in sections:
-        lines += ["", "**1. Calls** (ledger of the emulator; `min` = ceil(N/100))", ""]
+        lines += ["", "**1. Calls** (ledger of the emulator; `min` = ceil(N/100) x ceil(K/100))", ""]
         rows = [
             [
                 r["client"],
@@ -199,6 +212,22 @@ def render(results: dict[str, Any]) -> str:
             "ingest time",
         ]
         lines += _table(header, rows)
+        by_k = memory.get("by_indicators")
+        if by_k:
+            lines += ["", f"Memory as K grows: the same {by_k['datasets']:,} datasets scored for each K", ""]
+            rows = [
+                [
+                    k,
+                    f"{r['rss_before_ingest_mb']} MB",
+                    f"{r['rss_peak_during_ingest_mb']} MB",
+                    f"{r['ingest_growth_mb']} MB",
+                    f"{r['bytes']:,}",
+                    _s(r["seconds"]),
+                ]
+                for k, r in by_k["runs"].items()
+            ]
+            header = ["K", "RSS before ingest", "RSS peak during ingest", "growth", "file bytes", "ingest time"]
+            lines += _table(header, rows)
     if "parse" in sections:
         parse = sections["parse"]
         lines += ["", f"**5. DAG parse** (`{parse['dag_file']}`, median of {parse['repeats']} fresh interpreters)", ""]

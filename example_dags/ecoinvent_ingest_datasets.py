@@ -1,7 +1,7 @@
 """Weekly ingestion: score a selection of ecoinvent datasets and land them in object storage.
 
 resolve the latest version (pinned for the whole run) -> pick datasets with a free search -> score them
-for a few indicators (billed: the cost guard caps it) -> write JSON Lines atomically -> log a summary.
+for a few indicators chosen by name (billed: the cost guards cap it) -> write JSON Lines atomically -> log a summary.
 
 Where the output goes: the Airflow Variable ``ecoinvent_output_root`` if set, else the environment
 variable ``ECOINVENT_OUTPUT_ROOT``, else ``file:///tmp/ecoinvent``. Any ``ObjectStoragePath`` URL works,
@@ -24,7 +24,7 @@ OUTPUT_ROOT = os.environ.get("ECOINVENT_OUTPUT_ROOT", "file:///tmp/ecoinvent")
 SYSTEM_MODEL = "cutoff"
 SEARCH = "electricity"  # a free search; only the scoring below is billed
 MAX_DATASETS = 250  # the selection size: a licence counts every distinct dataset scored
-INDICATOR_IDS = [1, 2, 3]  # see `EcoinventHook().get_indicators()` for the ids of your licence
+MAX_INDICATORS = 10  # a licence counts every distinct indicator scored, too
 
 scored_datasets = Asset(name="ecoinvent_scored_datasets", uri="ecoinvent://scored-datasets/cutoff")
 
@@ -65,7 +65,13 @@ with DAG(
     ingest = EcoinventDatasetsOperator(
         task_id="score_datasets",
         dataset_ids=pick_datasets(version),
-        indicator_ids=INDICATOR_IDS,
+        # By name, resolved against the pinned version at run time (a free call); ids work too: [1, 2, 3].
+        indicators=[
+            "IPCC 2021 | climate change | global warming potential (GWP100)",  # one indicator
+            {"method": "EF v3.1", "category": "water use"},  # every indicator matching these keys
+            {"method": "ReCiPe 2016 v1.03, midpoint (H)", "category": "land use"},
+            # {"method": "EF v3.1"} alone would take every indicator of the method, any number of them.
+        ],
         version=version,
         system_model=SYSTEM_MODEL,
         # run_after exists for manual and asset-triggered runs too, unlike the logical date ({{ ds }}).
@@ -74,6 +80,7 @@ with DAG(
             "/scored/{{ dag_run.run_after | ds }}/{{ run_id | replace(':', '_') | replace('+', '_') }}.jsonl"
         ),
         max_unique_datasets=MAX_DATASETS,  # fail before any billed call if the selection grows
+        max_unique_indicators=MAX_INDICATORS,
         outlets=[scored_datasets],
     )
     # [END howto_datasets_operator]

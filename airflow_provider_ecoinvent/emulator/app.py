@@ -25,9 +25,10 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
-from airflow_provider_ecoinvent.emulator.catalogue import INDICATORS, INDICATORS_BY_ID, Catalogue, Version
+from airflow_provider_ecoinvent.emulator.catalogue import INDICATORS_BY_ID, Catalogue, Version
 from airflow_provider_ecoinvent.emulator.config import ADMIN_PREFIX, TOKEN_PATH, EmulatorConfig
 from airflow_provider_ecoinvent.emulator.faults import DEFAULT_MALFORMED_BODY, RESPONSE_KINDS, FaultBook, FaultRule
+from airflow_provider_ecoinvent.emulator.lcia import in_version, indicators_for
 from airflow_provider_ecoinvent.emulator.ledger import Ledger
 from airflow_provider_ecoinvent.emulator.shapes import reshape
 from airflow_provider_ecoinvent.emulator.tokens import TOKEN_ERRORS, TokenState, TokenStore
@@ -302,9 +303,10 @@ class EmulatorApp:
         offset, limit = self._paging(req, errors, default_limit=None)
         if errors:
             raise _unprocessable(errors)
-        self._resolve(req)
-        items = INDICATORS[offset:] if limit is None else INDICATORS[offset : offset + limit]
-        return json_response(200, self._paged(len(INDICATORS), results=[i.as_json() for i in items]))
+        version, _ = self._resolve(req)
+        catalogue = indicators_for(version.name)  # older versions lack the newer methods
+        items = catalogue[offset:] if limit is None else catalogue[offset : offset + limit]
+        return json_response(200, self._paged(len(catalogue), results=[i.as_json() for i in items]))
 
     def _search(self, req: Request, client_id: str) -> Response:
         errors = ValidationErrors()
@@ -328,7 +330,8 @@ class EmulatorApp:
         errors = ValidationErrors()
         unique = list(dict.fromkeys(ids))
         for position, indicator_id in enumerate(ids):
-            if indicator_id not in INDICATORS_BY_ID:
+            known = INDICATORS_BY_ID.get(indicator_id)
+            if known is None or not in_version(known, version.name):
                 errors.add(
                     "value_error",
                     (*loc, position),

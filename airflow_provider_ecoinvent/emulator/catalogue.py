@@ -14,7 +14,8 @@ Rules a test may rely on:
 * Dataset fields do not depend on version or system model, except ``url`` and ``url_history``.
 * A score is a pure function of (seed, version, system model, dataset id, indicator id); scores of the
   ``consequential`` system model are sometimes negative, as real consequential results are.
-* Indicator ids are ``1..31`` (see ``INDICATORS``), the same in every version and system model.
+* Indicators come from ``lcia.py``: ~700 ids, stable across versions; ids ``1..31`` are the original
+  ones. Built-in versions lack the methods introduced after them (3.9 lacks ``EF v3.1`` and ``IPCC 2021``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_ecoinvent.emulator.lcia import INDICATORS, INDICATORS_BY_ID, Indicator
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+
+__all__ = ["INDICATORS", "INDICATORS_BY_ID", "Catalogue", "Indicator", "Version"]
 
 SYSTEM_MODELS_ALL = ("cutoff", "apos", "consequential", "EN15804")
 
@@ -56,97 +61,6 @@ VERSION_GAPS = {v.name: v.gap_modulus for v in BUILTIN_VERSIONS if v.gap_modulus
 #: sorts before "3.9" as a string, so a client has to compare release numbers properly.
 VERSIONS_DISPLAY_ORDER = ("3.10", "3.9", "3.11")
 
-
-@dataclasses.dataclass(frozen=True)
-class Indicator:
-    id: int
-    method: str
-    category: str
-    indicator: str
-    unit: str
-    #: Typical magnitude of a score per reference unit of product; shapes the synthetic values.
-    scale: float
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "method": self.method,
-            "category": self.category,
-            "indicator": self.indicator,
-            "unit": self.unit,
-        }
-
-
-_IPCC = "IPCC 2021"
-_EF = "EF v3.1"
-_RECIPE = "ReCiPe 2016 v1.03, midpoint (H)"
-_GWP100 = "global warming potential (GWP100)"
-_AE = "accumulated exceedance (AE)"
-_CTUH = "comparative toxic unit for human (CTUh)"
-
-_INDICATOR_ROWS: tuple[tuple[str, str, str, str, float], ...] = (
-    (_IPCC, "climate change", _GWP100, "kg CO2-Eq", 2.0),
-    (_IPCC, "climate change", "global warming potential (GWP20)", "kg CO2-Eq", 2.6),
-    (_IPCC, "climate change", "global temperature change potential (GTP100)", "kg CO2-Eq", 1.7),
-    # The same indicator name under other categories: each (category, indicator) pair has its own id.
-    (_IPCC, "climate change: fossil", _GWP100, "kg CO2-Eq", 1.8),
-    (_IPCC, "climate change: biogenic", _GWP100, "kg CO2-Eq", 0.1),
-    (_IPCC, "climate change: land use and land use change", _GWP100, "kg CO2-Eq", 0.05),
-    (_EF, "climate change", _GWP100, "kg CO2-Eq", 2.0),
-    (_EF, "acidification", _AE, "mol H+-Eq", 0.01),
-    (_EF, "ecotoxicity: freshwater", "comparative toxic unit for ecosystems (CTUe)", "CTUe", 20.0),
-    (_EF, "energy resources: non-renewable", "abiotic depletion potential (ADP): fossil fuels", "MJ", 30.0),
-    (
-        _EF,
-        "eutrophication: freshwater",
-        "fraction of nutrients reaching freshwater end compartment (P)",
-        "kg P-Eq",
-        0.001,
-    ),
-    (_EF, "eutrophication: marine", "fraction of nutrients reaching marine end compartment (N)", "kg N-Eq", 0.003),
-    (_EF, "eutrophication: terrestrial", _AE, "mol N-Eq", 0.03),
-    (_EF, "human toxicity: carcinogenic", _CTUH, "CTUh", 1e-9),
-    (_EF, "human toxicity: non-carcinogenic", _CTUH, "CTUh", 1e-8),
-    (_EF, "ionising radiation: human health", "human exposure efficiency relative to u235", "kBq U235-Eq", 0.2),
-    (_EF, "land use", "soil quality index", "dimensionless", 15.0),
-    (
-        _EF,
-        "material resources: metals/minerals",
-        "abiotic depletion potential (ADP): elements (ultimate reserves)",
-        "kg Sb-Eq",
-        1e-5,
-    ),
-    (_EF, "ozone depletion", "ozone depletion potential (ODP)", "kg CFC-11-Eq", 1e-7),
-    (_EF, "particulate matter formation", "impact on human health", "disease incidence", 1e-7),
-    (
-        _EF,
-        "photochemical oxidant formation: human health",
-        "tropospheric ozone concentration increase",
-        "kg NMVOC-Eq",
-        0.006,
-    ),
-    (
-        _EF,
-        "water use",
-        "user deprivation potential (deprivation-weighted water consumption)",
-        "m3 world eq. deprived",
-        0.5,
-    ),
-    (_RECIPE, "climate change", "global warming potential (GWP1000)", "kg CO2-Eq", 1.9),
-    (_RECIPE, "acidification: terrestrial", "terrestrial acidification potential (TAP)", "kg SO2-Eq", 0.008),
-    (_RECIPE, "ecotoxicity: freshwater", "freshwater ecotoxicity potential (FETP)", "kg 1,4-DCB-Eq", 0.05),
-    (_RECIPE, "energy resources: non-renewable, fossil", "fossil fuel potential (FFP)", "kg oil-Eq", 0.6),
-    (_RECIPE, "eutrophication: freshwater", "freshwater eutrophication potential (FEP)", "kg P-Eq", 0.0008),
-    (_RECIPE, "land use", "agricultural land occupation (LOP)", "m2*a crop-Eq", 0.3),
-    (_RECIPE, "material resources: metals/minerals", "surplus ore potential (SOP)", "kg Cu-Eq", 0.01),
-    (_RECIPE, "ozone depletion", "ozone depletion potential (ODPinfinite)", "kg CFC-11-Eq", 1e-6),
-    (_RECIPE, "particulate matter formation", "particulate matter formation potential (PMFP)", "kg PM2.5-Eq", 0.002),
-)
-INDICATORS: tuple[Indicator, ...] = tuple(
-    Indicator(i, method, category, name, unit, scale)
-    for i, (method, category, name, unit, scale) in enumerate(_INDICATOR_ROWS, start=1)
-)
-INDICATORS_BY_ID = {ind.id: ind for ind in INDICATORS}
 
 #: ~30 real geographies in ecoinvent's display form (the search filter needs exactly this form).
 GEOGRAPHIES = (
@@ -540,6 +454,11 @@ _SCORE_EXPONENTS = {
 }
 
 
+#: Indicators per block of score hash bits: a dataset's bits are made per block, so scoring a few
+#: indicators does not hash for all ~700. Block 0 (ids 1..32) keeps the original bits of ids 1..31.
+SCORE_BLOCK = 32
+
+
 def _score_from_bits(bits: bytes, indicator: Indicator, negative_allowed: bool) -> float:
     """A score with six significant digits, spread over five decades around the indicator's scale.
 
@@ -547,7 +466,7 @@ def _score_from_bits(bits: bytes, indicator: Indicator, negative_allowed: bool) 
     shows short numbers such as ``0.0372179``, and cheaply: this runs 1,000 times per 100 x 10 batch page.
     ``consequential`` scores are negative one time in ten, as real consequential results can be.
     """
-    offset = 8 * (indicator.id - 1)
+    offset = 8 * ((indicator.id - 1) % SCORE_BLOCK)
     h = int.from_bytes(bits[offset : offset + 8], "big")
     mantissa = 100_000 + h % 900_000
     exponent = _SCORE_EXPONENTS[indicator.id][(h >> 32) % 5]
@@ -677,25 +596,30 @@ class Catalogue:
         dataset["url_history"] = f"{link}/history"
         return dataset
 
-    def _make_score_bits(self, version_name: str, system_model: str, dataset_id: int) -> bytes:
-        """8 hash bytes per indicator (at ``8 * (id - 1)``) for one dataset, version and system model."""
-        key = f"{self.seed}|score|{version_name}|{system_model}|{dataset_id}".encode()
-        return hashlib.shake_256(key).digest(8 * len(INDICATORS))
+    def _make_score_bits(self, version_name: str, system_model: str, dataset_id: int, block: int) -> bytes:
+        """8 hash bytes per indicator of one block (ids ``32 * block + 1 ..``) for one dataset, version and
+        system model. Block 0 hashes the original key: SHAKE's output is a prefix-stable stream, so ids
+        1..31 keep the scores they always had."""
+        key = f"{self.seed}|score|{version_name}|{system_model}|{dataset_id}" + (f"|{block}" if block else "")
+        return hashlib.shake_256(key.encode()).digest(8 * SCORE_BLOCK)
 
     def score(self, version: Version, system_model: str, dataset_id: int, indicator: Indicator) -> float:
         """The deterministic score of a dataset for an indicator in a version and system model."""
-        bits = self.score_bits(version.name, system_model, dataset_id)
+        bits = self.score_bits(version.name, system_model, dataset_id, (indicator.id - 1) // SCORE_BLOCK)
         return _score_from_bits(bits, indicator, system_model == "consequential")
 
     def impact_scores(
         self, version: Version, system_model: str, dataset_id: int, indicators: Iterable[Indicator]
     ) -> list[dict[str, Any]]:
-        bits = self.score_bits(version.name, system_model, dataset_id)
         negative_allowed = system_model == "consequential"
+
+        def bits(ind: Indicator) -> bytes:
+            return self.score_bits(version.name, system_model, dataset_id, (ind.id - 1) // SCORE_BLOCK)
+
         return [
             {
                 "id": ind.id,
-                "score": _score_from_bits(bits, ind, negative_allowed),
+                "score": _score_from_bits(bits(ind), ind, negative_allowed),
                 "unit": ind.unit,
                 "method": ind.method,
                 "category": ind.category,

@@ -57,6 +57,7 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventRetriesExhaustedError,
     EcoinventUnreachableError,
 )
+from airflow_provider_ecoinvent.indicators import compact_scores, expand, indicator_slices, merge_compact
 from airflow_provider_ecoinvent.versions import EcoinventVersion, newest, parse_versions, system_model_hint
 
 if TYPE_CHECKING:
@@ -406,6 +407,23 @@ class EcoinventHook(BaseHook):
         """The LCIA indicators of a version and system model (all pages)."""
         return list(self._paginate("indicators", {"version": version, "system_model": system_model}))
 
+    def resolve_indicators(
+        self, selectors: Any, *, version: str = "latest", system_model: str = "cutoff"
+    ) -> list[dict[str, Any]]:
+        """The indicators selected by id or by name, from one listing of ``/indicators`` (free, not billed).
+
+        :param selectors: ids, ``"method | category | indicator"`` names, or dicts such as
+            ``{"method": "EF v3.1"}`` (see :mod:`airflow_provider_ecoinvent.indicators`).
+        :returns: ``{id, method, category, indicator, unit}`` per indicator, unique, sorted by id.
+        :raises EcoinventIndicatorError: a selector matches nothing (the message names the closest names)
+            or a name is ambiguous (it lists the candidates). Bad selector forms fail before any call.
+        """
+        from airflow_provider_ecoinvent.indicators import parse_selectors, resolve_selectors
+
+        chosen = parse_selectors(selectors)
+        catalogue = self.get_indicators(version, system_model)
+        return resolve_selectors(chosen, catalogue, where=f"version {version} ({system_model})")
+
     def search_datasets(
         self, query: str | None = None, *, version: str = "latest", system_model: str = "cutoff", **filters: Any
     ) -> Iterator[dict[str, Any]]:
@@ -462,7 +480,7 @@ class EcoinventHook(BaseHook):
     ) -> dict[str, Any]:
         """One dataset, with ``impact_scores`` for ``indicator_ids`` when given (a billed call then)."""
         ident = validate_dataset_ids([dataset_id])[0]
-        indicators = validate_indicator_ids(indicator_ids)
+        indicators = validate_indicator_ids(indicator_ids, max_count=MAX_INDICATORS)
         query: dict[str, Any] = {"version": version, "system_model": system_model}
         if indicators:
             query["indicator_ids"] = indicators
@@ -488,11 +506,13 @@ class EcoinventHook(BaseHook):
         """Datasets (scored for ``indicator_ids``) for any number of ids, in the order of the ids.
 
         Ids are de-duplicated and sent in batch calls of the connection's ``batch_size`` (default 100),
-        each paged with the API's ``limit`` of 100, so N datasets take ceil(N / 100) calls. ``"latest"``
+        each paged with the API's ``limit`` of 100, so N datasets take ceil(N / 100) calls. Any number
+        of indicators: the API scores at most 100 per call, so K indicators take ceil(K / 100) calls per
+        batch, whose scores are merged into one record per dataset before it is yielded. ``"latest"``
         is resolved once first, so every batch of the run reads the same version. Up to
         ``max_in_flight`` calls run at once over the pooled session and the one token.
 
-        Validation (non-integer ids, more than 100 indicators) happens before any call.
+        Validation (non-integer ids) happens before any call.
 
         :returns: a :class:`DatasetStream`; iterate it for the datasets. After iteration its
             ``missing_ids`` lists the ids the API did not return.
@@ -660,6 +680,9 @@ class DatasetStream(Iterator[dict[str, Any]]):
         # Set when the stream stops early for any reason (close, or a failed batch): calls in flight stop retrying.
         self._abandoned = threading.Event()
         self._complete = False
+        self._slices = indicator_slices(indicator_ids)
+        #: The fields of a score other than id and value, once per indicator id (see ``compact_scores``).
+        self._score_fields: dict[int, dict[str, Any]] = {}
         self._iterator = self._generate()
 
     def __repr__(self) -> str:
@@ -720,15 +743,21 @@ class DatasetStream(Iterator[dict[str, Any]]):
         if self.max_in_flight == 1:
             for chunk in self._chunks():
                 self._stop_if_cancelled()
-                yield from self._account(chunk, self._fetch(chunk))
+                yield from self._fetch(chunk)
             return
         pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="ecoinvent-batch")
-        window: deque[tuple[list[int], Future[list[dict[str, Any]]]]] = deque()
+        # One future per call: a batch scored for K > 100 indicators is ceil(K / 100) calls, and they count
+        # against max_in_flight like any other, so what is held in memory does not grow with K.
+        window: deque[tuple[list[int], list[Future[list[Any]]]]] = deque()
+        in_flight = 0
         try:
             for chunk in self._chunks():
                 self._stop_if_cancelled()
-                window.append((chunk, pool.submit(self._fetch, chunk)))
-                if len(window) >= self.max_in_flight:
+                calls = [pool.submit(self._fetch_slice, chunk, part) for part in self._slices]
+                window.append((chunk, calls))
+                in_flight += len(calls)
+                while in_flight >= self.max_in_flight:
+                    in_flight -= len(window[0][1])
                     yield from self._settle(window.popleft())
             while window:
                 self._stop_if_cancelled()
@@ -740,12 +769,26 @@ class DatasetStream(Iterator[dict[str, Any]]):
                 self._abandoned.set()
             pool.shutdown(wait=not window, cancel_futures=True)
 
-    def _fetch(self, chunk: list[int]) -> list[dict[str, Any]]:
-        return self.hook._fetch_batch(chunk, self.indicator_ids, self.version, self.system_model, self._abandoned)
+    def _fetch(self, chunk: list[int]) -> Iterable[dict[str, Any]]:
+        """One batch, its indicator slices one after the other, scores merged per dataset."""
+        return self._merge(chunk, [self._fetch_slice(chunk, part) for part in self._slices])
 
-    def _settle(self, pending: tuple[list[int], Future[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-        chunk, future = pending
-        return self._account(chunk, future.result())
+    def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[Any]:
+        """One call; with several slices its answer is compacted while it waits for the others."""
+        datasets = self.hook._fetch_batch(chunk, indicators, self.version, self.system_model, self._abandoned)
+        return compact_scores(datasets, self._score_fields) if len(self._slices) > 1 else datasets
+
+    def _settle(self, pending: tuple[list[int], list[Future[list[Any]]]]) -> Iterable[dict[str, Any]]:
+        chunk, calls = pending
+        return self._merge(chunk, [call.result() for call in calls])
+
+    def _merge(self, chunk: list[int], answers: list[list[Any]]) -> Iterable[dict[str, Any]]:
+        """The batch's datasets, counted; with several slices each is expanded only when it is consumed."""
+        if len(answers) == 1:
+            return self._account(chunk, answers[0])
+        merged = merge_compact(chunk, answers)
+        self._account(chunk, [dataset for dataset, _ in merged])
+        return (expand(dataset, parts, self._score_fields) for dataset, parts in merged)
 
     def _account(self, chunk: list[int], datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         returned = {int(dataset["id"]) for dataset in datasets}

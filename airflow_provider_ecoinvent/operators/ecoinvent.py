@@ -31,6 +31,7 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventCostGuardError,
     EcoinventError,
 )
+from airflow_provider_ecoinvent.indicators import parse_selectors
 from airflow_provider_ecoinvent.operators._output import (
     AtomicOutput,
     ParquetRowWriter,
@@ -44,7 +45,7 @@ from airflow_provider_ecoinvent.operators._output import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow.sdk import Context, ObjectStoragePath
 
@@ -103,6 +104,13 @@ def parse_id_list(value: Any, argument: str) -> list[Any]:
             f"{argument} must be a list of integers, got {type(value).__name__}: {_short(value)}."
         )
     return list(value)
+
+
+def _listed(value: Any) -> Any:
+    """A one-shot iterable (a generator) as a list, which validation would otherwise consume."""
+    if value is None or isinstance(value, str | bytes | list | Mapping) or is_templated(value):
+        return value
+    return list(value) if isinstance(value, Iterable) else value
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -448,9 +456,13 @@ class _Plan:
         system_model: str,
         user_id: str | None,
         organization_id: str | None,
+        selectors: list[Any] | None = None,
     ) -> None:
         self.dataset_ids = dataset_ids
+        #: With ``selectors``, filled in by their resolution against the pinned version.
         self.indicator_ids = indicator_ids
+        #: The ``indicators`` argument as given (rendered), ``None`` when ids were given instead.
+        self.selectors = selectors
         self.query = query
         self.search_filters = search_filters
         self.version = version
@@ -475,22 +487,35 @@ class EcoinventDatasetsOperator(BaseOperator):
     system_model`` (a dataset without scores gets one row with empty indicator columns), as JSON Lines or
     Parquet (``format="parquet"``, needs ``pip install 'airflow-provider-ecoinvent[parquet]'``).
 
-    Licence cost: only scored calls count, per distinct dataset and indicator. With ``indicator_ids``,
-    ``max_unique_datasets`` (else the connection extra of that name) fails the task with
-    :class:`EcoinventCostGuardError` before any scored call when more distinct datasets are selected.
-    ``dry_run=True`` counts what a run would consume and returns it without scoring or writing anything.
+    Indicators: by id (``indicator_ids``) or by name (``indicators``), one or the other. A selector in
+    ``indicators`` is an id, a ``"method | category | indicator"`` name (case and spacing do not matter),
+    or a dict such as ``{"method": "EF v3.1"}`` for every indicator of a method (keys ``method``,
+    ``category``, ``indicator``). They are resolved once per run against the pinned version (the free
+    ``/indicators`` listing), de-duplicated and sorted by id; one that matches nothing, or a name that is
+    ambiguous, fails the task before any scored call, naming the closest names or the candidates. Any
+    number of indicators: the API scores 100 per call, so each batch of datasets takes ceil(K / 100)
+    calls whose scores are merged into each record (or its rows) before it is written. The manifest then
+    lists the resolved indicators and the selectors as given.
+
+    Licence cost: only scored calls count, per distinct dataset and indicator. ``max_unique_datasets`` and
+    ``max_unique_indicators`` (else the connection extras of those names) fail the task with
+    :class:`EcoinventCostGuardError` before any scored call when more distinct datasets or indicators are
+    selected. ``dry_run=True`` counts what a run would consume and returns it without scoring or writing.
 
     :param output_uri: destination file, any ``ObjectStoragePath`` URI. Required unless ``dry_run``. (templated)
     :param dataset_ids: ids to fetch: a list, or its string rendering such as ``"[1, 2]"``. (templated)
     :param query: free-text search selecting the datasets instead of ``dataset_ids``. (templated)
     :param search_filters: search filters, e.g. ``{"geography": "Switzerland (CH)"}``. (templated)
-    :param indicator_ids: indicators to score, 0 to 100. (templated)
+    :param indicator_ids: ids of the indicators to score, any number. (templated)
+    :param indicators: the indicators to score by name, instead of ``indicator_ids``: a list of ids,
+        ``"method | category | indicator"`` strings and dicts such as ``{"method": "EF v3.1"}``. (templated)
     :param version: database version, default ``"latest"`` (resolved once, then pinned). (templated)
     :param system_model: default ``"cutoff"``. (templated)
     :param layout: ``"nested"`` or ``"flat"``.
     :param format: ``"jsonl"`` or ``"parquet"`` (flat layout only).
     :param max_in_flight: concurrent batch calls, default 8.
     :param max_unique_datasets: cost guard; ``None`` uses the connection's ``max_unique_datasets``.
+    :param max_unique_indicators: cost guard; ``None`` uses the connection's ``max_unique_indicators``.
     :param dry_run: count only: no scored call, no file.
     :param fail_on_missing: fail (writing nothing) when some requested ids are not in the version.
     :param user_id: ``X-User-Id`` for this task, overriding the connection's. (templated)
@@ -502,6 +527,7 @@ class EcoinventDatasetsOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "dataset_ids",
         "indicator_ids",
+        "indicators",
         "query",
         "search_filters",
         "version",
@@ -511,7 +537,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         "user_id",
         "organization_id",
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {"search_filters": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"search_filters": "json", "indicators": "json"}
     ui_color = "#abebc6"
 
     def __init__(
@@ -522,12 +548,14 @@ class EcoinventDatasetsOperator(BaseOperator):
         query: str | None = None,
         search_filters: Mapping[str, Any] | None = None,
         indicator_ids: Iterable[int] | str = (),
+        indicators: Iterable[Any] | str | None = None,
         version: str = "latest",
         system_model: str = "cutoff",
         layout: str = "nested",
         format: str = "jsonl",
         max_in_flight: int = 8,
         max_unique_datasets: int | None = None,
+        max_unique_indicators: int | None = None,
         dry_run: bool = False,
         fail_on_missing: bool = False,
         user_id: str | None = None,
@@ -551,12 +579,14 @@ class EcoinventDatasetsOperator(BaseOperator):
         self.query = query
         self.search_filters = search_filters
         self.indicator_ids = indicator_ids
+        self.indicators = _listed(indicators)
         self.version = version
         self.system_model = system_model
         self.layout = layout
         self.format = format
         self.max_in_flight = max_in_flight
         self.max_unique_datasets = max_unique_datasets
+        self.max_unique_indicators = max_unique_indicators
         # ``BaseOperator.dry_run()`` is a method (render templates, log them): keep the flag apart.
         self.dry_run_only = dry_run
         self.fail_on_missing = fail_on_missing
@@ -586,8 +616,9 @@ class EcoinventDatasetsOperator(BaseOperator):
             )
         if isinstance(self.max_in_flight, bool) or not isinstance(self.max_in_flight, int) or self.max_in_flight < 1:
             raise EcoinventConfigError(f"max_in_flight must be a whole number >= 1, got {self.max_in_flight!r}.")
-        if self.max_unique_datasets is not None:
-            _positive_int(self.max_unique_datasets, "max_unique_datasets", minimum=0)
+        for guard in ("max_unique_datasets", "max_unique_indicators"):
+            if getattr(self, guard) is not None:
+                _positive_int(getattr(self, guard), guard, minimum=0)
         for name in ("dry_run_only", "fail_on_missing"):
             if not isinstance(getattr(self, name), bool):
                 argument = "dry_run" if name == "dry_run_only" else name
@@ -615,6 +646,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         if ready(self.indicator_ids):
             raw = [] if self.indicator_ids is None else parse_id_list(self.indicator_ids, "indicator_ids")
             indicator_ids = sorted(validate_indicator_ids(raw))
+        selectors = self._check_selectors(indicator_ids, ready)
 
         query: str | None = None
         if ready(self.query) and self.query is not None:
@@ -657,7 +689,29 @@ class EcoinventDatasetsOperator(BaseOperator):
         )
         if not rendered:
             return None
-        return _Plan(dataset_ids, indicator_ids, query, search_filters, version, system_model, user_id, organization_id)
+        return _Plan(
+            dataset_ids,
+            indicator_ids,
+            query,
+            search_filters,
+            version,
+            system_model,
+            user_id,
+            organization_id,
+            selectors,
+        )
+
+    def _check_selectors(self, indicator_ids: list[int], ready: Callable[[Any], bool]) -> list[Any] | None:
+        """``indicators`` checked (once rendered, or now if not templated); one of it and ``indicator_ids``."""
+        if self.indicators is None:
+            return None
+        ids_given = bool(indicator_ids) or (self.indicator_ids is not None and not ready(self.indicator_ids))
+        if ids_given:
+            raise EcoinventConfigError(
+                "Give either indicator_ids or indicators, not both: indicators selects by name (and takes ids "
+                "too, e.g. [1, {'method': 'EF v3.1'}])."
+            )
+        return parse_selectors(self.indicators) if ready(self.indicators) else None
 
     @staticmethod
     def _check_filters(filters: Any) -> dict[str, Any]:
@@ -693,11 +747,15 @@ class EcoinventDatasetsOperator(BaseOperator):
         limit = self.max_unique_datasets
         if limit is None:
             limit = hook.settings.max_unique_datasets  # reads the connection; no network call
+        indicator_limit = self.max_unique_indicators
+        if indicator_limit is None:
+            indicator_limit = hook.settings.max_unique_indicators
 
         version = hook.resolve_version(plan.version, plan.system_model)
         if version != plan.version:
             self.log.info("Version %r resolved to %r; every call of this run uses it.", plan.version, version)
         self._lineage_state = (_lineage_namespace(hook), f"datasets/{version}/{plan.system_model}", destination)
+        resolved = self._resolve_indicators(hook, plan, version)
         ids = plan.dataset_ids if plan.dataset_ids is not None else self._search(hook, plan, version)
         selection = "dataset_ids" if plan.dataset_ids is not None else "search"
         scored = bool(plan.indicator_ids)
@@ -709,7 +767,15 @@ class EcoinventDatasetsOperator(BaseOperator):
                 "not block overage). No scored call was made. Select fewer datasets, split the work, or raise "
                 "max_unique_datasets (operator argument or connection extra) if this is intended."
             )
-        common = {
+        indicators_over = scored and indicator_limit is not None and len(plan.indicator_ids) > indicator_limit
+        if indicators_over and not self.dry_run_only:
+            raise EcoinventCostGuardError(
+                f"This run would score {len(plan.indicator_ids)} distinct indicators, more than "
+                f"max_unique_indicators={indicator_limit}; the licence bills every distinct indicator scored (the "
+                "API does not block overage). No scored call was made. Select fewer indicators, or raise "
+                "max_unique_indicators (operator argument or connection extra) if this is intended."
+            )
+        common: dict[str, Any] = {
             "output_uri": str(destination) if destination is not None else None,
             "format": self.format,
             "layout": self.layout,
@@ -720,6 +786,9 @@ class EcoinventDatasetsOperator(BaseOperator):
             "selection": selection,
             "requested_datasets": unique,
         }
+        if resolved is not None:
+            common["indicator_selectors"] = plan.selectors
+            common["indicators"] = resolved
         if self.dry_run_only:
             manifest = {
                 **common,
@@ -727,7 +796,8 @@ class EcoinventDatasetsOperator(BaseOperator):
                 "unique_datasets": unique if scored else 0,
                 "unique_indicators": len(plan.indicator_ids) if scored else 0,
                 "max_unique_datasets": limit,
-                "within_cost_guard": not (scored and limit is not None and unique > limit),
+                "max_unique_indicators": indicator_limit,
+                "within_cost_guard": not (scored and limit is not None and unique > limit) and not indicators_over,
                 "api_calls": hook.api_calls,
                 "token_requests": hook.token_requests,
                 "elapsed_seconds": _elapsed(start),
@@ -740,7 +810,11 @@ class EcoinventDatasetsOperator(BaseOperator):
                 plan.system_model,
             )
             if not manifest["within_cost_guard"]:
-                self.log.warning("A real run would exceed max_unique_datasets=%s and fail.", limit)
+                self.log.warning(
+                    "A real run would exceed max_unique_datasets=%s or max_unique_indicators=%s and fail.",
+                    limit,
+                    indicator_limit,
+                )
             _publish_to_outlets(self, context, manifest)
             return manifest
 
@@ -774,6 +848,24 @@ class EcoinventDatasetsOperator(BaseOperator):
         )
         _publish_to_outlets(self, context, manifest)
         return manifest
+
+    def _resolve_indicators(self, hook: EcoinventHook, plan: _Plan, version: str) -> list[dict[str, Any]] | None:
+        """Resolve ``indicators`` against the pinned version (a free listing) into ``plan.indicator_ids``.
+
+        :returns: the resolved indicators for the manifest; ``None`` when ids were given instead.
+        """
+        if plan.selectors is None:
+            return None
+        resolved = hook.resolve_indicators(plan.selectors, version=version, system_model=plan.system_model)
+        plan.indicator_ids = [indicator["id"] for indicator in resolved]
+        self.log.info(
+            "%d indicator selectors resolved to %d indicators in version %s (%s).",
+            len(plan.selectors),
+            len(resolved),
+            version,
+            plan.system_model,
+        )
+        return resolved
 
     def _search(self, hook: EcoinventHook, plan: _Plan, version: str) -> list[int]:
         """The ids (only) of every dataset the search matches, sorted; searches are not billed."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ecoinvent.emulator.catalogue import GEOGRAPHIES, INDICATORS
+from airflow_provider_ecoinvent.emulator.lcia import indicators_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,7 +111,7 @@ def test_custom_api_prefix(ecoinvent_emulator_factory: EmulatorFactory, make_api
 
 def test_indicators(api: Api):
     body = api.get("/indicators", params={"version": "3.10", "system_model": "apos"}).json()
-    assert body["total"] == len(body["results"]) == len(INDICATORS) >= 30
+    assert body["total"] == len(body["results"]) == len(indicators_for("3.10")) >= 600
     assert set(body["results"][0]) == {"id", "method", "category", "indicator", "unit"}
     methods = {item["method"] for item in body["results"]}
     assert {"IPCC 2021", "EF v3.1", "ReCiPe 2016 v1.03, midpoint (H)"} <= methods
@@ -121,7 +122,7 @@ def test_indicators(api: Api):
 def test_indicators_paging(api: Api):
     page = api.get("/indicators", params={"from": 25, "limit": 10}).json()
     assert page["total"] == len(INDICATORS)
-    assert [i["id"] for i in page["results"]] == list(range(26, len(INDICATORS) + 1))
+    assert [i["id"] for i in page["results"]] == list(range(26, 36))
 
 
 # -- search ---------------------------------------------------------------------------------------------
@@ -235,7 +236,8 @@ def test_latest_is_accepted(api: Api):
 
 
 def test_batch_drops_unknown_collapses_duplicates_and_sorts(api: Api):
-    response = api.batch([21, 8, 5, 7, 5, 99999, 14], [2], params={"version": "3.9", "limit": 100})
+    # Indicator 23 (ReCiPe 2016 midpoint (H)) is in 3.9; 1..22 (IPCC 2021, EF v3.1) came with 3.10.
+    response = api.batch([21, 8, 5, 7, 5, 99999, 14], [23], params={"version": "3.9", "limit": 100})
     body = response.json()
     assert response.status_code == 200
     assert body["total"] == 2  # 7, 14 and 21 are not in 3.9; 99999 is unknown; 5 is repeated
@@ -287,7 +289,7 @@ VALIDATION_CASES: list[tuple[str, dict[str, Any], Any, list[Any]]] = [
     ("dataset-id-fraction", {}, {"dataset_ids": [1.5]}, ["body", "dataset_ids", 0]),
     ("too-many-dataset-ids", {}, {"dataset_ids": _too_many(10_001)}, ["body", "dataset_ids"]),
     ("too-many-indicators", {}, {"dataset_ids": [1], "indicator_ids": _too_many(101)}, ["body", "indicator_ids"]),
-    ("unknown-indicator", {}, {"dataset_ids": [1], "indicator_ids": [1, 999]}, ["body", "indicator_ids", 1]),
+    ("unknown-indicator", {}, {"dataset_ids": [1], "indicator_ids": [1, 9999]}, ["body", "indicator_ids", 1]),
     ("body-not-object", {}, [1, 2], ["body"]),
 ]
 
@@ -346,7 +348,7 @@ def test_batch_accepts_lax_integers_like_pydantic(api: Api):
         ("/datasets", {"from": "x"}, ["query", "from"]),
         ("/datasets/abc", {}, ["path", "dataset_id"]),
         ("/datasets/1", {"indicator_ids": ["x"]}, ["query", "indicator_ids", 0]),
-        ("/datasets/1", {"indicator_ids": [1, 500]}, ["query", "indicator_ids", 1]),
+        ("/datasets/1", {"indicator_ids": [1, 5000]}, ["query", "indicator_ids", 1]),
         ("/datasets/1", {"indicator_ids": list(range(1, 102))}, ["query", "indicator_ids"]),
         ("/indicators", {"limit": 1000}, ["query", "limit"]),
     ],

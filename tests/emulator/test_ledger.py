@@ -62,9 +62,9 @@ def test_unscored_search_metadata_and_failed_calls_do_not_count(ecoinvent_emulat
     api.get("/versions", headers=user)
     api.get("/indicators", headers=user)
     api.batch([1, 2], [1], params={"limit": 101}, headers=user)  # 422
-    api.batch([1, 2], [999], headers=user)  # 422, unknown indicator
-    api.batch([7], [1], params={"version": "3.9"}, headers=user)  # 200, but nothing returned
-    api.get("/datasets/7", params={"indicator_ids": 1, "version": "3.9"}, headers=user)  # 404
+    api.batch([1, 2], [9999], headers=user)  # 422, unknown indicator
+    api.batch([7], [23], params={"version": "3.9"}, headers=user)  # 200, but nothing returned
+    api.get("/datasets/7", params={"indicator_ids": 23, "version": "3.9"}, headers=user)  # 404
     ecoinvent_emulator.add_fault("status", status=500, path="/datasets/batch")
     api.batch([1, 2], [1], headers=user)  # 500
     stats = ecoinvent_emulator.stats()

@@ -86,6 +86,8 @@ def test_ingest_datasets_example(
     assert 0 < len(records) <= 250
     assert [r["id"] for r in records] == sorted(r["id"] for r in records)
     assert all(len(r["impact_scores"]) == 3 for r in records)
+    # Selected by name: IPCC 2021 GWP100, EF v3.1 water use, ReCiPe midpoint (H) land use.
+    assert all([s["id"] for s in r["impact_scores"]] == [1, 22, 28] for r in records)
     assert stats["usage"][emulator.client_id]["datasets"] == len(records)
     assert stats["requests"]["POST /datasets/batch"] == -(-len(records) // 100)
     assert stats["token_requests"] == 1, "one token for the whole run: the tasks share this process"

@@ -28,7 +28,16 @@ def assert_no_calls(emulator: EmulatorServer) -> None:
 
 
 BAD_DATASETS_ARGUMENTS: list[tuple[str, dict[str, Any], str]] = [
-    ("101-indicators", {"dataset_ids": [1], "indicator_ids": list(range(1, 102))}, "101 indicator ids given"),
+    # Any number of indicator ids is fine now (issue 13); ids and names are one or the other.
+    (
+        "ids-and-names",
+        {"dataset_ids": [1], "indicator_ids": [1], "indicators": [{"method": "EF v3.1"}]},
+        "Give either indicator_ids or indicators, not both",
+    ),
+    ("empty-indicators", {"dataset_ids": [1], "indicators": []}, "indicators is empty"),
+    ("one-part-name", {"dataset_ids": [1], "indicators": ["EF v3.1"]}, "must read 'method | category | indicator'"),
+    ("bad-indicator-key", {"dataset_ids": [1], "indicators": [{"name": "x"}]}, "a dict selector takes the keys"),
+    ("negative-indicator-guard", {"dataset_ids": [1], "max_unique_indicators": -1}, "max_unique_indicators must be"),
     ("non-integer-id", {"dataset_ids": [1, "2"]}, "dataset ids must be positive integers; got '2'"),
     ("float-id", {"dataset_ids": [1.5]}, "got 1.5"),
     ("bool-id", {"dataset_ids": [True]}, "got True"),
@@ -104,11 +113,12 @@ BAD_TEMPLATED: list[tuple[str, str, dict[str, Any], str]] = [
         "dataset ids must be positive integers; got 'a'",
     ),
     ("not-a-list", "dataset_ids='{{ params.value }}'", {"value": "steel"}, "could not read 'steel' as a list"),
+    ("empty-indicators", "dataset_ids=[1], indicators='{{ params.value }}'", {"value": []}, "indicators is empty"),
     (
-        "101-indicators",
-        "dataset_ids=[1], indicator_ids='{{ params.value }}'",
-        {"value": list(range(1, 102))},
-        "101 indicator ids given",
+        "bad-selector",
+        "dataset_ids=[1], indicators='{{ params.value }}'",
+        {"value": [{"method": ""}]},
+        "must be a non-empty name",
     ),
     (
         "uri-without-scheme",

@@ -107,7 +107,7 @@ def test_unknown_extra_is_a_warning_naming_it(
 
 # Operator arguments: (id, kwargs, error type, message).
 BAD_ARGUMENTS: list[tuple[str, dict[str, Any], str]] = [
-    ("101-indicators", {"indicator_ids": list(range(1, 102))}, "101 indicator ids given"),
+    ("ids-and-names", {"indicators": [{"method": "EF v3.1"}]}, "Give either indicator_ids or indicators, not both"),
     ("text-id", {"dataset_ids": [1, "2"]}, "dataset ids must be positive integers; got '2'"),
     ("float-id", {"dataset_ids": [1, 2.5]}, "got 2.5"),
     ("zero-id", {"dataset_ids": [0]}, "got 0"),

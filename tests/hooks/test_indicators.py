@@ -1,0 +1,153 @@
+"""The hook's indicators by name (``resolve_indicators``) and any number of them (``get_datasets``)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_ecoinvent.emulator.lcia import INDICATORS, indicators_for
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventIndicatorError
+from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+if TYPE_CHECKING:
+    from airflow_provider_ecoinvent.emulator import EmulatorServer
+
+RECIPE_MH = [ind.id for ind in INDICATORS if ind.method == "ReCiPe 2016 v1.03, midpoint (H)"]
+
+
+def requests(emulator: EmulatorServer) -> dict[str, int]:
+    return dict(emulator.stats()["requests"])
+
+
+def test_selectors_of_every_form_resolve_once_unique_and_by_id(ecoinvent_conn: EmulatorServer) -> None:
+    resolved = EcoinventHook().resolve_indicators(
+        [
+            {"method": "ReCiPe 2016 v1.03, midpoint (H)"},
+            "  ef V3.1 |Climate   change| global warming potential (GWP100) ",  # case and spaces do not matter
+            7,  # the same indicator by id: listed once
+            {"method": "EF v3.1", "category": "land use"},
+        ],
+        version="3.11",
+    )
+    assert [r["id"] for r in resolved] == sorted({7, 17, *RECIPE_MH})  # 17: EF v3.1 land use
+    assert resolved[0] == {
+        "id": 7,
+        "method": "EF v3.1",
+        "category": "climate change",
+        "indicator": "global warming potential (GWP100)",
+        "unit": "kg CO2-Eq",
+    }
+    # One listing of /indicators, all its pages; nothing scored.
+    assert requests(ecoinvent_conn) == {"GET /indicators": math.ceil(len(INDICATORS) / 100), "POST /token": 1}
+    assert ecoinvent_conn.stats()["scored_calls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("selector", "version", "message"),
+    [
+        (
+            {"method": "EF v3.2"},
+            "3.11",
+            "matches nothing in version 3.11 (cutoff): no method 'ef v3.2'. Closest method names: 'EF v3.1', 'EF v3.0'",
+        ),
+        (
+            "EF v3.1 | climate change | global warming potential (GWP10)",
+            "3.11",
+            "no indicator 'global warming potential (gwp10)' within method 'EF v3.1' and category 'climate change'. "
+            "Closest indicator names: 'global warming potential (GWP100)'",
+        ),
+        (
+            {"method": "EF v3.1"},
+            "3.9",
+            "matches nothing in version 3.9 (cutoff): no method 'ef v3.1'. Closest method names: 'EF v3.0'",
+        ),
+        (9999, "3.11", "Indicator id 9999 is not in version 3.11 (cutoff)"),
+        (
+            "IPCC 2021 | global warming potential (GWP100)",
+            "3.11",
+            "Indicator 'IPCC 2021 | global warming potential (GWP100)' is ambiguous in version 3.11 (cutoff): "
+            "it names 15 indicators: 1: IPCC 2021 | climate change | global warming potential (GWP100); "
+            "4: IPCC 2021 | climate change: fossil | global warming potential (GWP100)",
+        ),
+    ],
+    ids=["unknown-method", "unknown-indicator", "not-in-this-version", "unknown-id", "ambiguous"],
+)
+def test_a_bad_selector_fails_naming_the_closest_names(
+    ecoinvent_conn: EmulatorServer, selector: Any, version: str, message: str
+) -> None:
+    with pytest.raises(EcoinventIndicatorError) as raised:
+        EcoinventHook().resolve_indicators([selector], version=version)
+    assert message in str(raised.value)
+    assert ecoinvent_conn.stats()["scored_calls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("selectors", "message"),
+    [
+        ([], "indicators is empty"),
+        (["EF v3.1"], "must read 'method | category | indicator'"),
+        ([{"methods": "EF v3.1"}], "a dict selector takes the keys method, category, indicator"),
+        ([{"method": " "}], "must be a non-empty name"),
+        ([0], "indicator ids are positive integers"),
+        ([1.5], "each selector is an id"),
+    ],
+    ids=["empty", "one-part-name", "unknown-key", "blank-name", "zero-id", "float"],
+)
+def test_bad_selector_forms_fail_before_any_call(ecoinvent_conn: EmulatorServer, selectors: Any, message: str) -> None:
+    with pytest.raises(EcoinventConfigError, match=message):
+        EcoinventHook().resolve_indicators(selectors)
+    assert ecoinvent_conn.stats()["api_calls"] == 0
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 3])
+def test_any_number_of_indicators_merged_per_dataset(ecoinvent_conn: EmulatorServer, max_in_flight: int) -> None:
+    indicators = [ind.id for ind in indicators_for("3.11")][:250]
+    datasets = list(
+        EcoinventHook().get_datasets(
+            range(1, 251), indicator_ids=indicators, version="3.11", max_in_flight=max_in_flight
+        )
+    )
+    assert [d["id"] for d in datasets] == list(range(1, 251))
+    assert all([s["id"] for s in d["impact_scores"]] == indicators for d in datasets)
+    # ceil(250 / 100) dataset batches x ceil(250 / 100) indicator slices; the licence counts each once.
+    assert requests(ecoinvent_conn)["POST /datasets/batch"] == 3 * 3
+    usage = ecoinvent_conn.stats()["usage"][ecoinvent_conn.client_id]
+    assert (usage["datasets"], usage["indicators"]) == (250, 250)
+    assert ecoinvent_conn.stats()["max_in_flight"] <= max_in_flight  # slices count as calls in flight
+
+
+def test_merged_scores_equal_the_scores_of_separate_calls(ecoinvent_conn: EmulatorServer) -> None:
+    hook = EcoinventHook()
+    indicators = [ind.id for ind in INDICATORS[:150]]
+    merged = next(hook.get_datasets([5], indicator_ids=indicators, version="3.11"))
+    first = next(hook.get_datasets([5], indicator_ids=indicators[:100], version="3.11"))
+    second = next(hook.get_datasets([5], indicator_ids=indicators[100:], version="3.11"))
+    assert merged["impact_scores"] == first["impact_scores"] + second["impact_scores"]
+
+
+def test_a_single_dataset_call_still_takes_at_most_100_indicators(ecoinvent_conn: EmulatorServer) -> None:
+    with pytest.raises(EcoinventConfigError, match="101 indicator ids given"):
+        EcoinventHook().get_dataset(1, indicator_ids=range(1, 102))
+    assert ecoinvent_conn.stats()["api_calls"] == 0
+
+
+def test_compacted_answers_keep_odd_scores_and_unknown_fields() -> None:
+    from airflow_provider_ecoinvent.indicators import compact_scores, expand, merge_compact
+
+    meta: dict[int, dict[str, Any]] = {}
+    first = compact_scores(
+        [{"id": 2, "impact_scores": [{"id": 7, "score": 1.5, "unit": "kg", "extra": [1]}, {"id": 8, "score": 3}]}],
+        meta,
+    )
+    second = compact_scores([{"id": 2, "impact_scores": [{"id": 9, "score": None}, "not a score"]}], meta)
+    merged = merge_compact([1, 2], [first, second])
+    assert [dataset["id"] for dataset, _ in merged] == [2]
+    dataset, parts = merged[0]
+    assert expand(dataset, parts, meta)["impact_scores"] == [
+        {"id": 7, "score": 1.5, "unit": "kg", "extra": [1]},
+        {"id": 8, "score": 3},  # an int score is kept as it came, not turned into 3.0
+        {"id": 9, "score": None},
+        "not a score",
+    ]
