@@ -22,10 +22,15 @@ ALLOWED: dict[str, frozenset[str]] = {
     "_retry": _PURE,
     "versions": _PURE,
     "exceptions": _PURE,
+    "pools": _PURE,
     "get_provider_info": frozenset({"__init__", "_constants"}),
     "_ids": frozenset({"exceptions"}),
-    "connection": frozenset({"_constants", "exceptions"}),
-    "_errors": frozenset({"_retry", "exceptions"}),
+    "_paging": frozenset({"exceptions"}),
+    "indicators": frozenset({"_ids", "exceptions"}),
+    # _transport names EcoinventSettings in annotations only (a TYPE_CHECKING import): no import cycle at run time.
+    "_transport": frozenset({"connection", "exceptions"}),
+    "connection": frozenset({"_constants", "_transport", "exceptions"}),
+    "_errors": frozenset({"_retry", "_transport", "exceptions"}),
     "_tokens": frozenset({"_errors", "_retry", "connection", "exceptions"}),
 }
 _BELOW_HOOKS = frozenset(ALLOWED)
@@ -35,7 +40,27 @@ ALLOWED |= {
     "triggers.ecoinvent": frozenset({"_constants", "exceptions", "versions", "hooks.async_client"}),
     "sensors.ecoinvent": frozenset({"_constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
     "operators._output": frozenset({"exceptions"}),
-    "operators.ecoinvent": frozenset({"_constants", "_ids", "exceptions", "hooks.ecoinvent", "operators._output"}),
+    "operators.ecoinvent": frozenset(
+        {
+            "_constants",
+            "_ids",
+            "_paging",
+            "_transport",
+            "exceptions",
+            "hooks.ecoinvent",
+            "indicators",
+            "operators._output",
+        }
+    ),
+    # The probe: a command over the hook, comparing answers with the shapes the provider expects.
+    "probe.expected": frozenset({"hooks.ecoinvent", "versions"}),
+    "probe.compare": frozenset({"probe.expected"}),
+    "probe.report": frozenset({"__init__", "_errors", "probe.compare"}),
+    "probe.run": frozenset(
+        {"_constants", "_retry", "_tokens", "exceptions", "hooks.ecoinvent", "versions"}
+        | {"probe.compare", "probe.expected", "probe.report"}
+    ),
+    "probe.__main__": frozenset({"_constants", "probe.run"}),
 }
 #: Third-party imports the layers below the hooks must not make (they load at DAG parse time).
 HEAVY = ("requests", "httpx", "pyarrow", "urllib3")
