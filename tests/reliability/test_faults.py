@@ -260,7 +260,7 @@ def test_trigger_survives_transient_faults(
     ):
         emulator.add_fault(path="/versions", **rule)
     emulator.add_fault("status", status=503, path=TOKEN_PATH, retry_after="0")
-    trigger = EcoinventVersionTrigger(version="3.11", poke_interval=0.1, timeout=60)
+    trigger = EcoinventVersionTrigger(version="3.11", poke_interval=1, timeout=60)
     leak_scan.add("trigger kwargs", trigger.serialize())
 
     async def collect() -> list[Any]:
