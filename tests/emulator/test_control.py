@@ -225,14 +225,11 @@ def test_sixteen_concurrent_clients_overlap(ecoinvent_emulator_factory: Emulator
         statuses.append(client.batch(list(range(1, 101)), list(range(1, 11)), params={"limit": 100}).status_code)
 
     threads = [threading.Thread(target=call, args=(client,)) for client in clients]
-    start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
     assert statuses == [200] * 16
-    assert elapsed < latency * 3  # about one latency, not sixteen
     stats = emulator.stats()
     assert stats["max_in_flight"] == 16
     assert stats["in_flight"] == 0
