@@ -224,3 +224,22 @@ def test_openlineage_facets_and_progress_are_reported(
         (f"ecoinvent://127.0.0.1:{ecoinvent_conn.port}", "datasets/3.11/cutoff")
     ]
     assert [(d.namespace, d.name) for d in facets.outputs] == [("file", str(tmp_path / "out.jsonl"))]
+
+
+@pytest.mark.parametrize("to_file", [True, False], ids=["to-a-file", "to-xcom"])
+def test_generic_operator_openlineage_facets(ecoinvent_conn: EmulatorServer, tmp_path: Path, to_file: bool) -> None:
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    output_uri = f"file://{tmp_path}/versions.json" if to_file else None
+    operator = EcoinventOperator(task_id="versions", endpoint="versions", output_uri=output_uri)
+    assert operator.get_openlineage_facets_on_complete(None) is None  # before execute
+    operator.execute({})  # type: ignore[arg-type]
+
+    facets = operator.get_openlineage_facets_on_complete(None)
+
+    assert isinstance(facets, OperatorLineage)
+    assert [(d.namespace, d.name) for d in facets.inputs] == [
+        (f"ecoinvent://127.0.0.1:{ecoinvent_conn.port}", "versions")
+    ]
+    expected_outputs = [("file", str(tmp_path / "versions.json"))] if to_file else []
+    assert [(d.namespace, d.name) for d in facets.outputs] == expected_outputs
