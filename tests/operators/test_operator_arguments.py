@@ -198,7 +198,7 @@ def test_on_kill_stops_in_flight_work_and_leaves_no_partial_file(
     assert "killed" in str(outcome[0])
     assert list(tmp_path.iterdir()) == []
     # Stopped early: far fewer than the 10 batches of a full run.
-    assert ecoinvent_conn.stats()["requests"]["POST /datasets/batch"] < 10
+    assert ecoinvent_conn.stats()["requests"].get("POST /datasets/batch", 0) < 10  # killed maybe before the first
 
 
 def test_openlineage_facets_and_progress_are_reported(
