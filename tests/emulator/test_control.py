@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,10 +124,8 @@ def test_command_line_prints_the_lines_and_stops_cleanly_on_sigterm():
         env=_env(),
     )
     try:
-        start = time.monotonic()
         assert process.stdout is not None
         lines = [process.stdout.readline().rstrip("\n") for _ in range(3)]
-        startup = time.monotonic() - start
         assert lines[0].startswith("ECOINVENT_EMULATOR_BASE_URL=http://127.0.0.1:")
         base_url = lines[0].split("=", 1)[1]
         assert lines[1] == f"ECOINVENT_EMULATOR_TOKEN_URL={base_url}/realms/ecoinvent/protocol/openid-connect/token"
@@ -144,8 +141,7 @@ def test_command_line_prints_the_lines_and_stops_cleanly_on_sigterm():
                 "api_prefix": "/v3/api1",
             },
         }
-        # 200,000 datasets cost nothing at start (lazy); interpreter start-up dominates.
-        assert startup < 3.0
+        # That 200,000 datasets cost nothing at start is test_catalogue.py::test_a_large_catalogue_is_lazy.
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
