@@ -2,7 +2,9 @@
 
 Airflow validates this dict against its JSON schema whenever it loads providers, and a bad dict breaks
 provider discovery for the whole installation, so it is plain data and covered by a schema test. The UI
-of Airflow 3.2+ builds the connection form from ``connection-types`` alone.
+of Airflow 3.2+ builds the connection form from ``connection-types`` alone; Airflow 3.1 asks the hook
+instead (``get_ui_field_behaviour`` and ``get_connection_form_widgets``), which answers from the same
+data through :func:`legacy_ui_field_behaviour` and :func:`legacy_connection_form_widgets`.
 """
 
 from __future__ import annotations
@@ -138,3 +140,40 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
     }
+
+
+def legacy_ui_field_behaviour() -> dict[str, Any]:
+    """:data:`UI_FIELD_BEHAVIOUR` as Airflow 3.1 reads it from a hook: snake_case keys.
+
+    Airflow 3.1 validates the hook's answer against a schema requiring ``hidden_fields`` and ``relabeling``
+    and drops the whole customisation (relabels included) when given the provider-info spelling.
+    """
+    return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+
+
+def legacy_connection_form_widgets() -> dict[str, Any]:
+    """:data:`CONN_FIELDS` as the wtforms fields of Airflow 3.1's connection form, one per extra.
+
+    Without them Airflow 3.1 would hide ``extra`` (see :data:`UI_FIELD_BEHAVIOUR`) and offer no way to edit
+    the extras. Imports wtforms lazily: Airflow 3.1 calls this only when wtforms is importable (the UI
+    swaps the field classes for its own stand-ins), and never at DAG parse time.
+    """
+    from wtforms import BooleanField, IntegerField, StringField
+    from wtforms.validators import Optional, any_of
+
+    classes = {"boolean": BooleanField, "integer": IntegerField}
+    widgets: dict[str, Any] = {}
+    for name, field in CONN_FIELDS.items():
+        schema = field["schema"]
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        field_class = next((classes[kind] for kind in types if kind in classes), StringField)
+        validators: list[Any] = [Optional()]
+        if "enum" in schema:
+            validators.append(any_of(schema["enum"]))
+        default = schema.get("default")
+        if field_class is StringField and default is not None:
+            default = str(default)  # a text box holds text ("60"); the connection parser reads it tolerantly
+        widgets[name] = field_class(
+            label=field["label"], validators=validators, description=field["description"], default=default
+        )
+    return widgets

@@ -40,6 +40,16 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``make`` (ECOINVENT_SKIP_POLICY set), a skip not listed in tests/skip_policy.py fails the run."""
+    spec = importlib.util.spec_from_file_location("ecoinvent_skip_policy", Path(__file__).with_name("skip_policy.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    policy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(policy)
+    policy.register(config)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Print the reliability suite's fault table once, on the controller, with the rows of every worker.
 

@@ -643,10 +643,18 @@ class EcoinventHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form customisation for UIs that still ask the hook (Airflow 3.1)."""
-        from airflow_provider_ecoinvent.get_provider_info import UI_FIELD_BEHAVIOUR
+        """Connection form customisation for the UI of Airflow 3.1, which asks the hook (3.2+ reads
+        the provider info and never calls this)."""
+        from airflow_provider_ecoinvent.get_provider_info import legacy_ui_field_behaviour
 
-        return dict(UI_FIELD_BEHAVIOUR)
+        return legacy_ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """A form field per extra for the UI of Airflow 3.1 (3.2+ reads ``conn-fields`` instead)."""
+        from airflow_provider_ecoinvent.get_provider_info import legacy_connection_form_widgets
+
+        return legacy_connection_form_widgets()
 
 
 class DatasetStream(Iterator[dict[str, Any]]):

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final
 
 # airflow.sdk.conf and airflow.sdk.exceptions.AirflowSensorTimeout arrived in Airflow 3.2.
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
@@ -26,6 +26,7 @@ from airflow_provider_ecoinvent.triggers.ecoinvent import (
     EcoinventVersionTrigger,
     describe_wanted,
     find_wanted_version,
+    validate_poll_interval,
     validate_version_wanted,
 )
 
@@ -63,11 +64,16 @@ class EcoinventVersionSensor(BaseSensorOperator):
     and the sensor keeps waiting; wrong credentials (:class:`EcoinventAuthError`), an invalid connection
     (:class:`EcoinventConfigError`) and errors retrying cannot fix (403, 404) fail the task at once.
 
+    ``soft_fail=True`` turns only the sensor's timeout into a skip; an error above fails the task all the
+    same, in every mode (``poke``, ``reschedule`` and deferrable): a wrong secret is not "not there yet".
+
     :param version: the release to wait for (templated).
     :param newer_than: wait for any release newer than this one (templated).
     :param system_model: the system model the release must offer (templated; default ``cutoff``).
     :param ecoinvent_conn_id: the Airflow connection (templated).
     :param deferrable: wait on the triggerer instead of a worker slot.
+    :param poke_interval: seconds between two looks, at least
+        :data:`~airflow_provider_ecoinvent.triggers.ecoinvent.MIN_POLL_INTERVAL` (default 60).
     """
 
     template_fields: Sequence[str] = ("version", "newer_than", "system_model", "ecoinvent_conn_id")
@@ -85,6 +91,7 @@ class EcoinventVersionSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(**kwargs)
         validate_version_wanted(version, newer_than)
+        validate_poll_interval("poke_interval", self.poke_interval)  # seconds by now, even from a timedelta
         self.version = version
         self.newer_than = newer_than
         self.system_model = system_model
@@ -145,11 +152,28 @@ class EcoinventVersionSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout) + DEFERRAL_GRACE,
         )
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after the trigger, with ``soft_fail`` meaning what it means in poke mode.
+
+        Airflow's sensor turns *any* ``AirflowException`` of the resumed method into a skip when
+        ``soft_fail`` is set, while in poke and reschedule mode only a timeout becomes one. An error the
+        trigger reported (wrong credentials, an invalid connection, 403/404) must fail the task in every
+        mode, so it is raised again instead of the skip that wraps it.
+        """
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except AirflowSkipException as skip:
+            error = skip.__cause__
+            if not (self.soft_fail and isinstance(error, EcoinventError)):
+                raise
+        raise error
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the version found, or fail with the trigger's reason.
 
         :raises AirflowSensorTimeout: the deadline passed (``soft_fail`` turns it into a skip).
-        :raises EcoinventAuthError, EcoinventConfigError, EcoinventError: the trigger reported an error.
+        :raises EcoinventAuthError, EcoinventConfigError, EcoinventError: the trigger reported an error
+            (the task fails, even with ``soft_fail``: see :meth:`resume_execution`).
         :raises EcoinventError: the event is missing, unknown or malformed.
         """
         status = event.get("status") if isinstance(event, dict) else None

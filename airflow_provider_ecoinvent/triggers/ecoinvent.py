@@ -42,6 +42,9 @@ EVENT_TIMEOUT: Final = "timeout"
 EVENT_STATUSES: Final = frozenset({EVENT_SUCCESS, EVENT_ERROR, EVENT_TIMEOUT})
 #: Seconds the first poll may take even when the trigger starts after its deadline.
 FIRST_POLL_WINDOW: Final = 10.0
+#: The shortest wait between two polls of ``/versions`` (sensor, trigger and watcher alike): below it a
+#: waiting task would hammer the API and the token endpoint in a tight loop for no earlier answer.
+MIN_POLL_INTERVAL: Final = 1.0
 
 
 def _client(conn_id: str, logger: Any) -> EcoinventAsyncClient:
@@ -61,6 +64,20 @@ def validate_version_wanted(version: str | None, newer_than: str | None) -> None
             "Give exactly one of 'version' (wait for that release, e.g. '3.12') and 'newer_than' "
             f"(wait for any release after it, e.g. '3.11'); got version={version!r}, newer_than={newer_than!r}."
         )
+
+
+def validate_poll_interval(name: str, seconds: float) -> float:
+    """``seconds`` as a float, or :class:`EcoinventConfigError` naming the argument ``name``.
+
+    :raises EcoinventConfigError: not a number, or below :data:`MIN_POLL_INTERVAL` (0 would poll in a
+        tight loop).
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= MIN_POLL_INTERVAL:
+        raise EcoinventConfigError(
+            f"{name} must be a number of seconds of at least {MIN_POLL_INTERVAL:g} (the wait between two "
+            f"polls of the ecoinvent API), got {seconds!r}."
+        )
+    return float(seconds)
 
 
 def offers(version: EcoinventVersion, system_model: str | None) -> bool:
@@ -121,7 +138,7 @@ class EcoinventVersionTrigger(BaseTrigger):
     :param version: wait for this release (exactly one of ``version`` / ``newer_than``).
     :param newer_than: wait for any release newer than this one.
     :param system_model: the system model the release must offer (default ``cutoff``).
-    :param poke_interval: seconds between polls.
+    :param poke_interval: seconds between polls, at least :data:`MIN_POLL_INTERVAL`.
     :param deadline: absolute time (Unix epoch seconds) after which a ``timeout`` event is emitted.
     :param timeout: seconds from now instead of ``deadline``; turned into ``deadline`` at construction,
         so ``serialize()`` carries the absolute time and a re-created trigger keeps the same deadline.
@@ -140,8 +157,7 @@ class EcoinventVersionTrigger(BaseTrigger):
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         validate_version_wanted(version, newer_than)
-        if poke_interval < 0:
-            raise EcoinventConfigError(f"poke_interval must not be negative, got {poke_interval!r}.")
+        poke_interval = validate_poll_interval("poke_interval", poke_interval)
         if deadline is not None and timeout is not None:
             raise EcoinventConfigError("Give 'deadline' (an epoch time) or 'timeout' (seconds), not both.")
         if timeout is not None:
@@ -150,10 +166,11 @@ class EcoinventVersionTrigger(BaseTrigger):
         self.version = version
         self.newer_than = newer_than
         self.system_model = system_model
-        self.poke_interval = float(poke_interval)
+        self.poke_interval = poke_interval
         self.deadline = float(deadline) if deadline is not None else None
         # Replaceable in tests (time shifted, not slept); never serialized.
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self._clock: Callable[[], float] = time.time
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and JSON-safe kwargs; ``EcoinventVersionTrigger(**kwargs).serialize()`` is identical."""
@@ -218,7 +235,7 @@ class EcoinventVersionTrigger(BaseTrigger):
         )
 
     def _remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.time()
+        return None if self.deadline is None else self.deadline - self._clock()
 
 
 def _event(payload: dict[str, Any]) -> TriggerEvent:
@@ -260,7 +277,7 @@ class EcoinventNewVersionTrigger(BaseEventTrigger):
     hammering the token endpoint).
 
     :param ecoinvent_conn_id: the Airflow connection id.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls, at least :data:`MIN_POLL_INTERVAL`.
     :param system_model: count only versions offering this system model (``None``: every version).
     :param fire_on_start: fire for the newest version on the very first poll with no remembered state.
     """
@@ -274,10 +291,8 @@ class EcoinventNewVersionTrigger(BaseEventTrigger):
         fire_on_start: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        if poll_interval < 0:
-            raise EcoinventConfigError(f"poll_interval must not be negative, got {poll_interval!r}.")
         self.ecoinvent_conn_id = ecoinvent_conn_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = validate_poll_interval("poll_interval", poll_interval)
         self.system_model = system_model
         self.fire_on_start = bool(fire_on_start)
         # Names of versions already fired for or recorded as the baseline; None until loaded.
@@ -389,8 +404,10 @@ def _state_accessors(store: Any) -> list[Any]:
 
 __all__ = [
     "EVENT_STATUSES",
+    "MIN_POLL_INTERVAL",
     "EcoinventNewVersionTrigger",
     "EcoinventVersionTrigger",
     "find_wanted_version",
+    "validate_poll_interval",
     "validate_version_wanted",
 ]

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,10 +128,8 @@ def test_command_line_prints_the_lines_and_stops_cleanly_on_sigterm():
         env=_env(),
     )
     try:
-        start = time.monotonic()
         assert process.stdout is not None
         lines = [process.stdout.readline().rstrip("\n") for _ in range(3)]
-        startup = time.monotonic() - start
         assert lines[0].startswith("export ECOINVENT_EMULATOR_BASE_URL=http://127.0.0.1:")
         base_url = lines[0].split("=", 1)[1]
         assert (
@@ -152,8 +149,7 @@ def test_command_line_prints_the_lines_and_stops_cleanly_on_sigterm():
                 "api_prefix": "/v3/api1",
             },
         }
-        # 200,000 datasets cost nothing at start (lazy); interpreter start-up dominates.
-        assert startup < 3.0
+        # That 200,000 datasets cost nothing at start is test_catalogue.py::test_a_large_catalogue_is_lazy.
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
@@ -233,14 +229,11 @@ def test_sixteen_concurrent_clients_overlap(ecoinvent_emulator_factory: Emulator
         statuses.append(client.batch(list(range(1, 101)), list(range(1, 11)), params={"limit": 100}).status_code)
 
     threads = [threading.Thread(target=call, args=(client,)) for client in clients]
-    start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - start
     assert statuses == [200] * 16
-    assert elapsed < latency * 3  # about one latency, not sixteen
     stats = emulator.stats()
     assert stats["max_in_flight"] == 16
     assert stats["in_flight"] == 0

@@ -10,7 +10,9 @@ from pathlib import Path
 import airflow
 import jsonschema
 
-from airflow_provider_ecoinvent.get_provider_info import get_provider_info
+from airflow_provider_ecoinvent._constants import KNOWN_EXTRAS
+from airflow_provider_ecoinvent.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
+from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 
 def test_provider_info_matches_airflow_schema() -> None:
@@ -59,6 +61,67 @@ def test_cli_shows_connection_fields() -> None:
     assert connection["connection-type"] == "ecoinvent"
     assert {"token_url", "api_prefix", "client_auth", "user_id", "timeout", "verify"} <= set(connection["conn-fields"])
     assert connection["ui-field-behaviour"]["relabeling"]["login"] == "Client ID"
+
+
+def _airflow_before(version: str) -> bool:
+    from packaging.version import Version
+
+    return Version(airflow.__version__) < Version(version)
+
+
+def test_connection_form_lets_users_edit_every_extra() -> None:
+    """The form the UI gets from its API: relabelled standard fields and one field per extra.
+
+    Airflow 3.2+ builds it from the provider info (``conn-fields``); Airflow 3.1 asks the hook
+    (``get_ui_field_behaviour``, ``get_connection_form_widgets``), and dropped the whole customisation when
+    the hook answered with the provider-info spelling: no relabels, no field for any extra.
+    """
+    import warnings
+
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+    from airflow.providers_manager import ProvidersManager
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta = next(m for m in HookMetaService.hook_meta_data() if m.connection_type == "ecoinvent")
+
+    assert meta.standard_fields is not None
+    assert (meta.standard_fields.login.title, meta.standard_fields.password.title) == ("Client ID", "Client secret")
+    assert meta.standard_fields.host.placeholder == "https://api.ecoinvent.org"
+    assert meta.standard_fields.port.hidden
+    assert meta.standard_fields.url_schema.hidden
+    extra_fields = meta.extra_fields or {}
+    assert set(extra_fields) == set(KNOWN_EXTRAS)  # the extra JSON box is hidden: every extra has its field
+    assert {name: field["schema"]["title"] for name, field in extra_fields.items()} == {
+        name: field["label"] for name, field in CONN_FIELDS.items()
+    }
+    assert extra_fields["client_auth"]["schema"]["enum"] == ["body", "basic"]
+    assert "integer" in extra_fields["max_retries"]["schema"]["type"]
+    assert "boolean" in extra_fields["allow_insecure_http"]["schema"]["type"]
+    # Airflow 3.2+ deprecates the hook methods and must not call them (it has the provider info).
+    assert [str(w.message) for w in caught if "EcoinventHook" in str(w.message)] == []
+    registered = ProvidersManager().connection_form_widgets["extra__ecoinvent__token_url"].hook_class_name
+    expected = "EcoinventHook" if _airflow_before("3.2") else "airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook"
+    assert registered == expected  # 3.1: from the hook's widgets; 3.2+: from conn-fields
+
+
+def test_hook_form_methods_answer_from_the_provider_info() -> None:
+    from wtforms import BooleanField, IntegerField, StringField
+
+    widgets = EcoinventHook.get_connection_form_widgets()
+    behaviour = EcoinventHook.get_ui_field_behaviour()
+
+    assert set(widgets) == set(CONN_FIELDS) == set(KNOWN_EXTRAS)
+    assert widgets["max_retries"].field_class is IntegerField
+    assert widgets["allow_insecure_http"].field_class is BooleanField
+    assert widgets["timeout"].field_class is StringField
+    assert widgets["timeout"].kwargs["default"] == "60.0"
+    assert widgets["token_url"].kwargs["label"] == "Token URL"
+    assert behaviour == {
+        "hidden_fields": ["schema", "port", "extra"],
+        "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
+        "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+    }
 
 
 def test_importing_the_package_does_no_network_io() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -73,6 +74,16 @@ def sensor(**kwargs: Any) -> EcoinventVersionSensor:
 def test_exactly_one_of_version_and_newer_than(wanted: dict[str, Any]) -> None:
     with pytest.raises(EcoinventConfigError, match="exactly one"):
         sensor(**wanted)
+
+
+@pytest.mark.parametrize("interval", [0, 0.5, timedelta(0)], ids=["zero", "below-minimum", "zero-timedelta"])
+def test_poke_interval_below_the_minimum_is_refused(interval: Any) -> None:
+    # 0 would poll the API in a tight loop (poke mode) or make the trigger do so (deferrable).
+    with pytest.raises(EcoinventConfigError, match=r"poke_interval must be a number of seconds of at least 1"):
+        sensor(version="3.12", poke_interval=interval)
+    with pytest.raises(EcoinventConfigError, match=r"poke_interval must be .* at least 1 .*got 0\.5"):
+        sensor(version="3.12", poke_interval=0.5, deferrable=True)
+    assert sensor(version="3.12", poke_interval=1).poke_interval == 1
 
 
 def test_templated_fields_and_defaults() -> None:
@@ -208,6 +219,43 @@ def test_execute_complete_failures(event: Any, error: type[Exception], match: st
         sensor(version="3.12").execute_complete(CONTEXT, event)
 
 
+@pytest.mark.parametrize(
+    ("event", "error", "match"),
+    [
+        ({"status": "error", "message": "bad secret", "error_type": "EcoinventAuthError"}, EcoinventAuthError, "bad"),
+        ({"status": "error", "message": "no conn", "error_type": "EcoinventConfigError"}, EcoinventConfigError, "no"),
+        ({"status": "error", "message": "403 Forbidden", "error_type": "EcoinventApiError"}, EcoinventError, "403"),
+        ({"status": "done"}, EcoinventError, "unexpected trigger event"),
+    ],
+    ids=["auth-error", "config-error", "api-error", "unknown-status"],
+)
+def test_soft_fail_does_not_turn_an_error_event_into_a_skip(event: Any, error: type[Exception], match: str) -> None:
+    # What the task runner calls when the trigger's event comes back; poke mode fails on these errors too.
+    task = sensor(version="3.12", soft_fail=True, deferrable=True)
+    with pytest.raises(error, match=match):
+        task.resume_execution("execute_complete", {"event": event}, CONTEXT)
+
+
+def test_deferred_sensor_with_soft_fail_fails_on_wrong_credentials(emulator: EmulatorServer) -> None:
+    """The whole deferrable path: checked on the worker, deferred, the real trigger's error event resumed."""
+    emulator.add_fault("status", status=401, path="/versions", count=-1, after=1)  # every later call refused
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json())
+        task = sensor(version="3.12", soft_fail=True, deferrable=True)
+        with pytest.raises(TaskDeferred) as deferred:
+            task.execute(CONTEXT)
+        events = asyncio.run(_events_of(deferred.value.trigger))
+
+        assert [event["error_type"] for event in events] == ["EcoinventAuthError"]
+        refused = r"^Waiting for ecoinvent version 3\.12 \(cutoff\) failed: The ecoinvent API refused a fresh"
+        with pytest.raises(EcoinventAuthError, match=refused):
+            task.resume_execution(deferred.value.method_name, {"event": events[0]}, CONTEXT)
+
+
+async def _events_of(trigger: Any) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
 def test_timeout_event_is_a_skip_with_soft_fail() -> None:
     from airflow.providers.common.compat.sdk import AirflowSkipException  # airflow.sdk.exceptions: Airflow 3.2+
 
@@ -256,9 +304,9 @@ def run_dag(write_dag: Callable[[str, str], DAG], dag_id: str, sensor_args: str)
 @pytest.mark.parametrize(
     ("mode", "sensor_args"),
     [
-        ("poke", 'mode="poke", poke_interval=0.2, timeout=60'),
+        ("poke", 'mode="poke", poke_interval=1, timeout=60'),
         ("reschedule", 'mode="reschedule", poke_interval=1, timeout=60'),
-        ("deferrable", "deferrable=True, poke_interval=0.2, timeout=60"),
+        ("deferrable", "deferrable=True, poke_interval=1, timeout=60"),
     ],
     ids=["poke", "reschedule", "deferrable"],
 )
@@ -287,8 +335,40 @@ def test_deferrable_sensor_times_out_in_a_dag_run(
     write_dag: Callable[[str, str], DAG], ecoinvent_conn: EmulatorServer
 ) -> None:
     states, xcoms = run_dag(
-        write_dag, "ecoinvent_sensor_deferrable_timeout", "deferrable=True, poke_interval=0.2, timeout=1"
+        write_dag, "ecoinvent_sensor_deferrable_timeout", "deferrable=True, poke_interval=1, timeout=1"
     )
 
     assert states["wait"] == "failed"
     assert xcoms["found"] is None
+
+
+SOFT_FAIL_CASES = {
+    "poke-error": ('mode="poke", timeout=60', "failed"),
+    "reschedule-error": ('mode="reschedule", timeout=60', "failed"),
+    "deferrable-error": ("deferrable=True, timeout=60", "failed"),
+    "poke-timeout": ('mode="poke", timeout=1', "skipped"),
+    "reschedule-timeout": ('mode="reschedule", timeout=1', "skipped"),
+    "deferrable-timeout": ("deferrable=True, timeout=1", "skipped"),
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case", list(SOFT_FAIL_CASES))
+def test_soft_fail_skips_on_timeout_only_in_every_mode(
+    write_dag: Callable[[str, str], DAG], emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """soft_fail=True: the sensor's timeout is a skip; wrong credentials fail the task, whatever the mode."""
+    mode_args, outcome = SOFT_FAIL_CASES[case]
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json())
+    if outcome == "failed":
+        # The first look (on the worker) misses; from the second on, the API refuses every token.
+        emulator.add_fault("status", status=401, path="/versions", count=-1, after=1)
+
+    dag_id = "ecoinvent_soft_fail_" + case.replace("-", "_")
+    states, xcoms = run_dag(write_dag, dag_id, f"soft_fail=True, poke_interval=1, {mode_args}")
+
+    assert states["wait"] == outcome
+    assert states["report"] in {"upstream_failed", "skipped"}
+    assert xcoms["found"] is None
+    if outcome == "failed":
+        assert emulator.stats()["requests"]["GET /versions"] >= 2  # refused after the first look, not before

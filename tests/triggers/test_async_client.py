@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -186,17 +185,20 @@ async def test_connection_max_retries_sets_the_policy(
     assert shifted.sleeps == []
 
 
-async def test_wrong_secret_fails_at_once(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer) -> None:
+async def test_wrong_secret_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer, shifted: ShiftedTime
+) -> None:
     conn = emulator.connection_dict()
     conn["password"] = "not-the-secret"
     import json
 
     monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(conn))
-    started = time.monotonic()
     async with EcoinventAsyncClient() as ecoinvent:
+        ecoinvent._sleep = shifted.sleep
+        ecoinvent._clock = shifted.clock
         with pytest.raises(EcoinventAuthError, match="rejected the client id or secret") as caught:
             await ecoinvent.get_versions()
-    assert time.monotonic() - started < 2
+    assert shifted.sleeps == []  # at once: no back-off, no retry
     assert "not-the-secret" not in str(caught.value)
     assert emulator.stats()["token_requests"] == 1
     assert emulator.stats()["api_calls"] == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import logging
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,6 @@ from airflow_provider_ecoinvent.triggers.ecoinvent import (
 from airflow_provider_ecoinvent.versions import EcoinventVersion
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from airflow_provider_ecoinvent.emulator import EmulatorServer
 
 VERSION_TRIGGER = "airflow_provider_ecoinvent.triggers.ecoinvent.EcoinventVersionTrigger"
@@ -39,32 +37,33 @@ def wrong_secret(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer) -> E
     return emulator
 
 
-@pytest.fixture
-def publish_later(ecoinvent_conn: EmulatorServer) -> Iterator[Any]:
-    """``publish_later(name, delay)``: publish a release from another thread while the trigger polls.
+class VirtualTime:
+    """The clock and sleep of an :class:`EcoinventVersionTrigger`: time moves only when the trigger sleeps.
 
-    ``delay`` counts from the trigger's first poll, not from now: the start-up before it (the first token,
-    registered with Airflow's secrets masker, whose cost grows with the secrets a test session holds) takes
-    a varying time, and a release published before the first poll would not be "published while polling".
+    Tests count polls and sleeps instead of timing them; ``actions[n]`` runs (in a thread, as a publisher
+    would) during the trigger's ``n``-th sleep, i.e. between its poll ``n`` and poll ``n + 1``.
     """
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
 
-    def publish(name: str, delay: float, models: list[str]) -> None:
-        while not stop.is_set() and not ecoinvent_conn.stats()["requests"].get("GET /versions", 0):
-            stop.wait(0.005)
-        if not stop.wait(delay):
-            ecoinvent_conn.publish_version(name, models)
+    START = 1_900_000_000.0
 
-    def schedule(name: str, delay: float, models: list[str] | None = None) -> None:
-        thread = threading.Thread(target=publish, args=(name, delay, models or ALL_MODELS), daemon=True)
-        threads.append(thread)
-        thread.start()
+    def __init__(self, trigger: EcoinventVersionTrigger, actions: dict[int, Any] | None = None) -> None:
+        self.now = self.START
+        self.sleeps: list[float] = []
+        self.actions = actions or {}
+        trigger._clock = lambda: self.now
+        trigger._sleep = self.sleep
 
-    yield schedule
-    stop.set()
-    for thread in threads:
-        thread.join()
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        action = self.actions.get(len(self.sleeps))
+        if action is not None:
+            await asyncio.to_thread(action)
+        self.now += seconds
+
+
+def version_trigger(*, within: float = 3600, **kwargs: Any) -> EcoinventVersionTrigger:
+    """A version trigger whose deadline is ``within`` virtual seconds after :attr:`VirtualTime.START`."""
+    return EcoinventVersionTrigger(deadline=VirtualTime.START + within, **kwargs)
 
 
 async def collect(trigger: Any) -> list[dict[str, Any]]:
@@ -137,6 +136,17 @@ def test_exactly_one_of_version_and_newer_than(wanted: dict[str, Any]) -> None:
         EcoinventVersionTrigger(**wanted)
 
 
+@pytest.mark.parametrize("interval", [0, 0.5, -1, float("nan"), "60", True], ids=repr)
+def test_poll_intervals_below_the_minimum_are_refused(interval: Any) -> None:
+    # 0 used to poll the API (and, on wrong credentials, the token endpoint) in a tight loop.
+    with pytest.raises(EcoinventConfigError, match=r"^poke_interval must be a number of seconds of at least 1 "):
+        EcoinventVersionTrigger(version="3.12", poke_interval=interval)
+    with pytest.raises(EcoinventConfigError, match=r"^poll_interval must be a number of seconds of at least 1 "):
+        EcoinventNewVersionTrigger(poll_interval=interval)
+    assert EcoinventVersionTrigger(version="3.12", poke_interval=1).poke_interval == 1.0
+    assert EcoinventNewVersionTrigger(poll_interval=1).poll_interval == 1.0
+
+
 # -- EcoinventVersionTrigger: serialization ------------------------------------------------------
 
 
@@ -185,11 +195,9 @@ def test_serialized_kwargs_hold_no_secret(ecoinvent_conn: EmulatorServer) -> Non
 # -- EcoinventVersionTrigger: run ------------------------------------------------------------------
 
 
-async def test_success_when_the_version_is_published_while_polling(
-    ecoinvent_conn: EmulatorServer, publish_later: Any
-) -> None:
-    publish_later("3.12", 0.5)
-    trigger = EcoinventVersionTrigger(version="3.12", poke_interval=0.05, timeout=20)
+async def test_success_when_the_version_is_published_while_polling(ecoinvent_conn: EmulatorServer) -> None:
+    trigger = version_trigger(version="3.12", poke_interval=60)
+    clock = VirtualTime(trigger, {3: lambda: ecoinvent_conn.publish_version("3.12", ALL_MODELS)})
 
     events = await collect(trigger)
 
@@ -199,7 +207,8 @@ async def test_success_when_the_version_is_published_while_polling(
     assert events[0]["version"]["system_models"] == ALL_MODELS
     assert set(events[0]["version"]) == {"version", "system_models", "release_date"}
     stats = ecoinvent_conn.stats()
-    assert stats["requests"]["GET /versions"] > 2
+    assert stats["requests"]["GET /versions"] == 4  # three misses, published, found on the next poll
+    assert clock.sleeps == [60, 60, 60]
     assert stats["token_requests"] == 1  # one token for the whole wait
 
 
@@ -211,24 +220,32 @@ async def test_success_at_once_when_already_available(ecoinvent_conn: EmulatorSe
     ]
 
 
-async def test_newer_than_with_a_system_model(ecoinvent_conn: EmulatorServer, publish_later: Any) -> None:
+async def test_newer_than_with_a_system_model(ecoinvent_conn: EmulatorServer) -> None:
     # 3.12 without EN15804 does not count; 3.13 with it does.
-    publish_later("3.12", 0.2, ["cutoff"])
-    publish_later("3.13", 0.6, ["cutoff", "EN15804"])
-    trigger = EcoinventVersionTrigger(newer_than="3.11", system_model="EN15804", poke_interval=0.05, timeout=20)
+    trigger = version_trigger(newer_than="3.11", system_model="EN15804", poke_interval=60)
+    clock = VirtualTime(
+        trigger,
+        {
+            1: lambda: ecoinvent_conn.publish_version("3.12", ["cutoff"]),
+            3: lambda: ecoinvent_conn.publish_version("3.13", ["cutoff", "EN15804"]),
+        },
+    )
 
     events = await collect(trigger)
 
     assert [e["status"] for e in events] == ["success"]
     assert events[0]["version"]["version"] == "3.13"
+    assert len(clock.sleeps) == 3  # 3.12 (cutoff only) was seen on polls 2 and 3 and passed over
 
 
 async def test_wrong_secret_is_an_error_event_at_once(wrong_secret: EmulatorServer) -> None:
-    started = time.monotonic()
+    trigger = version_trigger(version="3.12", poke_interval=60)
+    clock = VirtualTime(trigger)
 
-    events = await collect(EcoinventVersionTrigger(version="3.12", poke_interval=0.01, timeout=30))
+    events = await collect(trigger)
 
-    assert time.monotonic() - started < 2
+    assert clock.sleeps == []  # no wait at all: at once
+    assert "GET /versions" not in wrong_secret.stats()["requests"]
     assert len(events) == 1
     assert events[0]["status"] == "error"
     assert events[0]["error_type"] == "EcoinventAuthError"
@@ -240,7 +257,7 @@ async def test_wrong_secret_is_an_error_event_at_once(wrong_secret: EmulatorServ
 async def test_permanent_api_error_is_an_error_event(ecoinvent_conn: EmulatorServer) -> None:
     ecoinvent_conn.add_fault("status", status=403, path="/versions", count=-1, detail="licence expired")
 
-    events = await collect(EcoinventVersionTrigger(version="3.12", poke_interval=0.01, timeout=30))
+    events = await collect(EcoinventVersionTrigger(version="3.12", poke_interval=60, timeout=30))
 
     assert len(events) == 1
     assert events[0]["status"] == "error"
@@ -260,12 +277,14 @@ async def test_missing_connection_is_an_error_event() -> None:
 
 
 async def test_timeout_event_when_the_deadline_passes(ecoinvent_conn: EmulatorServer) -> None:
-    started = time.monotonic()
+    trigger = version_trigger(version="3.12", poke_interval=60, within=150)
+    clock = VirtualTime(trigger)
 
-    events = await collect(EcoinventVersionTrigger(version="3.12", poke_interval=0.05, timeout=0.4))
+    events = await collect(trigger)
 
-    elapsed = time.monotonic() - started
-    assert 0.3 <= elapsed < 3
+    # Polls at 0, 60 and 120; the last wait is cut to the deadline, and at 150 no time is left for a call.
+    assert clock.sleeps == [60, 60, 30]
+    assert ecoinvent_conn.stats()["requests"]["GET /versions"] == 3
     assert len(events) == 1
     assert events[0]["status"] == "timeout"
     assert "3.12" in events[0]["message"]
@@ -280,14 +299,17 @@ async def test_deadline_in_the_past_still_polls_once(ecoinvent_conn: EmulatorSer
     assert [e["status"] for e in events] == ["timeout"]
 
 
+@pytest.mark.timeout(120)  # the hung call lasts an hour: waiting for it fails the test here
 async def test_a_hanging_call_does_not_outlive_the_deadline(ecoinvent_conn: EmulatorServer) -> None:
-    ecoinvent_conn.add_fault("hang", path="/versions", seconds=10, count=-1, after=1)
-    started = time.monotonic()
+    ecoinvent_conn.add_fault("hang", path="/versions", seconds=3600, count=-1, after=1)
+    # The second poll starts 0.5 s before the deadline and hangs: it is abandoned when the deadline passes.
+    trigger = version_trigger(version="3.12", poke_interval=60, within=60.5)
+    clock = VirtualTime(trigger)
 
-    events = await collect(EcoinventVersionTrigger(version="3.12", poke_interval=0.05, timeout=0.5))
+    events = await collect(trigger)
 
-    assert time.monotonic() - started < 3
     assert [e["status"] for e in events] == ["timeout"]
+    assert clock.sleeps == [60, 0.5]
 
 
 @pytest.mark.parametrize("retries", [0, 5], ids=["exhausted-then-next-poll", "retried-within-poll"])
@@ -297,11 +319,15 @@ async def test_transient_503_during_polling_is_not_fatal(
     monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(max_retries=retries))
     emulator.add_fault("status", status=503, path="/versions", count=2, retry_after="0")
 
-    events = await collect(EcoinventVersionTrigger(version="3.11", poke_interval=0.01, timeout=30))
+    trigger = version_trigger(version="3.11", poke_interval=60)
+    clock = VirtualTime(trigger)
+
+    events = await collect(trigger)
 
     assert [e["status"] for e in events] == ["success"]
     assert events[0]["version"]["version"] == "3.11"
     assert emulator.stats()["requests"]["GET /versions"] == 3
+    assert clock.sleeps == ([60, 60] if retries == 0 else [])  # a poll's retries are not polls
 
 
 async def test_rate_limited_polls_are_not_fatal(
@@ -310,10 +336,14 @@ async def test_rate_limited_polls_are_not_fatal(
     monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(max_retries=0))
     emulator.add_fault("status", status=429, path="/versions", count=3)
 
-    events = await collect(EcoinventVersionTrigger(version="3.11", poke_interval=0.01, timeout=30))
+    trigger = version_trigger(version="3.11", poke_interval=60)
+    clock = VirtualTime(trigger)
+
+    events = await collect(trigger)
 
     assert [e["status"] for e in events] == ["success"]
     assert emulator.stats()["requests"]["GET /versions"] == 4
+    assert clock.sleeps == [60, 60, 60]
 
 
 # -- EcoinventNewVersionTrigger -------------------------------------------------------------------
@@ -393,7 +423,7 @@ def test_watcher_in_an_asset_definition() -> None:
 
 
 async def test_watcher_fires_exactly_once_per_new_version(ecoinvent_conn: EmulatorServer) -> None:
-    trigger = EcoinventNewVersionTrigger(poll_interval=0)
+    trigger = EcoinventNewVersionTrigger(poll_interval=60)
     trigger._sleep = scripted_sleep(
         20,
         {
@@ -417,21 +447,21 @@ async def test_watcher_fires_for_each_of_several_versions_seen_in_one_poll(ecoin
         ecoinvent_conn.publish_version("3.13", ALL_MODELS)
         ecoinvent_conn.publish_version("3.12", ALL_MODELS)
 
-    trigger = EcoinventNewVersionTrigger(poll_interval=0)
+    trigger = EcoinventNewVersionTrigger(poll_interval=60)
     trigger._sleep = scripted_sleep(5, {1: publish_two})
 
     assert [p["version"] for p in await watch(trigger)] == ["3.12", "3.13"]
 
 
 async def test_watcher_fire_on_start(ecoinvent_conn: EmulatorServer) -> None:
-    trigger = EcoinventNewVersionTrigger(poll_interval=0, fire_on_start=True)
+    trigger = EcoinventNewVersionTrigger(poll_interval=60, fire_on_start=True)
     trigger._sleep = scripted_sleep(6, {3: lambda: ecoinvent_conn.publish_version("3.12", ALL_MODELS)})
 
     assert [p["version"] for p in await watch(trigger)] == ["3.11", "3.12"]
 
 
 async def test_watcher_counts_only_versions_with_its_system_model(ecoinvent_conn: EmulatorServer) -> None:
-    trigger = EcoinventNewVersionTrigger(poll_interval=0, system_model="EN15804")
+    trigger = EcoinventNewVersionTrigger(poll_interval=60, system_model="EN15804")
     trigger._sleep = scripted_sleep(
         8,
         {
@@ -445,7 +475,7 @@ async def test_watcher_counts_only_versions_with_its_system_model(ecoinvent_conn
 
 async def test_watcher_survives_wrong_credentials(wrong_secret: EmulatorServer) -> None:
     # Wrong secret: every poll fails; the watcher logs and keeps polling instead of ending.
-    trigger = EcoinventNewVersionTrigger(poll_interval=0)
+    trigger = EcoinventNewVersionTrigger(poll_interval=60)
     trigger._sleep = scripted_sleep(3)
     assert await watch(trigger) == []
     assert wrong_secret.stats()["token_requests"] == 3
@@ -456,7 +486,7 @@ async def test_watcher_transient_errors_keep_the_baseline(
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(max_retries=0))
     emulator.add_fault("status", status=503, path="/versions", count=2, after=1)
-    trigger = EcoinventNewVersionTrigger(poll_interval=0)
+    trigger = EcoinventNewVersionTrigger(poll_interval=60)
     trigger._sleep = scripted_sleep(8, {2: lambda: emulator.publish_version("3.12", ALL_MODELS)})
 
     assert [p["version"] for p in await watch(trigger)] == ["3.12"]
@@ -505,7 +535,7 @@ async def test_watcher_remembers_through_the_asset_state_store(
 
     def start_watcher(polls: int, actions: dict[int, Any] | None = None) -> EcoinventNewVersionTrigger:
         # What the triggerer does for a watcher: a new instance, then the state store injected.
-        trigger = EcoinventNewVersionTrigger(**EcoinventNewVersionTrigger(poll_interval=0).serialize()[1])
+        trigger = EcoinventNewVersionTrigger(**EcoinventNewVersionTrigger(poll_interval=60).serialize()[1])
         trigger.asset_state_store = AssetStateStoreAccessors(inlets=[asset])
         trigger._sleep = scripted_sleep(polls, actions)
         return trigger
@@ -527,7 +557,7 @@ async def test_watcher_remembers_through_the_asset_state_store(
 
 async def test_watcher_without_a_state_store_remembers_in_memory(ecoinvent_conn: EmulatorServer) -> None:
     """No state store (Airflow < 3.3 has no such attribute; 3.3 leaves it None): the instance remembers."""
-    trigger = EcoinventNewVersionTrigger(poll_interval=0)
+    trigger = EcoinventNewVersionTrigger(poll_interval=60)
     trigger.__dict__.pop("asset_state_store", None)  # the Airflow 3.1/3.2 trigger, on every version
 
     trigger._sleep = scripted_sleep(2)
@@ -539,7 +569,7 @@ async def test_watcher_without_a_state_store_remembers_in_memory(ecoinvent_conn:
     assert await watch(trigger) == []  # fired once, remembered
 
     # Memory lasts for the life of the instance only: a new one takes a new baseline.
-    fresh = EcoinventNewVersionTrigger(poll_interval=0)
+    fresh = EcoinventNewVersionTrigger(poll_interval=60)
     fresh._sleep = scripted_sleep(2)
     assert await watch(fresh) == []
 
@@ -554,7 +584,7 @@ async def test_watcher_falls_back_to_memory_when_the_store_fails(
         async def aset(self, key: str, value: Any) -> None:
             raise RuntimeError("store unavailable")
 
-    trigger = EcoinventNewVersionTrigger(poll_interval=0)
+    trigger = EcoinventNewVersionTrigger(poll_interval=60)
     trigger.asset_state_store = BrokenStore()  # type: ignore[assignment]
     trigger._sleep = scripted_sleep(5, {2: lambda: ecoinvent_conn.publish_version("3.12", ALL_MODELS)})
 
@@ -564,58 +594,65 @@ async def test_watcher_falls_back_to_memory_when_the_store_fails(
 # -- the event loop is never blocked ---------------------------------------------------------------
 
 
-class SlowCallbacks(logging.Handler):
+class BlockingCallsOnTheLoop:
+    """Records the blocking calls made on the event loop's thread, from Python's audit events.
+
+    A blocking call there stalls every trigger of a triggerer. Counting them (instead of timing callbacks)
+    tells the same story on a loaded machine: a blocking ``connect`` (the sync ``requests`` stack) or a
+    DNS lookup done in-line (asyncio resolves in a worker thread). Audit hooks cannot be removed, so one
+    hook is installed per process and records only while a test has set :attr:`loop_thread`.
+    """
+
+    _installed: BlockingCallsOnTheLoop | None = None
+
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[str] = []
+        self.loop_thread: int | None = None
+        self.calls: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "took" in message and "seconds" in message:
-            self.records.append(message)
+    @classmethod
+    def instance(cls) -> BlockingCallsOnTheLoop:
+        if cls._installed is None:
+            cls._installed = cls()
+            sys.addaudithook(cls._installed.audit)
+        return cls._installed
+
+    def audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.loop_thread is None or threading.get_ident() != self.loop_thread:
+            return
+        if event == "socket.connect" and args[0].getblocking():
+            self.calls.append(f"blocking connect to {args[1]!r}")
+        elif event in {"socket.getaddrinfo", "socket.gethostbyname"}:
+            self.calls.append(f"{event}{args[:2]!r}")
+
+    def run(self, coro_factory: Any) -> Any:
+        """Run a coroutine on a fresh event loop in this thread, recording blocking calls meanwhile."""
+        loop = asyncio.new_event_loop()
+        self.loop_thread = threading.get_ident()
+        try:
+            return loop.run_until_complete(coro_factory())
+        finally:
+            self.loop_thread = None
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
 
-def run_in_debug_loop(coro_factory: Any, threshold: float = 0.05) -> tuple[Any, list[str]]:
-    """Run a coroutine on a fresh loop in asyncio debug mode; return its result and slow-callback reports."""
-    handler = SlowCallbacks()
-    asyncio_log = logging.getLogger("asyncio")
-    asyncio_log.addHandler(handler)
-    loop = asyncio.new_event_loop()
-    loop.set_debug(True)
-    loop.slow_callback_duration = threshold
-    try:
-        result = loop.run_until_complete(coro_factory())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio_log.removeHandler(handler)
-    return result, handler.records
+def test_triggers_never_block_the_event_loop(ecoinvent_conn: EmulatorServer) -> None:
+    blocking = BlockingCallsOnTheLoop.instance()
+    blocking.calls.clear()
+    trigger = version_trigger(version="3.12", poke_interval=60)
+    VirtualTime(trigger, {3: lambda: ecoinvent_conn.publish_version("3.12", ALL_MODELS)})
 
+    events = blocking.run(lambda: collect(trigger))
 
-def test_triggers_never_block_the_event_loop(ecoinvent_conn: EmulatorServer, publish_later: Any) -> None:
-    # Airflow's first connection lookup in a process imports its secrets machinery (a triggerer has done
-    # that long before a trigger starts); everything after it is measured.
-    from airflow.providers.common.compat.connection import get_async_connection
-
-    run_in_debug_loop(lambda: get_async_connection("ecoinvent_default"))
-    # Airflow's secrets masker re-compiles one regex of every secret it holds each time one is added
-    # (amask_secret included), so its cost grows with the secrets this test session has registered.
-    # Start from an empty masker, as a fresh triggerer would, to measure our own code.
-    from airflow.sdk._shared.secrets_masker import _secrets_masker
-
-    _secrets_masker().reset_masker()
-    publish_later("3.12", 0.4)
-
-    events, slow = run_in_debug_loop(
-        lambda: collect(EcoinventVersionTrigger(version="3.12", poke_interval=0.02, timeout=20))
-    )
     assert [e["status"] for e in events] == ["success"]
 
     async def watch_a_while() -> list[dict[str, Any]]:
-        trigger = EcoinventNewVersionTrigger(poll_interval=0)
-        trigger._sleep = scripted_sleep(15, {5: lambda: ecoinvent_conn.publish_version("3.13", ALL_MODELS)})
-        return await watch(trigger)
+        watcher = EcoinventNewVersionTrigger(poll_interval=60)
+        watcher._sleep = scripted_sleep(15, {5: lambda: ecoinvent_conn.publish_version("3.13", ALL_MODELS)})
+        return await watch(watcher)
 
-    payloads, slow_watcher = run_in_debug_loop(watch_a_while)
+    payloads = blocking.run(watch_a_while)
+
     assert [p["version"] for p in payloads] == ["3.13"]
-    assert slow + slow_watcher == []
+    assert ecoinvent_conn.stats()["requests"]["GET /versions"] == 4 + 15  # every poll went over the network
+    assert blocking.calls == []
