@@ -34,7 +34,7 @@ done
 grep -q '^export AIRFLOW_CONN_ECOINVENT_DEFAULT=' "$work/emulator.out" || fail "the emulator printed no connection"
 # shellcheck source=/dev/null
 source "$work/emulator.out"
-echo "demo: emulator at $ECOINVENT_EMULATOR_BASE_URL"
+echo "demo: emulator at $ECOINVENT_EMULATOR_BASE_URL (pid $emulator_pid)"
 
 # 2. A throw-away Airflow home (SQLite) that sees only the example DAGs.
 export AIRFLOW_HOME="$work/airflow" AIRFLOW__CORE__LOAD_EXAMPLES=False

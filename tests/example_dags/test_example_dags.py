@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -201,10 +202,11 @@ def test_make_demo_script(tmp_path: Path) -> None:
     # No warning from the tasks, and in particular not Airflow's short-secret masking warning.
     assert "Skipping masking" not in result.stdout + result.stderr
     assert "demo: the tasks logged these warnings" not in result.stdout
-    leftovers = subprocess.run(
-        ["pgrep", "-f", "airflow_provider_ecoinvent.emulator --port 0 --datasets 5000"], capture_output=True
-    )
-    assert leftovers.stdout == b"", "the demo left its emulator running"
+    # This demo's own emulator (other demos may run on the machine at the same time) is gone.
+    started = re.search(r"^demo: emulator at \S+ \(pid (\d+)\)$", result.stdout, re.MULTILINE)
+    assert started, result.stdout
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(started.group(1)), 0)
 
 
 def _load_examples(known_pools: set[str]) -> Any:

@@ -15,12 +15,14 @@ import pytest
 from airflow_provider_ecoinvent._tokens import TokenCache
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.emulator.config import TOKEN_PATH
+from airflow_provider_ecoinvent.emulator.lcia import indicators_for
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 from airflow_provider_ecoinvent.probe import ProbeReport, run_probe
 from airflow_provider_ecoinvent.probe.run import PROBE_RETRY_POLICY
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
 
 CONN = "ecoinvent_default"
 #: The emulator's tokens look like JWTs: three dot-separated base64url parts.
@@ -34,7 +36,7 @@ VARIANT_DIFFERENCES = {
         "the provider does not look there and reads 0 of 3 items"
     ],
     "indicators": [
-        "missing key     [].indicator: documented, absent from all 31 items",
+        "missing key     [].indicator: documented, absent from all 100 items",  # one page of the catalogue
         "extra key       [].name: not in the contract (string)",
     ],
     "search": [
@@ -154,8 +156,9 @@ def test_the_probe_says_what_the_provider_really_reads(variant: EmulatorServer) 
 
     assert report.endpoint("versions").summary == "0 versions read"
     assert hook.get_versions() == []
-    assert report.endpoint("indicators").summary == "31 indicators read"
-    assert len(hook.get_indicators()) == 31
+    # The probe reads one page; the hook reads the same shape page after page, to the whole catalogue.
+    assert report.endpoint("indicators").summary == "100 indicators read"
+    assert len(hook.get_indicators()) == len(indicators_for("3.11"))
     assert report.endpoint("scored").summary == "1 scored dataset read; billed: 1 dataset, 1 indicator"
     assert [d["id"] for d in hook.get_datasets([1], indicator_ids=[1], version="3.11")] == [1]
 

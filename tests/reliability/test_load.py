@@ -196,8 +196,10 @@ def soak(seconds: float, fault_table: FaultTable, threads: int = 4) -> None:
     )
     assert failures == [], failures[:5]
     assert total > seconds  # it really was continuous
-    # Tokens were renewed all along (refreshed at half their 2 s life), one exchange at a time.
-    assert stats["tokens_issued"] >= seconds / 1.5
+    # Tokens were renewed all along, one exchange at a time. A 2 s token is replaced after at most 2 s of
+    # continuous calls, so a run of `seconds` needs at least seconds / 2 of them; half that keeps the bound
+    # true on a loaded machine, where one slow call may span a whole token life.
+    assert stats["tokens_issued"] >= seconds / 4
     assert stats["token_requests"] == stats["tokens_issued"]
 
 
