@@ -52,6 +52,8 @@ TEST_DAGS_FOLDER = HERE / "dags"
 #: Holds ``ecoinvent_worker_name``, the workers' ``hostname_callable``.
 WORKER_SITE = HERE / "worker_site"
 WORKERS = ("w1", "w2")
+#: Task slots per worker: one, like two small hosts, so two tasks that run at once run on both workers.
+WORKER_CONCURRENCY = 1
 BUCKET = "ecoinvent-outputs"
 #: Slots of the ``ecoinvent_api`` pool for the whole suite (the pool test checks the cap it sets).
 POOL_SLOTS = 2
@@ -443,7 +445,7 @@ class Cluster(stack_support.AirflowStack):  # type: ignore[misc,name-defined]
                 "--celery-hostname",
                 f"{name}@%h",
                 "--concurrency",
-                "2",
+                str(WORKER_CONCURRENCY),
                 "--skip-serve-logs",
                 "--without-mingle",
                 "--without-gossip",
@@ -467,6 +469,17 @@ class Cluster(stack_support.AirflowStack):  # type: ignore[misc,name-defined]
     def restart_component(self, name: str, sig: int = signal.SIGTERM) -> None:
         self.kill_component(name, sig)
         self.start_component(name)
+
+    def wait_for_workers(self) -> None:
+        self.wait_for("both Celery workers to answer", lambda: _workers_ready(self), every=3)
+
+    def set_pool(self, slots: int) -> None:
+        self.airflow("pools", "set", "ecoinvent_api", str(slots), "ecoinvent API calls")
+
+    def leaks(self) -> list[str]:
+        """Where a credential shows in any log (``tests/stack``'s scan over every file and component output)."""
+        found: list[str] = stack_checks.leaks(stack_checks.logged_texts(self), [self.emulator.client_secret])
+        return found
 
     def ti_query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read the metadata database (PostgreSQL) directly."""
@@ -548,7 +561,7 @@ def cluster_env(home: Path, api_port: int, emulator: EmulatorServer, found: Serv
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=found.postgres_dsn("airflow"),
         AIRFLOW__CELERY__BROKER_URL=found.redis_url,
         AIRFLOW__CELERY__RESULT_BACKEND=found.postgres_dsn("airflow", driver="db+postgresql"),
-        AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
+        AIRFLOW__CELERY__WORKER_CONCURRENCY=str(WORKER_CONCURRENCY),
         # A dead worker's task is noticed (no heartbeat) and retried within a minute, not five.
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(HEARTBEAT_TIMEOUT),
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
@@ -595,16 +608,17 @@ def cluster(
             emulator=emulator,
         )
         stack.servers = servers
-        stack.worker_logs = {name: root / f"logs-{name}" for name in WORKERS}
+        # Under the home (diagnostics name files relative to it), apart from its logs/ (the triggerer's).
+        stack.worker_logs = {name: home / f"worker-logs-{name}" for name in WORKERS}
         started = time.monotonic()
         try:
             stack.airflow("db", "migrate")
-            stack.airflow("pools", "set", "ecoinvent_api", str(POOL_SLOTS), "ecoinvent API calls")
+            stack.set_pool(POOL_SLOTS)
             for name in ("api-server", "scheduler", "dag-processor", "triggerer", *WORKERS):
                 stack.start_component(name)
             stack.wait_for("every component to report healthy", lambda: _all_healthy(stack))
             stack.wait_for("the DAGs to be parsed", lambda: stack_support._dags_present(stack, REQUIRED_DAGS))
-            stack.wait_for("both Celery workers to answer", lambda: _workers_ready(stack), every=3)
+            stack.wait_for_workers()
             print(f"\n[distributed] up in {time.monotonic() - started:.0f} s at {stack.api_url} (home {home})")
             yield stack
         finally:
