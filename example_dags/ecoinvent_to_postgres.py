@@ -93,7 +93,9 @@ with DAG(
             TABLE,
             rows,
             target_fields=list(COLUMNS),
-            commit_every=0,  # one transaction: all rows or none
+            # One chunk, so one transaction: all rows or none. (Not 0: with executemany, common-sql then
+            # makes no chunk at all and loads nothing.)
+            commit_every=len(rows),
             replace=True,
             replace_index=list(KEY),
             executemany=True,

@@ -240,6 +240,22 @@ def test_pool_caps_api_concurrency_across_both_workers(cluster: Cluster) -> None
     assert len(cluster.list_keys("out/pool/")) == 4
 
 
+def test_failed_task_leaves_nothing_on_s3(cluster: Cluster) -> None:
+    """Every try fails mid-write (the API refuses the 4th batch on): no object at the key, no temporary one."""
+    cluster.emulator.reset()
+    cluster.emulator.add_fault("status", status=403, path="/datasets/batch", after=3, count=None)
+    try:
+        run_id = cluster.trigger(SLOW_DAG, {"output_uri": f"{cluster.output_root}/faults/failed.jsonl"})
+        cluster.wait_for("the run to fail", lambda: cluster.run_state(SLOW_DAG, run_id) == "failed", timeout=300)
+    finally:
+        cluster.emulator.clear_faults()
+    (row,) = cluster.task_states(SLOW_DAG, run_id)
+    assert row[2:4] == ("failed", 3), row  # the first try and both retries
+    assert scored_calls(cluster) >= 3, "the tries never reached the write"
+    assert "out/faults/failed.jsonl" not in cluster.list_keys("out/faults/")
+    assert partial_keys(cluster, "out/faults/") == []
+
+
 def test_killed_worker_task_is_retried_on_the_other_worker(cluster: Cluster, clean_slow_run: dict[str, Any]) -> None:
     key = "out/faults/killed.jsonl"
     cluster.emulator.reset()
