@@ -384,7 +384,7 @@ def servers() -> Iterator[Servers]:
 # -- Airflow -------------------------------------------------------------------------------------------
 
 
-class Cluster(stack_support.AirflowStack):  # type: ignore[misc,name-defined]
+class Cluster(stack_support.AirflowStack):  # type: ignore[misc]
     """``tests/stack``'s ``AirflowStack`` with Celery workers, PostgreSQL and S3 next to it."""
 
     servers: Servers
@@ -394,9 +394,6 @@ class Cluster(stack_support.AirflowStack):  # type: ignore[misc,name-defined]
     def output_root(self) -> str:
         """The ingestion DAGs' output root (the ``ecoinvent_output_root`` Variable)."""
         return f"s3://aws_default@{BUCKET}/out"
-
-    def component_names(self) -> tuple[str, ...]:
-        return tuple(self.processes)
 
     def component_logs(self) -> dict[str, Path]:
         return {name: self.log_dir / f"{name}.log" for name in self.processes}
@@ -578,10 +575,6 @@ def cluster_env(home: Path, api_port: int, emulator: EmulatorServer, found: Serv
     return env
 
 
-def _all_healthy(stack: Cluster) -> bool:
-    return bool(stack_support._all_healthy(stack))
-
-
 def _workers_ready(stack: Cluster) -> bool:
     """Both Celery workers answer a ping over the broker."""
     result = stack.airflow("celery", "list-workers", "-o", "json", check=False)
@@ -616,7 +609,7 @@ def cluster(
             stack.set_pool(POOL_SLOTS)
             for name in ("api-server", "scheduler", "dag-processor", "triggerer", *WORKERS):
                 stack.start_component(name)
-            stack.wait_for("every component to report healthy", lambda: _all_healthy(stack))
+            stack.wait_for("every component to report healthy", lambda: stack_support._all_healthy(stack))
             stack.wait_for("the DAGs to be parsed", lambda: stack_support._dags_present(stack, REQUIRED_DAGS))
             stack.wait_for_workers()
             print(f"\n[distributed] up in {time.monotonic() - started:.0f} s at {stack.api_url} (home {home})")

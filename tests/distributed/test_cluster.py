@@ -84,10 +84,14 @@ def versions_polls(cluster: Cluster) -> int:
 
 
 def load_after(cluster: Cluster, started: datetime) -> bool:
-    """Whether a warehouse run queued after ``started`` succeeded (fails at once if one failed)."""
-    runs = [r for r in cluster.dag_runs_api(WAREHOUSE_DAG) if datetime.fromisoformat(r["queued_at"]) >= started]
+    """Whether a warehouse run queued after ``started`` succeeded and none is still to come (fails at once if
+    one failed). Unpausing may first start a run for events of earlier ingestions: that one does not count
+    as done while the one for this ingestion is queued or running."""
+    runs = cluster.dag_runs_api(WAREHOUSE_DAG)
     assert not [r for r in runs if r["state"] == "failed"], runs
-    return any(r["state"] == "success" for r in runs)
+    if any(r["state"] in ("queued", "running") for r in runs):
+        return False
+    return any(r["state"] == "success" and datetime.fromisoformat(r["queued_at"]) >= started for r in runs)
 
 
 def ingest_and_load(cluster: Cluster) -> tuple[str, list[dict[str, Any]]]:
