@@ -18,7 +18,7 @@ LOWEST_AIRFLOW ?= 3.1.0
 LOWEST_AIRFLOW_CAPS ?= 'structlog<25.5' 'fastapi<0.132' 'universal-pathlib<0.3'
 VENV_LOWEST    ?= .venv-lowest
 
-.PHONY: test test-lowest lint typecheck actionlint pytest dist demo docs soak emulator bench clean
+.PHONY: test test-lowest test-distributed lint typecheck actionlint pytest dist demo docs soak emulator bench clean
 
 # Create the virtual environment and install the package with its test extra and the release tools of
 # the dev extra (again only when pyproject.toml changes). uv resolves in seconds where pip takes minutes.
@@ -67,6 +67,23 @@ test-lowest: $(VENV_LOWEST)/.installed
 	ECOINVENT_SKIP_POLICY=1 $(VENV_LOWEST)/bin/python -m pytest $(PYTEST_PARALLEL) -m "not stack" --ignore=tests/stack --ignore=tests/reliability \
 		--ignore=tests/benchmarks $(PYTEST_ARGS)
 
+# The distributed suite (tests/distributed): PostgreSQL, Redis, an S3 store (moto) and Airflow with two Celery
+# workers on loopback, with crashes. Its own venv, so the Celery/AWS/Postgres providers it installs never
+# change what `make test` sees. The servers come from Debian packages, installed here when missing (as root).
+VENV_DISTRIBUTED ?= .venv-distributed
+$(VENV_DISTRIBUTED)/.installed: pyproject.toml $(VENV)/.installed
+	test -x $(VENV_DISTRIBUTED)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(VENV_DISTRIBUTED)
+	$(UV) pip install --quiet --python $(VENV_DISTRIBUTED)/bin/python -e '.[test,distributed]'
+	touch $@
+
+test-distributed: $(VENV_DISTRIBUTED)/.installed
+	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; \
+	fi
+	@started=$$(date +%s); \
+	$(VENV_DISTRIBUTED)/bin/python -m pytest tests/distributed -m distributed -p no:cacheprovider $(PYTEST_ARGS); \
+	status=$$?; echo "test-distributed: $$(( $$(date +%s) - started )) s"; exit $$status
+
 # The main job: the ecoinvent_ingest_datasets example DAG end to end against the bundled emulator.
 demo: $(VENV)/.installed
 	VENV=$(VENV) bash example_dags/demo.sh
@@ -89,4 +106,4 @@ emulator: $(VENV)/.installed
 	$(PY) -m airflow_provider_ecoinvent.emulator
 
 clean:
-	rm -rf $(VENV) $(VENV_LOWEST) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(VENV_LOWEST) $(VENV_DISTRIBUTED) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -30,6 +30,7 @@ EXAMPLE_DAG_IDS = [
     "ecoinvent_new_release",
     "ecoinvent_release_watcher",
     "ecoinvent_system_models",
+    "ecoinvent_to_postgres",
 ]
 
 
