@@ -11,38 +11,20 @@ from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Unpack
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._errors import (
-    RENEW_TOKEN,
-    RETRY_LOG_FORMAT,
-    SUCCESS,
-    Failure,
-    Retryable,
-    decode_json_body,
-    next_delay_or_raise,
-    read_api_status,
-    retry_log_args,
-)
 from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
-from airflow_provider_ecoinvent._retry import RetryBudget, RetryPolicy
-from airflow_provider_ecoinvent._tokens import (
-    TOKEN_CACHE,
-    AccessToken,
-    TokenCache,
-    build_token_request,
-    read_token_response,
-    token_key,
-)
+from airflow_provider_ecoinvent._retry import RetryPolicy
+from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
 from airflow_provider_ecoinvent._transport import (
     POOL_SIZE,
     CappedBody,
-    api_path,
     redact_url,
     tls_error,
     trusted_cas,
@@ -219,118 +201,67 @@ class EcoinventHook(BaseHook):
 
     def _fetch_token(self, cancel: threading.Event | None = None) -> AccessToken:
         """A new token; ``cancel`` (the calling run's stop event) wakes a retry wait and stops retrying."""
-        import requests
-
         settings = self.settings
-        token_request = build_token_request(settings)
-        path = _path_of(settings.token_url)
-        budget = self.retry_policy.start(self._clock)
+        exchange = TokenCall(settings, budget=self.retry_policy.start(self._clock), log=self.log, clock=self._clock)
         while True:
-            if cancel is not None and cancel.is_set():
-                raise EcoinventError(f"POST {path} abandoned: the run it belonged to was stopped.")
-            failure = Failure("POST", settings.token_url, path, "", settings.conn_id, service="token endpoint")
-            try:
-                self._count("token_requests")
-                status, answer_headers, body = self._exchange(
-                    "POST", token_request.url, path, data=token_request.form, headers=token_request.headers
-                )
-            except requests.exceptions.SSLError as err:
-                raise tls_error(settings.token_url, err, conn_id=settings.conn_id) from None
-            except _transient_network_errors() as err:
-                failure = _network_failure(failure, err)
-            else:
-                outcome = read_token_response(
-                    status,
-                    body,
-                    answer_headers.get("Retry-After"),
-                    settings=settings,
-                    now=self._clock(),
-                    location=answer_headers.get("Location"),
-                )
-                if isinstance(outcome, AccessToken):
-                    _mask(outcome.value)
-                    self.log.info("Obtained an ecoinvent access token valid for %g s.", outcome.lifetime)
-                    return outcome
-                failure = failure._replace(reason=outcome.reason, status=status, retry_after=outcome.retry_after)
-            self._wait_or_give_up(budget, failure, cancel)
+            _stop_if_cancelled(cancel, "POST", exchange.path)
+            self._count("token_requests")
+            outcome = self._attempt(settings.token_url, "POST", exchange.url, exchange.path, **exchange.send_kwargs)
+            step = exchange.after(outcome)
+            if isinstance(step, Done):
+                _mask(step.value.value)
+                return step.value  # type: ignore[no-any-return]
+            assert isinstance(step, Wait)  # a token exchange never asks for a renewal
+            self._pause(step.seconds, cancel)
 
     # -- transport -------------------------------------------------------------------------------
 
     def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        cancel: threading.Event | None = None,
+        self, method: str, path: str, *, cancel: threading.Event | None = None, **options: Unpack[CallOptions]
     ) -> Any:
         """Call any endpoint under the API prefix and return its parsed JSON.
 
+        The retry / renew-once / give-up decisions are :class:`~airflow_provider_ecoinvent._call.ApiCall`'s,
+        shared with the async client; this method only sends, sleeps and swaps tokens.
+
         :param method: HTTP method, e.g. ``"GET"``.
         :param path: path under the prefix, e.g. ``"versions"`` or ``"/datasets/batch"``.
-        :param query: query parameters; a list value becomes a repeated parameter.
-        :param json: request body, sent as JSON.
-        :param headers: extra headers (``X-User-Id`` and ``X-Organization-Id`` are added from the
-            connection unless given here).
         :param cancel: once set, no further attempt is made (a stopped run must not retry billed calls).
+        :param options: ``query``, ``json`` and ``headers``
+            (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
         """
+        settings = self.settings
+        budget = self.retry_policy.start(self._clock)
+        call = ApiCall(settings, method, path, options, budget=budget, log=self.log, secrets=lambda: self._secrets)
+        while True:
+            _stop_if_cancelled(cancel, call.method, call.path)
+            token = self._token(cancel)
+            self._count("api_calls")
+            kwargs = {"params": call.params, "json": call.json, "headers": call.headers(token)}
+            step = call.after(self._attempt(settings.api_url, call.method, call.url, call.path, **kwargs))
+            if isinstance(step, Done):
+                return step.value
+            if isinstance(step, Wait):
+                self._pause(step.seconds, cancel)
+            else:  # RENEW: the API refused this token once
+                self._token_cache.invalidate(self._token_key, token)
+
+    def _attempt(self, server: str, method: str, url: str, path: str, **kwargs: Any) -> Answer | Broken:
+        """One exchange (:meth:`_exchange`), a retryable network failure reported as :class:`Broken`.
+
+        :raises EcoinventApiError: TLS failed with ``server`` (retrying cannot fix it), or the answer is too large.
+        """
         import requests
 
-        method = method.upper()
-        settings = self.settings
-        full_path = api_path(settings.api_prefix, path)  # refuses a path leaving the prefix, before any token
-        url = settings.api_url + full_path
-        call_headers = {**settings.usage_headers, **(headers or {})}
-        budget = self.retry_policy.start(self._clock)
-        renewed_after_401 = False
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise EcoinventError(f"{method} {full_path} abandoned: the run it belonged to was stopped.")
-            token = self._token(cancel)
-            failure = Failure(method, url, full_path, "", settings.conn_id)
-            try:
-                self._count("api_calls")
-                status, answer_headers, body = self._exchange(
-                    method,
-                    url,
-                    full_path,
-                    params=_query_items(query),
-                    json=json,
-                    headers={**call_headers, "Authorization": f"Bearer {token.value}"},
-                )
-            except requests.exceptions.SSLError as err:
-                raise tls_error(settings.api_url, err, conn_id=settings.conn_id) from None
-            except _transient_network_errors() as err:
-                failure = _network_failure(failure, err)
-            else:
-                answer = read_api_status(
-                    status,
-                    body,
-                    answer_headers.get("Retry-After"),
-                    method=method,
-                    path=full_path,
-                    conn_id=settings.conn_id,
-                    secrets=self._secrets,
-                    renewed_after_401=renewed_after_401,
-                    location=answer_headers.get("Location"),
-                )
-                if answer == SUCCESS:
-                    return decode_json_body(
-                        status, body, method=method, path=full_path, conn_id=settings.conn_id, secrets=self._secrets
-                    )
-                if answer == RENEW_TOKEN:
-                    self.log.info("The API answered 401 to %s %s; renewing the token once.", method, full_path)
-                    self._token_cache.invalidate(self._token_key, token)
-                    renewed_after_401 = True
-                    continue
-                assert isinstance(answer, Retryable)
-                failure = failure._replace(reason=answer.reason, status=status, retry_after=answer.retry_after)
-            self._wait_or_give_up(budget, failure, cancel)
+        try:
+            return Answer(*self._exchange(method, url, path, **kwargs))
+        except requests.exceptions.SSLError as err:
+            raise tls_error(server, err, conn_id=self.settings.conn_id) from None
+        except _transient_network_errors() as err:
+            return Broken(_describe_network_error(err), unreachable_reason(err))
 
     def _exchange(self, method: str, url: str, path: str, **kwargs: Any) -> tuple[int, Mapping[str, str], bytes]:
         """One HTTP exchange: redirects never followed, the body read only up to ``max_response_bytes``.
@@ -356,16 +287,15 @@ class EcoinventHook(BaseHook):
                 body.add(chunk)
         return response.status_code, response.headers, body.content
 
-    def _wait_or_give_up(self, budget: RetryBudget, failure: Failure, cancel: threading.Event | None = None) -> None:
-        """Wait before the next attempt, or raise the error that ends the call (``next_delay_or_raise``)."""
-        delay = next_delay_or_raise(budget, failure)
-        self.log.warning(RETRY_LOG_FORMAT, *retry_log_args(failure, budget, delay))
+    def _pause(self, seconds: float, cancel: threading.Event | None) -> None:
+        """The wait between attempts: on the call's cancel event when there is one, so that stopping a run
+        (on_kill, a failed sibling batch) ends a long ``Retry-After`` at once."""
         if self._sleep is not None:
-            self._sleep(delay)
+            self._sleep(seconds)
         elif cancel is not None:
-            cancel.wait(delay)  # on_kill / a failed sibling batch sets it: no waiting out a long Retry-After
+            cancel.wait(seconds)
         else:
-            time.sleep(delay)
+            time.sleep(seconds)
 
     # -- typed API -------------------------------------------------------------------------------
 
@@ -832,13 +762,6 @@ def _facet_values(payload: Any, facet: str) -> list[str]:
     return [name for name in names if isinstance(name, str)]
 
 
-def _query_items(query: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Drop ``None`` values so that omitted parameters take the API's defaults."""
-    if not query:
-        return None
-    return {key: value for key, value in query.items() if value is not None}
-
-
 def _keep_authorization_header(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """Session auth that changes nothing; its presence stops requests from applying ``.netrc`` credentials."""
     return request
@@ -851,9 +774,10 @@ def _transient_network_errors() -> tuple[type[Exception], ...]:
     return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
-def _network_failure(failure: Failure, err: Exception) -> Failure:
-    """``failure`` completed with why the network failed, and whether the host is unreachable for good."""
-    return failure._replace(reason=_describe_network_error(err), unreachable=unreachable_reason(err))
+def _stop_if_cancelled(cancel: threading.Event | None, method: str, path: str) -> None:
+    """No further attempt once the run a call belongs to is stopped: a retried scored call is billed."""
+    if cancel is not None and cancel.is_set():
+        raise EcoinventError(f"{method} {path} abandoned: the run it belonged to was stopped.")
 
 
 def _describe_network_error(err: Exception) -> str:
