@@ -85,15 +85,37 @@ class EmulatorApp:
         else:
             endpoint = "other"
         self.ledger.record_request(endpoint, is_api=is_api, is_token=is_token, user_agent=req.headers.get("user-agent"))
-        if is_api:
-            self.ledger.enter()
-        try:
-            response = self._serve(req, is_api=is_api, is_token=is_token, template=template)
-        finally:
-            if is_api:
-                self.ledger.leave()
+        refusal = self._admit(req) if is_api else None
+        if refusal is not None:
+            response = refusal
+        else:
+            try:
+                response = self._serve(req, is_api=is_api, is_token=is_token, template=template)
+            finally:
+                if is_api:
+                    self.ledger.leave()
         self.ledger.record_status(response.transport or response.status)
         return response
+
+    def _admit(self, req: Request) -> Response | None:
+        """Count an API call in flight (``None``), or the 429 that refuses it at the concurrency limit.
+
+        The limit is the server's ``max_concurrency`` or a ``concurrency`` fault rule's, the tighter one.
+        Refused calls are answered before faults, latency and auth: a gateway in front turns them away.
+        """
+        rule = self.faults.concurrency_limit(req.method, req.path, is_api=True)
+        limit, retry_after = self.config.max_concurrency, self.config.concurrency_retry_after
+        if rule is not None and (not limit or rule.options["limit"] < limit):
+            limit, retry_after = rule.options["limit"], str(rule.options["retry_after"])
+        else:
+            rule = None
+        if self.ledger.enter(limit):
+            return None
+        if rule is not None:
+            self.faults.record_hit(rule)
+            self.ledger.record_fault(rule.kind)
+        message = f"Too Many Requests: more than {limit} concurrent API calls, retry later"
+        return detail(429, message, [("Retry-After", retry_after)])
 
     def _template(self, rel: str) -> str | None:
         if rel in self.api.routes:
