@@ -12,23 +12,23 @@ Rule JSON (``kind`` plus flat options)::
     {"kind": "status", "status": 503, "detail": "...", "retry_after": "2",
      "path": "/datasets/batch", "method": "POST", "count": 1, "after": 0}
 
-=============  ==================================================================================
-kind           options (all optional except ``status`` for ``status``)
-=============  ==================================================================================
-``status``     ``status`` int, ``detail`` str, ``retry_after`` str sent verbatim as ``Retry-After``
-               (seconds or an HTTP date), ``error`` (OAuth ``error`` code, token endpoint only)
-``latency``    ``ms`` extra delay before the normal answer (default 100)
-``hang``       ``seconds`` to sleep before the normal answer (default 5): provokes read timeouts
-``drop``       status line, headers and part of the body, then a TCP reset (``at="start"``: reset
-               before sending anything); ``bytes`` of body sent (default 64)
-``truncate``   like ``drop`` but a clean close after the short body (an incomplete read)
-``malformed``  200, ``Content-Type: application/json``, a non-JSON ``body``
-``revoke``     the token used by this request becomes revoked, so the request gets a 401
+===============  ==================================================================================
+kind             options (all optional except ``status`` for ``status``)
+===============  ==================================================================================
+``status``       ``status`` int, ``detail`` str, ``retry_after`` str sent verbatim as ``Retry-After``
+                 (seconds or an HTTP date), ``error`` (OAuth ``error`` code, token endpoint only)
+``latency``      ``ms`` extra delay before the normal answer (default 100)
+``hang``         ``seconds`` to sleep before the normal answer (default 5): provokes read timeouts
+``drop``         status line, headers and part of the body, then a TCP reset (``at="start"``: reset
+                 before sending anything); ``bytes`` of body sent (default 64)
+``truncate``     like ``drop`` but a clean close after the short body (an incomplete read)
+``malformed``    200, ``Content-Type: application/json``, a non-JSON ``body``
+``revoke``       the token used by this request becomes revoked, so the request gets a 401
 ``concurrency``  ``limit`` int (required): a matching API call that arrives while ``limit`` API calls
-               are being served gets 429 with ``Retry-After: retry_after`` (default ``"0"``), before
-               any other rule sees it, as a gateway's limit does; ``count`` (default: every) caps the
-               429s it sends. ``--max-concurrency`` sets the same limit for the server's lifetime.
-=============  ==================================================================================
+                 are being served gets 429 with ``Retry-After: retry_after`` (default ``"0"``), before
+                 any other rule sees it, as a gateway's limit does; ``count`` (default: every) caps the
+                 429s it sends. ``--max-concurrency`` sets the same limit for the server's lifetime.
+===============  ==================================================================================
 
 Common options: ``path`` (substring of the request path; when omitted the rule matches API calls only,
 never the token endpoint), ``method`` (any when omitted), ``count`` (default 1; ``null``, ``"inf"`` or

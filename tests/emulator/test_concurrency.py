@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 
-from airflow_provider_ecoinvent.emulator import EmulatorConfig
+from airflow_provider_ecoinvent.emulator import EmulatorConfig, EmulatorControlError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -187,3 +187,13 @@ def test_clearing_faults_lifts_a_concurrency_rule(ecoinvent_emulator: EmulatorSe
 def test_bad_concurrency_settings_are_rejected(overrides: dict[str, object], message: str):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         EmulatorConfig(**overrides)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("options", [{}, {"limit": 0}, {"limit": "many"}], ids=["missing", "zero", "not-a-number"])
+def test_a_concurrency_rule_needs_a_limit(ecoinvent_emulator: EmulatorServer, options: dict[str, object]):
+    expected = (
+        "limit" if options.get("limit") == "many" else "a 'concurrency' fault needs an integer 'limit' of at least 1"
+    )
+    with pytest.raises(EmulatorControlError, match=expected):
+        ecoinvent_emulator.add_fault("concurrency", **options)
+    assert ecoinvent_emulator.stats()["faults"] == []
