@@ -6,8 +6,8 @@
 whose ``filesystem`` destination (``bucket_url`` a ``file://`` folder) writes JSON Lines. dlt's defaults
 are kept, as a data team would keep them: its requests session retries 429 and 5xx (honouring
 ``Retry-After``), and its normaliser unnests lists (``impact_scores``, ``sectors``) into child tables.
-Telemetry is switched off (the benchmark has no network) and the pipeline's working folder is a temporary
-one, so runs do not share state.
+Telemetry and dlt's Airflow-Variables secrets provider are switched off (see ``DLT_ENV``), and each run
+gets a fresh working folder, so runs do not share state.
 
 Timing: the operator (``max_in_flight=1``, as in section 2), the bare loop writing ``json.dumps`` lines and
 the dlt pipeline run interleaved round-robin against the same emulator; calls come from the emulator's
@@ -33,8 +33,14 @@ if TYPE_CHECKING:
 
     from airflow_provider_ecoinvent.emulator.control import EmulatorProcess
 
-#: dlt reads its configuration from the environment: no telemetry (no network here), quiet logs.
-DLT_ENV: Final = {"RUNTIME__DLTHUB_TELEMETRY": "false", "RUNTIME__LOG_LEVEL": "WARNING"}
+#: dlt reads its configuration from the environment: no telemetry (no network here), quiet logs, and no
+#: Airflow Variables as a secrets provider (dlt enables it whenever Airflow is importable; the benchmark's
+#: throw-away Airflow has no metadata database, so every config lookup would log a failed query).
+DLT_ENV: Final = {
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "RUNTIME__LOG_LEVEL": "WARNING",
+    "PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false",
+}
 
 FAULTS: Final[dict[str, dict[str, Any]]] = {
     "429 + Retry-After: 1": {"kind": "status", "status": 429, "retry_after": "1"},
