@@ -95,6 +95,7 @@ docs: $(VENV)/.installed
 # Benchmarks against the emulator (results in benchmarks/README.md); BENCH_ARGS=--full adds N = 100,000.
 BENCH_ARGS ?=
 bench: $(VENV)/.installed
+	$(UV) pip install --quiet --python $(PY) -e '.[test,dev,bench]'
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 # The full soak: continuous calls with 2-second tokens for five minutes (CI runs a 20 s variant).

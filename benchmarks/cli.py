@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from benchmarks._common import REPO_ROOT, machine, prepare_airflow_env
 
-SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative")
+SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative", "dlt")
 DEFAULT_OUTPUT: Final = REPO_ROOT / "benchmarks" / "results" / "latest.json"
 README: Final = REPO_ROOT / "benchmarks" / "README.md"
 
@@ -52,6 +52,10 @@ class Profile:
     memory_indicator_datasets: int = 1_000
     parse_repeats: int = 10
     alternative_n: int = 300
+    #: Section 7, the dlt peer: N for the timed runs, their rounds, and N for the three faults.
+    dlt_n: int = 10_000
+    dlt_repeats: int = 3
+    dlt_fault_n: int = 300
 
     @property
     def catalogue_size(self) -> int:
@@ -60,6 +64,7 @@ class Profile:
             max(self.overhead_sizes),
             max(self.memory_sizes),
             self.alternative_n,
+            self.dlt_n,
         )
 
 
@@ -80,6 +85,8 @@ PROFILES: Final = {
         memory_indicator_datasets=100,
         parse_repeats=1,
         alternative_n=300,
+        dlt_n=300,
+        dlt_repeats=1,
     ),
 }
 
@@ -112,10 +119,10 @@ def _log(message: str) -> float:
 def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
     prepare_airflow_env()
     from airflow_provider_ecoinvent.emulator import EmulatorProcess
-    from benchmarks import alternative, calls, clients, latency, memory, overhead, parse
+    from benchmarks import alternative, calls, clients, dlt_peer, latency, memory, overhead, parse
 
     results: dict[str, Any] = {}
-    needs_main = {"calls", "overhead", "memory", "alternative"} & set(sections)
+    needs_main = {"calls", "overhead", "memory", "alternative", "dlt"} & set(sections)
     if needs_main:
         with EmulatorProcess(datasets=profile.catalogue_size) as emulator:
             clients.use_emulator(emulator)
@@ -153,6 +160,12 @@ def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
                 load = _log("6. http provider under faults")
                 results["alternative"] = alternative.run(emulator, profile.alternative_n, version)
                 results["alternative"]["load_average_at_start"] = load
+            if "dlt" in sections:
+                load = _log(f"7. dlt peer, N={profile.dlt_n}, faults at N={profile.dlt_fault_n}")
+                results["dlt"] = dlt_peer.run(
+                    emulator, profile.dlt_n, profile.dlt_repeats, profile.indicators, version, profile.dlt_fault_n
+                )
+                results["dlt"]["load_average_at_start"] = load
     if "latency" in sections:
         load = _log(f"3. latency {profile.latency_ms} ms, N={profile.latency_n}")
         with EmulatorProcess(datasets=profile.latency_n, latency_ms=profile.latency_ms) as emulator:

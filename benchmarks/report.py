@@ -130,6 +130,20 @@ def _summary_rows(results: dict[str, Any]) -> list[list[Any]]:
                 "n/a",
             ]
         )
+    if "dlt" in sections:
+        dlt = sections["dlt"]
+        ratios = dlt["ratios"]
+        failed = [c["fault"] for c in dlt["faults"] if c["dlt (RESTClient)"]["outcome"] != "complete"]
+        rows.append(
+            [
+                f"7. dlt peer, N={dlt['datasets']:,}{_load(dlt)}",
+                dlt["target"],
+                f"operator {ratios['operator/dlt wall']}x dlt wall ({ratios['operator/dlt client cpu']}x client CPU); "
+                f"dlt {ratios['dlt/bare+write wall']}x bare+write wall, {ratios['dlt/bare+write client cpu']}x CPU; "
+                f"dlt fails on: {', '.join(failed) or 'none'}",
+                _ok(dlt["met"]),
+            ]
+        )
     return rows
 
 
@@ -251,7 +265,44 @@ def render(results: dict[str, Any]) -> str:
         rows.append(["token masked in logs", *(str(masked[k]) for k in masked)])
         lines += _table(["case", *names], rows)
         lines += ["", "What the http provider cannot do: " + " ".join(alternative["cannot_do"])]
+    if "dlt" in sections:
+        lines += _dlt_lines(sections["dlt"])
     return "\n".join(lines) + "\n"
+
+
+def _dlt_lines(dlt: dict[str, Any]) -> list[str]:
+    """Section 7: timings and calls side by side, then the three faults."""
+    lines = ["", f"**7. dlt peer**, N={dlt['datasets']:,}, K={dlt['indicators']}, {dlt['rounds']} rounds", ""]
+    rows = [
+        [
+            name,
+            _s(summary["median_wall_s"]),
+            _s(summary["median_cpu_s"]),
+            dlt["calls"][name]["batch_calls"],
+            dlt["calls"][name]["versions_calls"],
+            dlt["calls"][name]["token_requests"],
+            dlt["calls"][name]["connections"],
+        ]
+        for name, summary in dlt["variants"].items()
+    ]
+    header = ["variant", "median wall", "median client CPU", "batch", "/versions", "tokens", "TCP conns"]
+    lines += _table(header, rows)
+    ratios = ", ".join(f"{name} {value}x" for name, value in dlt["ratios"].items())
+    lines += ["", f"Ratios: {ratios}. {dlt['method']}"]
+    lines += ["", f"Faults on the 2nd batch call (N={dlt['faults_datasets']}):", ""]
+    names = [k for k in dlt["faults"][0] if k != "fault"]
+    rows = [
+        [
+            case["fault"],
+            *(f"{case[n]['outcome']} ({case[n]['seconds']} s, {case[n]['batch_calls']} batch calls)" for n in names),
+        ]
+        for case in dlt["faults"]
+    ]
+    lines += _table(["case", *names], rows)
+    errors = [f"{case['fault']}: {case[n]['error']}" for case in dlt["faults"] for n in names if "error" in case[n]]
+    if errors:
+        lines += ["", "Errors: " + "; ".join(errors)]
+    return lines
 
 
 def update_readme(readme: Path, markdown: str) -> None:

@@ -12,7 +12,11 @@ Standard library only, and it never imports Airflow, so it can run anywhere::
         ...  # point a client at emulator.connection_json()
         assert emulator.stats()["usage"][emulator.client_id]["datasets"] == 100
 
-or from a shell: ``python -m airflow_provider_ecoinvent.emulator --help``.
+``EmulatorServer(max_concurrency=3)`` (``--max-concurrency 3``) answers 429 with ``Retry-After`` to API
+calls above three in flight, as a rate-limited gateway does; ``stats()["max_in_flight"]`` and
+``stats()["concurrency_rejections"]`` tell what a client did about it.
+
+Or from a shell: ``python -m airflow_provider_ecoinvent.emulator --help``.
 """
 
 from __future__ import annotations

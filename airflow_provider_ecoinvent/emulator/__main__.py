@@ -49,6 +49,7 @@ fault rules (--fault, repeatable): KIND[:key=value,...] or a JSON object. Kinds:
   truncate   [bytes=64]                               send a body shorter than Content-Length, close
   malformed  [body=...]                               200 with a non-JSON body
   revoke                                              revoke the token this request uses (-> 401)
+  concurrency limit=3 [retry_after=0]                 429 to calls above 3 in flight (count: default inf)
   Every rule also takes path=SUBSTRING (default: API calls only, not the token endpoint), method=POST,
   count=N (default 1; inf = always) and after=N (skip the first N matching requests).
   Example: --fault status:status=503,path=/datasets/batch,after=2,count=3,retry_after=1
@@ -144,6 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND[:k=v,...]",
         help="a fault rule installed at start, repeatable (see below)",
     )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=defaults.max_concurrency,
+        metavar="N",
+        help="answer 429 to API calls above N in flight at once, as a rate-limited gateway does; "
+        "token and admin calls are not limited; 0: no limit (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency-retry-after",
+        default=defaults.concurrency_retry_after,
+        metavar="SECONDS",
+        help="the Retry-After header of those 429s (default: %(default)s)",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
     return parser
 
@@ -172,6 +187,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             versions_shape=args.versions_shape,
             shapes=args.shapes,
             omit_total=args.omit_total,
+            max_concurrency=args.max_concurrency,
+            concurrency_retry_after=args.concurrency_retry_after,
             log_requests=args.log_requests,
         )
     except (ValueError, json.JSONDecodeError) as exc:

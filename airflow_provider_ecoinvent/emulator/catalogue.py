@@ -30,11 +30,18 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ecoinvent.emulator.lcia import INDICATORS, INDICATORS_BY_ID, Indicator
+from airflow_provider_ecoinvent.emulator.products import (
+    ACTIVITY_TYPE_SLOTS,
+    GEOGRAPHIES,
+    PRODUCTS,
+    activity_name,
+    choices,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-__all__ = ["INDICATORS", "INDICATORS_BY_ID", "Catalogue", "Indicator", "Version"]
+__all__ = ["GEOGRAPHIES", "INDICATORS", "INDICATORS_BY_ID", "Catalogue", "Indicator", "Version"]
 
 SYSTEM_MODELS_ALL = ("cutoff", "apos", "consequential", "EN15804")
 
@@ -62,355 +69,6 @@ VERSION_GAPS = {v.name: v.gap_modulus for v in BUILTIN_VERSIONS if v.gap_modulus
 VERSIONS_DISPLAY_ORDER = ("3.10", "3.9", "3.11")
 
 
-#: ~30 real geographies in ecoinvent's display form (the search filter needs exactly this form).
-GEOGRAPHIES = (
-    "Global (GLO)",
-    "Rest-of-World (RoW)",
-    "Europe (RER)",
-    "Europe without Switzerland (Europe without Switzerland)",
-    "Switzerland (CH)",
-    "Germany (DE)",
-    "France (FR)",
-    "Italy (IT)",
-    "Spain (ES)",
-    "Austria (AT)",
-    "Netherlands (NL)",
-    "Poland (PL)",
-    "Sweden (SE)",
-    "Norway (NO)",
-    "United Kingdom (GB)",
-    "United States (US)",
-    "Canada (CA)",
-    "Mexico (MX)",
-    "Brazil (BR)",
-    "Chile (CL)",
-    "Peru (PE)",
-    "China (CN)",
-    "India (IN)",
-    "Japan (JP)",
-    "South Korea (KR)",
-    "Indonesia (ID)",
-    "Australia (AU)",
-    "South Africa (ZA)",
-    "Nigeria (NG)",
-    "Egypt (EG)",
-    "Quebec, Canada (CA-QC)",
-    "Asia (RAS)",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Product:
-    name: str
-    unit: str
-    isic_section: str
-    isic_class: str
-    sectors: tuple[str, ...]
-    routes: tuple[str, ...]
-
-
-_ELEC = ("Electricity",)
-_PRODUCTS = (
-    _Product(
-        "electricity, high voltage",
-        "kWh",
-        "D - Electricity, gas, steam and air conditioning supply",
-        "3510:Electric power generation, transmission and distribution",
-        _ELEC,
-        (
-            "electricity production, hard coal",
-            "electricity production, natural gas, combined cycle power plant",
-            "electricity production, hydro, run-of-river",
-            "electricity production, nuclear, pressure water reactor",
-            "electricity production, wind, 1-3MW turbine, onshore",
-        ),
-    ),
-    _Product(
-        "electricity, low voltage",
-        "kWh",
-        "D - Electricity, gas, steam and air conditioning supply",
-        "3510:Electric power generation, transmission and distribution",
-        _ELEC,
-        (
-            "electricity production, photovoltaic, 3kWp slanted-roof installation, multi-Si, panel, mounted",
-            "electricity voltage transformation from medium to low voltage",
-        ),
-    ),
-    _Product(
-        "heat, district or industrial, natural gas",
-        "MJ",
-        "D - Electricity, gas, steam and air conditioning supply",
-        "3530:Steam and air conditioning supply",
-        ("Heat",),
-        (
-            "heat production, natural gas, at industrial furnace >100kW",
-            "heat and power co-generation, natural gas, conventional power plant, 100MW electrical",
-        ),
-    ),
-    _Product(
-        "cement, Portland",
-        "kg",
-        "C - Manufacturing",
-        "2394:Manufacture of cement, lime and plaster",
-        ("Cement & Concrete",),
-        ("cement production, Portland",),
-    ),
-    _Product(
-        "concrete, normal strength",
-        "m3",
-        "C - Manufacturing",
-        "2395:Manufacture of articles of concrete, cement and plaster",
-        ("Cement & Concrete",),
-        (
-            "concrete production, for building construction, with cement CEM II/A",
-            "concrete production, 30-32MPa, ready-mix, with cement, Portland",
-        ),
-    ),
-    _Product(
-        "steel, low-alloyed",
-        "kg",
-        "C - Manufacturing",
-        "2410:Manufacture of basic iron and steel",
-        ("Metals",),
-        ("steel production, converter, low-alloyed", "steel production, electric, low-alloyed"),
-    ),
-    _Product(
-        "aluminium, primary, ingot",
-        "kg",
-        "C - Manufacturing",
-        "2420:Manufacture of basic precious and other non-ferrous metals",
-        ("Metals",),
-        ("aluminium production, primary, ingot",),
-    ),
-    _Product(
-        "copper, cathode",
-        "kg",
-        "C - Manufacturing",
-        "2420:Manufacture of basic precious and other non-ferrous metals",
-        ("Metals",),
-        ("copper production, cathode, solvent extraction and electrowinning process",),
-    ),
-    _Product(
-        "polyethylene, high density, granulate",
-        "kg",
-        "C - Manufacturing",
-        "2013:Manufacture of plastics and synthetic rubber in primary forms",
-        ("Plastics", "Chemicals"),
-        ("polyethylene production, high density, granulate",),
-    ),
-    _Product(
-        "polyethylene terephthalate, granulate, bottle grade",
-        "kg",
-        "C - Manufacturing",
-        "2013:Manufacture of plastics and synthetic rubber in primary forms",
-        ("Plastics", "Chemicals"),
-        ("polyethylene terephthalate production, granulate, bottle grade",),
-    ),
-    _Product(
-        "ammonia, anhydrous, liquid",
-        "kg",
-        "C - Manufacturing",
-        "2012:Manufacture of fertilizers and nitrogen compounds",
-        ("Chemicals", "Fertilisers"),
-        ("ammonia production, steam reforming, liquid", "ammonia production, partial oxidation, liquid"),
-    ),
-    _Product(
-        "nitrogen fertiliser, as N",
-        "kg",
-        "C - Manufacturing",
-        "2012:Manufacture of fertilizers and nitrogen compounds",
-        ("Fertilisers", "Agriculture"),
-        ("ammonium nitrate production", "urea production"),
-    ),
-    _Product(
-        "sulfuric acid",
-        "kg",
-        "C - Manufacturing",
-        "2011:Manufacture of basic chemicals",
-        ("Chemicals",),
-        ("sulfuric acid production",),
-    ),
-    _Product(
-        "flat glass, uncoated",
-        "kg",
-        "C - Manufacturing",
-        "2310:Manufacture of glass and glass products",
-        ("Glass",),
-        ("flat glass production, uncoated",),
-    ),
-    _Product(
-        "paper, woodfree, uncoated",
-        "kg",
-        "C - Manufacturing",
-        "1701:Manufacture of pulp, paper and paperboard",
-        ("Pulp & Paper",),
-        ("paper production, woodfree, uncoated, at integrated mill",),
-    ),
-    _Product(
-        "sawnwood, softwood, raw, dried (u=20%)",
-        "m3",
-        "C - Manufacturing",
-        "1610:Sawmilling and planing of wood",
-        ("Wood",),
-        ("sawing and drying, softwood, raw",),
-    ),
-    _Product(
-        "wheat grain",
-        "kg",
-        "A - Agriculture, forestry and fishing",
-        "0111:Growing of cereals (except rice), leguminous crops and oil seeds",
-        ("Agriculture",),
-        ("wheat production", "wheat grain production, organic"),
-    ),
-    _Product(
-        "maize grain",
-        "kg",
-        "A - Agriculture, forestry and fishing",
-        "0111:Growing of cereals (except rice), leguminous crops and oil seeds",
-        ("Agriculture",),
-        ("maize grain production", "maize grain production, irrigated"),
-    ),
-    _Product(
-        "rice, non-basmati",
-        "kg",
-        "A - Agriculture, forestry and fishing",
-        "0112:Growing of rice",
-        ("Agriculture",),
-        ("rice production, non-basmati",),
-    ),
-    _Product(
-        "soybean",
-        "kg",
-        "A - Agriculture, forestry and fishing",
-        "0111:Growing of cereals (except rice), leguminous crops and oil seeds",
-        ("Agriculture",),
-        ("soybean production",),
-    ),
-    _Product(
-        "cow milk",
-        "kg",
-        "A - Agriculture, forestry and fishing",
-        "0141:Raising of cattle and buffaloes",
-        ("Agriculture", "Animal production"),
-        ("milk production, from cow",),
-    ),
-    _Product(
-        "natural gas, high pressure",
-        "m3",
-        "B - Mining and quarrying",
-        "0620:Extraction of natural gas",
-        ("Fuels",),
-        ("natural gas production",),
-    ),
-    _Product(
-        "petrol, unleaded",
-        "kg",
-        "C - Manufacturing",
-        "1920:Manufacture of refined petroleum products",
-        ("Fuels",),
-        ("petroleum refinery operation",),
-    ),
-    _Product(
-        "diesel, low-sulfur",
-        "kg",
-        "C - Manufacturing",
-        "1920:Manufacture of refined petroleum products",
-        ("Fuels",),
-        ("diesel production, low-sulfur, petroleum refinery operation",),
-    ),
-    _Product(
-        "hydrogen, gaseous, low pressure",
-        "kg",
-        "C - Manufacturing",
-        "2011:Manufacture of basic chemicals",
-        ("Chemicals", "Fuels"),
-        ("hydrogen production, gaseous, petroleum refinery operation", "hydrogen production, PEM electrolysis"),
-    ),
-    _Product(
-        "transport, freight, lorry 16-32 metric ton, EURO6",
-        "tkm",
-        "H - Transportation and storage",
-        "4923:Freight transport by road",
-        ("Transport",),
-        ("transport, freight, lorry 16-32 metric ton, EURO6",),
-    ),
-    _Product(
-        "transport, freight train",
-        "tkm",
-        "H - Transportation and storage",
-        "4912:Freight rail transport",
-        ("Transport",),
-        ("transport, freight train, electricity", "transport, freight train, diesel"),
-    ),
-    _Product(
-        "transport, freight, sea, container ship",
-        "tkm",
-        "H - Transportation and storage",
-        "5012:Sea and coastal freight water transport",
-        ("Transport",),
-        ("transport, freight, sea, container ship",),
-    ),
-    _Product(
-        "tap water",
-        "kg",
-        "E - Water supply; sewerage, waste management and remediation activities",
-        "3600:Water collection, treatment and supply",
-        ("Water",),
-        ("tap water production, conventional treatment", "tap water production, underground water without treatment"),
-    ),
-    _Product(
-        "wastewater, average",
-        "m3",
-        "E - Water supply; sewerage, waste management and remediation activities",
-        "3700:Sewerage",
-        ("Waste treatment",),
-        ("treatment of wastewater, average, wastewater treatment",),
-    ),
-    _Product(
-        "municipal solid waste",
-        "kg",
-        "E - Water supply; sewerage, waste management and remediation activities",
-        "3821:Treatment and disposal of non-hazardous waste",
-        ("Waste treatment",),
-        ("treatment of municipal solid waste, incineration", "treatment of municipal solid waste, sanitary landfill"),
-    ),
-    _Product(
-        "lithium-ion battery, rechargeable, prismatic",
-        "kg",
-        "C - Manufacturing",
-        "2720:Manufacture of batteries and accumulators",
-        ("Electronics",),
-        ("battery production, Li-ion, rechargeable, prismatic",),
-    ),
-    _Product(
-        "photovoltaic panel, multi-Si wafer",
-        "m2",
-        "C - Manufacturing",
-        "2610:Manufacture of electronic components and boards",
-        ("Electronics", "Electricity"),
-        ("photovoltaic panel production, multi-Si wafer",),
-    ),
-    _Product(
-        "cotton fibre",
-        "kg",
-        "A - Agriculture, forestry and fishing",
-        "0116:Growing of fibre crops",
-        ("Textiles", "Agriculture"),
-        ("cotton fibre production",),
-    ),
-)
-
-#: Activity types, weighted by how often each occurs (20 slots in all).
-_ACTIVITY_TYPES = (
-    ("ordinary transforming activity", 11),
-    ("market activity", 6),
-    ("market group", 1),
-    ("production mix", 1),
-    ("import activity", 1),
-)
-_ACTIVITY_TYPE_SLOTS = tuple(name for name, weight in _ACTIVITY_TYPES for _ in range(weight))
-ACTIVITY_TYPES = tuple(name for name, _ in _ACTIVITY_TYPES)
-
 _UUID_NAMESPACE = uuid.UUID("5b0fcb5e-2f1b-4b8c-9c1e-6f0e0c0ec0a1")
 ECOQUERY_BASE = "https://ecoquery.ecoinvent.org"
 
@@ -426,25 +84,6 @@ class DatasetCore:
     activity_type: str
     product_index: int
     start_year: int
-
-
-def _choices(digest: bytes) -> tuple[int, int, int, int]:
-    """Product, activity-type slot, route and geography indexes from a dataset's hash."""
-    product_index = int.from_bytes(digest[0:2], "big") % len(_PRODUCTS)
-    route_index = digest[3] % len(_PRODUCTS[product_index].routes)
-    return product_index, digest[2] % len(_ACTIVITY_TYPE_SLOTS), route_index, digest[4] % len(GEOGRAPHIES)
-
-
-def _activity_name(product: _Product, activity_type: str, route: str) -> str:
-    if activity_type == "market activity":
-        return f"market for {product.name}"
-    if activity_type == "market group":
-        return f"market group for {product.name}"
-    if activity_type == "production mix":
-        return f"{product.name}, production mix"
-    if activity_type == "import activity":
-        return f"{product.name}, import from RoW"
-    return route
 
 
 #: Per indicator, the power of ten of the smallest mantissa digit for each of five spreads (-2..+2
@@ -549,13 +188,13 @@ class Catalogue:
 
     def _make_core(self, dataset_id: int) -> DatasetCore:
         digest = self._digest("dataset", dataset_id)
-        product_index, type_slot, route_index, geo_index = _choices(digest)
-        product = _PRODUCTS[product_index]
-        activity_type = _ACTIVITY_TYPE_SLOTS[type_slot]
+        product_index, type_slot, route_index, geo_index = choices(digest)
+        product = PRODUCTS[product_index]
+        activity_type = ACTIVITY_TYPE_SLOTS[type_slot]
         geography = GEOGRAPHIES[geo_index]
         return DatasetCore(
             id=dataset_id,
-            activity=_activity_name(product, activity_type, product.routes[route_index]),
+            activity=activity_name(product, activity_type, product.routes[route_index]),
             product=product.name,
             geography=geography,
             activity_type=activity_type,
@@ -566,7 +205,7 @@ class Catalogue:
     def _make_static(self, dataset_id: int) -> dict[str, Any]:
         """The version-independent Dataset fields, in the contract's order (cached by ``static``)."""
         core = self.core(dataset_id)
-        product = _PRODUCTS[core.product_index]
+        product = PRODUCTS[core.product_index]
         return {
             "id": dataset_id,
             "activity": core.activity,
@@ -591,7 +230,7 @@ class Catalogue:
         """The contract's Dataset object (without ``impact_scores``); a fresh dict the caller may extend."""
         dataset = dict(self.static(dataset_id))
         link = f"{ECOQUERY_BASE}/{version.name}/{system_model}/dataset/{dataset_id}"
-        dataset["sectors"] = list(_PRODUCTS[self.core(dataset_id).product_index].sectors)
+        dataset["sectors"] = list(PRODUCTS[self.core(dataset_id).product_index].sectors)
         dataset["url"] = f"{link}/documentation"
         dataset["url_history"] = f"{link}/history"
         return dataset
@@ -642,12 +281,12 @@ class Catalogue:
                 prefix = f"{self.seed}|dataset|"  # what _digest("dataset", id) hashes
                 for dataset_id in range(1, self.size + 1):
                     digest = blake2b(f"{prefix}{dataset_id}".encode(), digest_size=16).digest()
-                    by_choice.setdefault(_choices(digest), []).append(dataset_id)
+                    by_choice.setdefault(choices(digest), []).append(dataset_id)
                 index: dict[tuple[int, str, str, str], list[int]] = {}
                 for (product_index, type_slot, route_index, geo_index), ids in by_choice.items():
-                    product = _PRODUCTS[product_index]
-                    activity_type = _ACTIVITY_TYPE_SLOTS[type_slot]
-                    activity = _activity_name(product, activity_type, product.routes[route_index])
+                    product = PRODUCTS[product_index]
+                    activity_type = ACTIVITY_TYPE_SLOTS[type_slot]
+                    activity = activity_name(product, activity_type, product.routes[route_index])
                     key = (product_index, activity, GEOGRAPHIES[geo_index], activity_type)
                     index.setdefault(key, []).extend(ids)
                 self._index = index
@@ -673,7 +312,7 @@ class Catalogue:
                 continue
             if activity_type is not None and atype != activity_type:
                 continue
-            product = _PRODUCTS[product_index]
+            product = PRODUCTS[product_index]
             if needle and needle not in f"{activity}\n{product.name}\n{geo}".lower():
                 continue
             present = [i for i in ids if i % gap] if gap else ids

@@ -41,7 +41,9 @@ class EmulatorConfig:
     answer's shape: ``"contract"``, or ``"variant"``, which differs from the contract field by field
     (see ``emulator/shapes.py``), to test what a client or the probe makes of an API that disagrees.
     ``omit_total`` leaves ``total`` out of every paged answer (search, batch, indicators): the key is
-    [seen], not documented, so clients must page on without it.
+    [seen], not documented, so clients must page on without it. ``max_concurrency`` (0: none) answers
+    429 with ``Retry-After: concurrency_retry_after`` to any API call that arrives while that many are
+    being served, as a rate-limited gateway does (a ``concurrency`` fault rule does the same at run time).
     """
 
     host: str = "127.0.0.1"
@@ -58,6 +60,9 @@ class EmulatorConfig:
     versions_shape: VersionsShape = "object"
     shapes: Shapes = "contract"
     omit_total: bool = False
+    max_concurrency: int = 0
+    #: "0": a concurrency slot frees when any call ends, sooner than the 1 s an integer header can say.
+    concurrency_retry_after: str = "0"
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -83,6 +88,10 @@ class EmulatorConfig:
             raise ValueError("shapes must be 'contract' or 'variant'")
         if not self.client_id:
             raise ValueError("client_id must not be empty")
+        if self.max_concurrency < 0:
+            raise ValueError("max_concurrency must be a positive number of API calls, or 0 for no limit")
+        if not self.concurrency_retry_after.strip():
+            raise ValueError("concurrency_retry_after must be a Retry-After value, e.g. '0' or '1'")
 
     def replace(self, **overrides: Any) -> EmulatorConfig:
         """A copy with some fields changed (``dataclasses.replace`` with validation)."""
@@ -107,6 +116,8 @@ class EmulatorConfig:
             f"--client-secret={self.client_secret}",
             f"--versions-shape={self.versions_shape}",
             f"--shapes={self.shapes}",
+            f"--max-concurrency={self.max_concurrency}",
+            f"--concurrency-retry-after={self.concurrency_retry_after}",
         ]
         for client_id, secret in self.extra_clients:
             argv.append(f"--extra-client={client_id}:{secret}")

@@ -12,19 +12,23 @@ Rule JSON (``kind`` plus flat options)::
     {"kind": "status", "status": 503, "detail": "...", "retry_after": "2",
      "path": "/datasets/batch", "method": "POST", "count": 1, "after": 0}
 
-=============  ==================================================================================
-kind           options (all optional except ``status`` for ``status``)
-=============  ==================================================================================
-``status``     ``status`` int, ``detail`` str, ``retry_after`` str sent verbatim as ``Retry-After``
-               (seconds or an HTTP date), ``error`` (OAuth ``error`` code, token endpoint only)
-``latency``    ``ms`` extra delay before the normal answer (default 100)
-``hang``       ``seconds`` to sleep before the normal answer (default 5): provokes read timeouts
-``drop``       status line, headers and part of the body, then a TCP reset (``at="start"``: reset
-               before sending anything); ``bytes`` of body sent (default 64)
-``truncate``   like ``drop`` but a clean close after the short body (an incomplete read)
-``malformed``  200, ``Content-Type: application/json``, a non-JSON ``body``
-``revoke``     the token used by this request becomes revoked, so the request gets a 401
-=============  ==================================================================================
+===============  ==================================================================================
+kind             options (all optional except ``status`` for ``status``)
+===============  ==================================================================================
+``status``       ``status`` int, ``detail`` str, ``retry_after`` str sent verbatim as ``Retry-After``
+                 (seconds or an HTTP date), ``error`` (OAuth ``error`` code, token endpoint only)
+``latency``      ``ms`` extra delay before the normal answer (default 100)
+``hang``         ``seconds`` to sleep before the normal answer (default 5): provokes read timeouts
+``drop``         status line, headers and part of the body, then a TCP reset (``at="start"``: reset
+                 before sending anything); ``bytes`` of body sent (default 64)
+``truncate``     like ``drop`` but a clean close after the short body (an incomplete read)
+``malformed``    200, ``Content-Type: application/json``, a non-JSON ``body``
+``revoke``       the token used by this request becomes revoked, so the request gets a 401
+``concurrency``  ``limit`` int (required): a matching API call that arrives while ``limit`` API calls
+                 are being served gets 429 with ``Retry-After: retry_after`` (default ``"0"``), before
+                 any other rule sees it, as a gateway's limit does; ``count`` (default: every) caps the
+                 429s it sends. ``--max-concurrency`` sets the same limit for the server's lifetime.
+===============  ==================================================================================
 
 Common options: ``path`` (substring of the request path; when omitted the rule matches API calls only,
 never the token endpoint), ``method`` (any when omitted), ``count`` (default 1; ``null``, ``"inf"`` or
@@ -43,11 +47,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-FAULT_KINDS = ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke")
+FAULT_KINDS = ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke", "concurrency")
 #: Kinds whose response replaces the normal one.
 RESPONSE_KINDS = frozenset({"status", "drop", "truncate", "malformed"})
 
-_INT_OPTIONS = {"status", "after", "bytes"}
+_INT_OPTIONS = {"status", "after", "bytes", "limit"}
 _FLOAT_OPTIONS = {"ms", "seconds"}
 _STR_OPTIONS = {"path", "method", "detail", "retry_after", "error", "body", "at"}
 _ALLOWED = {
@@ -58,6 +62,7 @@ _ALLOWED = {
     "truncate": {"bytes"},
     "malformed": {"body"},
     "revoke": set(),
+    "concurrency": {"limit", "retry_after"},
 }
 _COMMON = {"kind", "path", "method", "count", "after"}
 DEFAULT_MALFORMED_BODY = "<html><body><h1>502 Bad Gateway</h1>upstream sent an invalid response</body></html>"
@@ -92,7 +97,12 @@ class FaultRule:
                 raise ValueError("a 'status' fault needs an integer 'status' in 100..599")
         if kind == "drop" and options.get("at", "body") not in ("body", "start"):
             raise ValueError("'at' must be 'body' or 'start'")
-        count = _parse_count(data.get("count", 1))
+        if kind == "concurrency":
+            if not isinstance(options.get("limit"), int) or options["limit"] < 1:
+                raise ValueError("a 'concurrency' fault needs an integer 'limit' of at least 1 (API calls in flight)")
+            options.setdefault("retry_after", "0")
+        # A concurrency limit is a standing rule: by default it answers every call above the limit.
+        count = _parse_count(data.get("count", None if kind == "concurrency" else 1))
         after = int(_coerce("after", data.get("after", 0)))
         if after < 0:
             raise ValueError("'after' must not be negative")
@@ -198,12 +208,37 @@ class FaultBook:
         with self._lock:
             self._rules.clear()
 
+    def concurrency_limit(self, method: str, path: str, is_api: bool) -> FaultRule | None:
+        """The tightest ``concurrency`` rule that may still answer this request with a 429, if any.
+
+        Counts the request as seen by every matching concurrency rule; ``record_hit`` counts the 429.
+        """
+        tightest: FaultRule | None = None
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind != "concurrency" or not rule.matches(method, path, is_api):
+                    continue
+                rule.seen += 1
+                active = rule.seen > rule.after and rule.hits < rule.count
+                if active and (tightest is None or rule.options["limit"] < tightest.options["limit"]):
+                    tightest = rule
+        return tightest
+
+    def record_hit(self, rule: FaultRule) -> None:
+        """A rule answered a request (for rules that decide outside ``fire``)."""
+        with self._lock:
+            rule.hits += 1
+
     def fire(self, method: str, path: str, is_api: bool) -> list[FaultRule]:
-        """Count this request against every matching rule and return the rules that fire on it."""
+        """Count this request against every matching rule and return the rules that fire on it.
+
+        ``concurrency`` rules are left out: they decide before the request is served
+        (``concurrency_limit``).
+        """
         fired: list[FaultRule] = []
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(method, path, is_api):
+                if rule.kind == "concurrency" or not rule.matches(method, path, is_api):
                     continue
                 rule.seen += 1
                 if rule.seen > rule.after and rule.hits < rule.count:

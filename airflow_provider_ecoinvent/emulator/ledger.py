@@ -6,7 +6,8 @@ they add the unique dataset ids returned with scores, the unique indicator ids s
 and ``X-Organization-Id`` values sent on them. Search, versions, indicators, token calls, failed calls and
 repeats add nothing. The other counters (per endpoint, per status, in flight, user agents) exist so tests
 and benchmarks can check a client's behaviour from the outside: its retries, its concurrency limit, its
-token reuse.
+token reuse. ``max_in_flight`` is the peak of API calls served at once; ``concurrency_rejections`` counts
+the 429s sent by the server's concurrency limit (those calls never count as in flight).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Ledger:
             self._faults_triggered = 0
             self._faults_by_kind: Counter[str] = Counter()
             self._connections_opened = 0
+            self._concurrency_rejections = 0
             # Requests being served right now are not forgotten: they will still call ``leave``.
             self._in_flight = in_flight
             self._max_in_flight = in_flight
@@ -84,11 +86,19 @@ class Ledger:
         with self._lock:
             self._connections_opened += 1
 
-    def enter(self) -> None:
-        """An API request started being served (counts toward ``max_in_flight``)."""
+    def enter(self, limit: int = 0) -> bool:
+        """An API request starts being served (counts toward ``max_in_flight``), unless ``limit`` (0: none)
+        calls are in flight already: then it is refused and counted in ``concurrency_rejections``.
+
+        Check and count are one step under the lock, so concurrent requests never exceed the limit.
+        """
         with self._lock:
+            if limit and self._in_flight >= limit:
+                self._concurrency_rejections += 1
+                return False
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            return True
 
     def leave(self) -> None:
         with self._lock:
@@ -144,6 +154,7 @@ class Ledger:
                 "connections_opened": self._connections_opened,
                 "in_flight": self._in_flight,
                 "max_in_flight": self._max_in_flight,
+                "concurrency_rejections": self._concurrency_rejections,
                 "usage": {client: u.as_json(include_ids) for client, u in sorted(self._usage.items())},
                 "faults_triggered": self._faults_triggered,
                 "faults_by_kind": dict(sorted(self._faults_by_kind.items())),

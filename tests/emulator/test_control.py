@@ -80,6 +80,8 @@ def test_config_round_trips_through_argv():
         extra_clients=(("b", "bs"),),
         versions_shape="list",
         omit_total=True,
+        max_concurrency=3,
+        concurrency_retry_after="1",
     )
     from airflow_provider_ecoinvent.emulator.__main__ import config_from_args
 
@@ -105,9 +107,11 @@ def test_help_documents_every_flag():
         "--extra-client",
         "--versions-shape",
         "--omit-total",
+        "--max-concurrency",
+        "--concurrency-retry-after",
     ):
         assert flag in result.stdout
-    for kind in ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke"):
+    for kind in ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke", "concurrency"):
         assert kind in result.stdout
 
 

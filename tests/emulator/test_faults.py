@@ -145,6 +145,8 @@ def test_revoke_fault_invalidates_the_token_in_use(ecoinvent_emulator: EmulatorS
         {"kind": "latency", "colour": "red"},
         {"kind": "status", "status": 500, "count": 0},
         {"kind": "drop", "at": "middle"},
+        {"kind": "concurrency"},
+        {"kind": "concurrency", "limit": 0},
     ],
     ids=[
         "unknown-kind",
@@ -154,6 +156,8 @@ def test_revoke_fault_invalidates_the_token_in_use(ecoinvent_emulator: EmulatorS
         "unknown-option",
         "count-zero",
         "bad-at",
+        "concurrency-without-limit",
+        "concurrency-limit-zero",
     ],
 )
 def test_invalid_fault_rules_are_rejected(ecoinvent_emulator: EmulatorServer, rule: dict[str, object]):

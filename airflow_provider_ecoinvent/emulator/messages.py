@@ -1,0 +1,61 @@
+"""The emulator's request and response as plain data, and the helpers every endpoint answers with.
+
+``server.py`` turns an HTTP request into a ``Request`` and writes a ``Response`` back; the endpoint
+modules (``endpoints.py``, ``oauth.py``, ``admin.py``) and ``app.py`` only deal in these, so none of
+them knows about sockets, and a fault that breaks the connection is described as data (``transport``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+JSON_TYPE = "application/json"
+
+
+@dataclasses.dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    #: Lower-cased header names.
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: ``None``: send normally. ``"drop"`` / ``"truncate"``: send ``partial_bytes`` of the body, then reset /
+    #: cleanly close the connection. ``"drop_start"``: reset before sending anything.
+    transport: str | None = None
+    partial_bytes: int = 0
+
+
+def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":"), check_circular=False).encode()
+    return Response(status, body, [("Content-Type", JSON_TYPE), *(headers or [])])
+
+
+def detail(status: int, message: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    return json_response(status, {"detail": message}, headers)
+
+
+class HTTPError(Exception):
+    """Raised inside an endpoint to answer with an error response."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def bearer(req: Request) -> str | None:
+    """The bearer token of a request's ``Authorization`` header, if any."""
+    authorization = req.headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
