@@ -17,18 +17,12 @@ stop it with an error. This module imports nothing heavy: operators import it wh
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
-
-#: The API's page size limit (``limit`` <= 100 on every paged endpoint, contract section 4).
-PAGE_LIMIT: Final = 100
-#: Where the list of a paged answer may sit, and of a batch answer (the probe checks answers against these).
-PAGE_LIST_KEYS: Final = ("results", "indicators", "datasets", "data")
-BATCH_LIST_KEYS: Final = ("datasets", "results")
 
 
 @dataclasses.dataclass(frozen=True)
