@@ -18,7 +18,7 @@ LOWEST_AIRFLOW ?= 3.1.0
 LOWEST_AIRFLOW_CAPS ?= 'structlog<25.5' 'fastapi<0.132' 'universal-pathlib<0.3'
 VENV_LOWEST    ?= .venv-lowest
 
-.PHONY: test test-lowest test-distributed lint typecheck actionlint pytest dist demo docs soak emulator bench clean
+.PHONY: test test-lowest test-distributed lint typecheck actionlint pytest dist demo docs soak emulator bench mutations clean
 
 # Create the virtual environment and install the package with its test extra and the release tools of
 # the dev extra (again only when pyproject.toml changes). uv resolves in seconds where pip takes minutes.
@@ -101,6 +101,11 @@ bench: $(VENV)/.installed
 # The full soak: continuous calls with 2-second tokens for five minutes (CI runs a 20 s variant).
 soak: $(VENV)/.installed
 	ECOINVENT_SOAK_SECONDS=$${ECOINVENT_SOAK_SECONDS:-300} $(PY) -m pytest tests/reliability -m soak -s -p no:cacheprovider
+
+# Break each promise (token cache, Retry-After, cost guards, atomic output, masking, 401 renewal, lineage, ...)
+# once and check the tests notice: a table of caught and surviving mutations. Minutes; run by hand, not in CI.
+mutations: $(VENV)/.installed
+	$(PY) tools/mutations.py $(MUTATION_ARGS)
 
 # Start the bundled emulator in the foreground (Ctrl-C stops it).
 emulator: $(VENV)/.installed

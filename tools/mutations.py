@@ -1,0 +1,217 @@
+"""Mutation run: break each promise the provider makes and check that the test suite notices.
+
+Each mutation replaces one exact snippet of the package (it must occur exactly once, so a mutation that no
+longer applies fails loudly instead of passing silently), runs the tests that cover it, and restores the file.
+A mutation is *caught* when those tests fail. The tests run are a subset of ``make test``, so a mutation caught
+here is caught by ``make test`` too.
+
+    .venv/bin/python tools/mutations.py            # every mutation, a table at the end
+    .venv/bin/python tools/mutations.py -k amask   # the mutations whose name contains "amask"
+
+Run it by hand (``make mutations``) after touching the token cache, retries, the cost guard, output,
+masking, 401 renewal or lineage; it takes a few minutes and is not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "airflow_provider_ecoinvent"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    promise: str
+    original: str
+    mutant: str
+    tests: tuple[str, ...]
+
+
+HOOKS = ("tests/hooks", "tests/unit", "tests/triggers/test_async_client.py")
+OPERATORS = ("tests/operators",)
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "token-cache-never-refreshes",
+        "a token is renewed shortly before it expires",
+        "        return now < self.refresh_at\n",
+        "        return True\n",
+        HOOKS,
+    ),
+    Mutation(
+        "token-cache-never-reused",
+        "one token request per process and client while the token is fresh",
+        "        token = self._tokens.get(key)\n"
+        "        if token is not None and token.is_fresh(self._clock()):\n"
+        "            return token\n"
+        "        with self._lock_for(key):\n"
+        "            token = self._tokens.get(key)\n"
+        "            if token is not None and token.is_fresh(self._clock()):\n"
+        "                return token\n"
+        "            token = fetch()\n",
+        "        with self._lock_for(key):\n            token = fetch()\n",
+        HOOKS,
+    ),
+    Mutation(
+        "retry-after-ignored",
+        "Retry-After is honoured (seconds or HTTP date), capped",
+        "delay = min(requested, self.policy.retry_after_max)",
+        "delay = self.policy.backoff(self.retries + 1)",
+        HOOKS,
+    ),
+    Mutation(
+        "cost-guard-datasets-off",
+        "max_unique_datasets fails the task before any scored call",
+        "if scored and limit is not None and unique > limit and not self.dry_run_only:",
+        "if False:",
+        OPERATORS,
+    ),
+    Mutation(
+        "cost-guard-indicators-off",
+        "max_unique_indicators fails the task before any scored call",
+        "if indicators_over and not self.dry_run_only:",
+        "if False:",
+        OPERATORS,
+    ),
+    Mutation(
+        "output-written-in-place",
+        "the destination only ever holds a complete file (write to a temporary, move on commit)",
+        'self._file = self.temporary.open("wb")',
+        'self._file = self.destination.open("wb")',
+        OPERATORS,
+    ),
+    Mutation(
+        "aborted-partial-kept",
+        "a failed or killed attempt leaves no temporary file",
+        "                    fs.rm(self.temporary.path)\n",
+        "                    pass\n",
+        OPERATORS,
+    ),
+    Mutation(
+        "lease-ignored",
+        "clean-up never removes a temporary file a live attempt is writing",
+        "if age is None or age < self.lease_seconds:",
+        "if False:",
+        OPERATORS,
+    ),
+    Mutation(
+        "sync-token-not-masked",
+        "every token the hook obtains is registered with the secret masker",
+        "                    _mask(outcome.value)\n",
+        "                    pass\n",
+        HOOKS,
+    ),
+    Mutation(
+        "async-token-not-masked",
+        "every token the async client obtains is registered with the secret masker",
+        "await _amask(outcome.value)",
+        "pass",
+        HOOKS,
+    ),
+    Mutation(
+        "no-renewal-after-401",
+        "a 401 gets a new token and one repeat of the call",
+        "        if renewed_after_401:\n",
+        "        if True:\n",
+        HOOKS,
+    ),
+    Mutation(
+        "401-token-not-invalidated",
+        "the token the API rejected is dropped from the process cache",
+        "self._token_cache.invalidate(self._token_key, token)",
+        "pass",
+        HOOKS,
+    ),
+    Mutation(
+        "lineage-output-dropped",
+        "OpenLineage facets name the output written",
+        "outputs.append(Dataset(namespace=output.namespace, name=name))",
+        "pass",
+        OPERATORS,
+    ),
+    Mutation(
+        "redirects-followed",
+        "API calls never follow redirects (no netrc credentials, no foreign answers)",
+        "allow_redirects=False",
+        "allow_redirects=True",
+        HOOKS,
+    ),
+    Mutation(
+        "scrub-plain-only",
+        "error text is scrubbed of every encoding of the secret",
+        "    for plain in (secret, url_encoded):  # HTTP Basic encodes the url-encoded secret\n"
+        "        forms |= _base64_cores(plain.encode())\n",
+        "",
+        HOOKS,
+    ),
+    Mutation(
+        "paging-stops-without-total",
+        "a paged answer without total is walked to its short or empty page",
+        "    return count < limit\n",
+        "    return True\n",
+        HOOKS,
+    ),
+)
+
+
+def locate(mutation: Mutation) -> Path:
+    """The one module holding the snippet (searched package-wide, so moving code does not break the table)."""
+    found = [
+        (path, path.read_text(encoding="utf-8").count(mutation.original))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if mutation.original in path.read_text(encoding="utf-8")
+    ]
+    if len(found) != 1 or found[0][1] != 1:
+        places = ", ".join(f"{path.relative_to(REPO)} x{count}" for path, count in found) or "nowhere"
+        raise SystemExit(f"{mutation.name}: the snippet must occur exactly once, found {places}; update it.")
+    return found[0][0]
+
+
+def run(mutation: Mutation) -> tuple[bool, float, str]:
+    path = locate(mutation)
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original.replace(mutation.original, mutation.mutant), encoding="utf-8")
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "2", *mutation.tests],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        path.write_text(original, encoding="utf-8")
+    tail = [line for line in result.stdout.splitlines() if line.startswith("FAILED")][:1]
+    return result.returncode != 0, time.monotonic() - started, tail[0] if tail else result.stdout.splitlines()[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-k", default="", help="only mutations whose name contains this")
+    args = parser.parse_args()
+    selected = [m for m in MUTATIONS if args.k in m.name]
+    for mutation in selected:
+        locate(mutation)  # every snippet still applies, before anything runs
+    rows = []
+    for mutation in selected:
+        caught, seconds, evidence = run(mutation)
+        rows.append((mutation.name, mutation.promise, "caught" if caught else "SURVIVED", f"{seconds:.0f} s", evidence))
+        print(f"{rows[-1][2]:8} {mutation.name}: {evidence}", flush=True)
+    print()
+    print("| mutation | promise broken | result | time | first failing test |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0 if all(row[2] == "caught" for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
