@@ -41,7 +41,8 @@ class EmulatorConfig:
     answer's shape: ``"contract"``, or ``"variant"``, which differs from the contract field by field
     (see ``emulator/shapes.py``), to test what a client or the probe makes of an API that disagrees.
     ``omit_total`` leaves ``total`` out of every paged answer (search, batch, indicators): the key is
-    [seen], not documented, so clients must page on without it.
+    [seen], not documented, so clients must page on without it. ``page_cap`` silently lowers every
+    ``limit`` asked for to at most this many items (a server capping page size without saying so).
     """
 
     host: str = "127.0.0.1"
@@ -58,6 +59,7 @@ class EmulatorConfig:
     versions_shape: VersionsShape = "object"
     shapes: Shapes = "contract"
     omit_total: bool = False
+    page_cap: int | None = None
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -83,6 +85,8 @@ class EmulatorConfig:
             raise ValueError("shapes must be 'contract' or 'variant'")
         if not self.client_id:
             raise ValueError("client_id must not be empty")
+        if self.page_cap is not None and self.page_cap < 1:
+            raise ValueError("page_cap must be at least 1")
 
     def replace(self, **overrides: Any) -> EmulatorConfig:
         """A copy with some fields changed (``dataclasses.replace`` with validation)."""
@@ -114,6 +118,8 @@ class EmulatorConfig:
         argv.extend(f"--fault={json.dumps(dict(rule), separators=(',', ':'))}" for rule in self.faults)
         if self.omit_total:
             argv.append("--omit-total")
+        if self.page_cap is not None:
+            argv.append(f"--page-cap={self.page_cap}")
         if self.log_requests:
             argv.append("--log-requests")
         return argv

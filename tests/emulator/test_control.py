@@ -80,6 +80,7 @@ def test_config_round_trips_through_argv():
         extra_clients=(("b", "bs"),),
         versions_shape="list",
         omit_total=True,
+        page_cap=40,
     )
     from airflow_provider_ecoinvent.emulator.__main__ import config_from_args
 
