@@ -82,6 +82,8 @@ CONNECTION_TEST_TIMEOUT: Final = 3.0
 CONNECTION_TEST_POLICY: Final = RetryPolicy(max_retries=1, backoff_max=1.0, retry_after_max=1.0, total_max=2.0)
 #: Bytes read from an answer at a time (the size limit is checked after each).
 _CHUNK_BYTES: Final = 64 * 1024
+#: How soon a retry wait notices stop() while it waits on a run's own cancel event (both can stop it).
+_STOP_TICK: Final = 0.05
 
 
 class EcoinventHook(BaseHook):
@@ -142,6 +144,20 @@ class EcoinventHook(BaseHook):
         # between retries is on the call's cancel event, so that stopping a run wakes it at once.
         self._sleep: Callable[[float], object] | None = None
         self._clock: Callable[[], float] = time.monotonic
+        # Set by stop() (an operator's on_kill): every call of this hook honours it, see _stop_requested.
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Stop every call of this hook: a retry wait wakes at once and no further attempt is made.
+
+        For ``on_kill``, from any thread or a signal handler: never blocks, never raises. The calls then
+        fail with :class:`EcoinventError` saying the run was stopped; a stopped hook stays stopped.
+        """
+        self._stop.set()
+
+    def _stop_requested(self, cancel: threading.Event | None) -> bool:
+        """Whether the hook was stopped, or the calling run's own ``cancel`` event is set."""
+        return self._stop.is_set() or (cancel is not None and cancel.is_set())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ecoinvent_conn_id={self.ecoinvent_conn_id!r})"
@@ -226,7 +242,7 @@ class EcoinventHook(BaseHook):
         path = _path_of(settings.token_url)
         budget = self.retry_policy.start(self._clock)
         while True:
-            if cancel is not None and cancel.is_set():
+            if self._stop_requested(cancel):
                 raise EcoinventError(f"POST {path} abandoned: the run it belonged to was stopped.")
             failure = Failure("POST", settings.token_url, path, "", settings.conn_id, service="token endpoint")
             try:
@@ -289,7 +305,7 @@ class EcoinventHook(BaseHook):
         budget = self.retry_policy.start(self._clock)
         renewed_after_401 = False
         while True:
-            if cancel is not None and cancel.is_set():
+            if self._stop_requested(cancel):
                 raise EcoinventError(f"{method} {full_path} abandoned: the run it belonged to was stopped.")
             token = self._token(cancel)
             failure = Failure(method, url, full_path, "", settings.conn_id)
@@ -362,10 +378,24 @@ class EcoinventHook(BaseHook):
         self.log.warning(RETRY_LOG_FORMAT, *retry_log_args(failure, budget, delay))
         if self._sleep is not None:
             self._sleep(delay)
-        elif cancel is not None:
-            cancel.wait(delay)  # on_kill / a failed sibling batch sets it: no waiting out a long Retry-After
         else:
-            time.sleep(delay)
+            self._wait_unless_stopped(delay, cancel)
+
+    def _wait_unless_stopped(self, delay: float, cancel: threading.Event | None) -> None:
+        """Sleep ``delay`` seconds, waking at once when :meth:`stop` is called or ``cancel`` is set.
+
+        on_kill (through :meth:`stop`) or a failed sibling batch (through ``cancel``): no waiting out a long
+        Retry-After. With both events, the wait is sliced so that either wakes it within a tick.
+        """
+        if cancel is None:
+            self._stop.wait(delay)
+            return
+        deadline = time.monotonic() + delay
+        while not self._stop_requested(cancel):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            cancel.wait(min(remaining, _STOP_TICK))
 
     # -- typed API -------------------------------------------------------------------------------
 
