@@ -406,11 +406,12 @@ def test_search_rejects_an_unknown_geography_before_any_billed_call(ecoinvent_co
     assert stats["requests"]["GET /datasets"] == 1, "one free lookup, no search with a filter that matches nothing"
 
 
-def test_search_passes_a_display_form_without_a_lookup(ecoinvent_conn: EmulatorServer) -> None:
+def test_search_looks_up_a_display_form_too(ecoinvent_conn: EmulatorServer) -> None:
+    """Review 3.2: a display form is checked with the same free lookup (so a wrong one fails, see below)."""
     hook, _ = make_hook()
     found = list(hook.search_datasets(geography="Switzerland (CH)"))
     assert {d["geography"] for d in found} == {"Switzerland (CH)"}
-    assert ecoinvent_conn.stats()["requests"]["GET /datasets"] == 1
+    assert ecoinvent_conn.stats()["requests"]["GET /datasets"] == 2  # the free lookup, then the search
 
 
 def test_get_dataset_scored(ecoinvent_conn: EmulatorServer) -> None:
