@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         "to try the probe or a client against (default: %(default)s)",
     )
     parser.add_argument(
+        "--page-cap",
+        type=int,
+        default=None,
+        help="silently lower every 'limit' to at most this many items (a server capping page size)",
+    )
+    parser.add_argument(
         "--omit-total",
         action="store_true",
         help="leave 'total' out of paged answers (search, batch, indicators); clients must page without it",
@@ -189,6 +195,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             omit_total=args.omit_total,
             max_concurrency=args.max_concurrency,
             concurrency_retry_after=args.concurrency_retry_after,
+            page_cap=args.page_cap,
             log_requests=args.log_requests,
         )
     except (ValueError, json.JSONDecodeError) as exc:

@@ -40,6 +40,7 @@ class AdminEndpoints:
             "versions_shape": self.app.config.versions_shape,
             "shapes": self.app.config.shapes,
             "omit_total": self.app.config.omit_total,
+            "page_cap": self.app.config.page_cap,
             "max_concurrency": self.app.config.max_concurrency,
             "concurrency_retry_after": self.app.config.concurrency_retry_after,
         }

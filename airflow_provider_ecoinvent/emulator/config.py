@@ -44,6 +44,8 @@ class EmulatorConfig:
     [seen], not documented, so clients must page on without it. ``max_concurrency`` (0: none) answers
     429 with ``Retry-After: concurrency_retry_after`` to any API call that arrives while that many are
     being served, as a rate-limited gateway does (a ``concurrency`` fault rule does the same at run time).
+    ``page_cap`` silently lowers every ``limit`` asked for to at most this many items (a server capping
+    page size without saying so).
     """
 
     host: str = "127.0.0.1"
@@ -63,6 +65,7 @@ class EmulatorConfig:
     max_concurrency: int = 0
     #: "0": a concurrency slot frees when any call ends, sooner than the 1 s an integer header can say.
     concurrency_retry_after: str = "0"
+    page_cap: int | None = None
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -92,6 +95,8 @@ class EmulatorConfig:
             raise ValueError("max_concurrency must be a positive number of API calls, or 0 for no limit")
         if not self.concurrency_retry_after.strip():
             raise ValueError("concurrency_retry_after must be a Retry-After value, e.g. '0' or '1'")
+        if self.page_cap is not None and self.page_cap < 1:
+            raise ValueError("page_cap must be at least 1")
 
     def replace(self, **overrides: Any) -> EmulatorConfig:
         """A copy with some fields changed (``dataclasses.replace`` with validation)."""
@@ -125,6 +130,8 @@ class EmulatorConfig:
         argv.extend(f"--fault={json.dumps(dict(rule), separators=(',', ':'))}" for rule in self.faults)
         if self.omit_total:
             argv.append("--omit-total")
+        if self.page_cap is not None:
+            argv.append(f"--page-cap={self.page_cap}")
         if self.log_requests:
             argv.append("--log-requests")
         return argv

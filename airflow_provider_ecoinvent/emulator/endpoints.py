@@ -79,6 +79,8 @@ class ApiEndpoints:
             if raw_limit is None
             else errors.bounded_int(raw_limit, ("query", "limit"), ge=1, le=MAX_LIMIT)
         )
+        if limit is not None and self.config.page_cap is not None:
+            limit = min(limit, self.config.page_cap)  # a server capping page size without saying so
         return offset or 0, limit
 
     def _paged(self, total: int, **body: Any) -> dict[str, Any]:

@@ -82,6 +82,8 @@ CONNECTION_TEST_TIMEOUT: Final = 3.0
 CONNECTION_TEST_POLICY: Final = RetryPolicy(max_retries=1, backoff_max=1.0, retry_after_max=1.0, total_max=2.0)
 #: Bytes read from an answer at a time (the size limit is checked after each).
 _CHUNK_BYTES: Final = 64 * 1024
+#: How soon a retry wait notices stop() while it waits on a run's own cancel event (both can stop it).
+_STOP_TICK: Final = 0.05
 
 
 class EcoinventHook(BaseHook):
@@ -142,6 +144,20 @@ class EcoinventHook(BaseHook):
         # between retries is on the call's cancel event, so that stopping a run wakes it at once.
         self._sleep: Callable[[float], object] | None = None
         self._clock: Callable[[], float] = time.monotonic
+        # Set by stop() (an operator's on_kill): every call of this hook honours it, see _stop_requested.
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Stop every call of this hook: a retry wait wakes at once and no further attempt is made.
+
+        For ``on_kill``, from any thread or a signal handler: never blocks, never raises. The calls then
+        fail with :class:`EcoinventError` saying the run was stopped; a stopped hook stays stopped.
+        """
+        self._stop.set()
+
+    def _stop_requested(self, cancel: threading.Event | None) -> bool:
+        """Whether the hook was stopped, or the calling run's own ``cancel`` event is set."""
+        return self._stop.is_set() or (cancel is not None and cancel.is_set())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ecoinvent_conn_id={self.ecoinvent_conn_id!r})"
@@ -226,7 +242,7 @@ class EcoinventHook(BaseHook):
         path = _path_of(settings.token_url)
         budget = self.retry_policy.start(self._clock)
         while True:
-            if cancel is not None and cancel.is_set():
+            if self._stop_requested(cancel):
                 raise EcoinventError(f"POST {path} abandoned: the run it belonged to was stopped.")
             failure = Failure("POST", settings.token_url, path, "", settings.conn_id, service="token endpoint")
             try:
@@ -289,7 +305,7 @@ class EcoinventHook(BaseHook):
         budget = self.retry_policy.start(self._clock)
         renewed_after_401 = False
         while True:
-            if cancel is not None and cancel.is_set():
+            if self._stop_requested(cancel):
                 raise EcoinventError(f"{method} {full_path} abandoned: the run it belonged to was stopped.")
             token = self._token(cancel)
             failure = Failure(method, url, full_path, "", settings.conn_id)
@@ -362,10 +378,24 @@ class EcoinventHook(BaseHook):
         self.log.warning(RETRY_LOG_FORMAT, *retry_log_args(failure, budget, delay))
         if self._sleep is not None:
             self._sleep(delay)
-        elif cancel is not None:
-            cancel.wait(delay)  # on_kill / a failed sibling batch sets it: no waiting out a long Retry-After
         else:
-            time.sleep(delay)
+            self._wait_unless_stopped(delay, cancel)
+
+    def _wait_unless_stopped(self, delay: float, cancel: threading.Event | None) -> None:
+        """Sleep ``delay`` seconds, waking at once when :meth:`stop` is called or ``cancel`` is set.
+
+        on_kill (through :meth:`stop`) or a failed sibling batch (through ``cancel``): no waiting out a long
+        Retry-After. With both events, the wait is sliced so that either wakes it within a tick.
+        """
+        if cancel is None:
+            self._stop.wait(delay)
+            return
+        deadline = time.monotonic() + delay
+        while not self._stop_requested(cancel):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            cancel.wait(min(remaining, _STOP_TICK))
 
     # -- typed API -------------------------------------------------------------------------------
 
@@ -431,12 +461,13 @@ class EcoinventHook(BaseHook):
 
         :param query: free text; ``None`` matches everything the filters allow.
         :param filters: API filters such as ``geography`` or ``activity_type``. The API matches only the
-            display form of a geography (``"Mexico (MX)"``); a bare code (``"MX"``) or name (``"Mexico"``) is
-            mapped to it with one free lookup (:meth:`get_geographies`).
+            display form of a geography (``"Mexico (MX)"``); every value, a bare code (``"MX"``), a name
+            (``"Mexico"``) or a display form in any case (``"mexico (mx)"``), is looked up with one free call
+            (:meth:`get_geographies`) and sent in the catalogue's spelling.
         :raises EcoinventConfigError: the geography is not one the catalogue lists (before any search).
         """
         geography = filters.get("geography")
-        if isinstance(geography, str) and not _GEOGRAPHY_DISPLAY_FORM.match(geography):
+        if isinstance(geography, str):
             filters = {**filters, "geography": self._display_geography(geography, version, system_model)}
         search = {"query": query, "version": version, "system_model": system_model, **filters}
         return self._paginate("datasets", search)
@@ -447,17 +478,36 @@ class EcoinventHook(BaseHook):
         One free search call: the API's ``facets`` count datasets per geography over the whole catalogue;
         when it sends none, the geographies of the first page of results are all that is known.
         """
+        return self._known_geographies(version, system_model)[0]
+
+    def _known_geographies(self, version: str, system_model: str) -> tuple[list[str], bool]:
+        """:meth:`get_geographies`, and whether the list is complete (the API sent ``facets``)."""
         query = {"version": version, "system_model": system_model, "from": 0, "limit": PAGE_LIMIT}
         payload = self.request("GET", "datasets", query=query)
         items, _ = _items_and_total(payload, ("results", "datasets", "data"))
-        found = set(_facet_values(payload, "geography"))
+        facets = _facet_values(payload, "geography")
+        found = set(facets)
         found.update(item["geography"] for item in items if isinstance(item.get("geography"), str))
-        return sorted(found, key=str.casefold)
+        return sorted(found, key=str.casefold), bool(facets)
 
     def _display_geography(self, given: str, version: str, system_model: str) -> str:
-        """The display form of a bare geography code or name; a clear error when the catalogue lacks it."""
-        known = self.get_geographies(version, system_model)
+        """The catalogue's spelling of a geography given as code, name or display form (any case).
+
+        Unknown to the catalogue: a clear error before any search, except for a value in display form when
+        the API sent no ``facets`` (only the first page's geographies are known): passed through, with a
+        warning, since the catalogue may well hold it.
+        """
+        known, complete = self._known_geographies(version, system_model)
         display = match_geography(given, known)
+        if display is None and not complete and _GEOGRAPHY_DISPLAY_FORM.match(given):
+            self.log.warning(
+                "Search filter geography %r is not among the %d geographies known: the API sent no facets, so "
+                "only the first page's are known. Passing it through as given; check its spelling if the "
+                "search finds nothing.",
+                given,
+                len(known),
+            )
+            return given.strip()
         if display is None:
             shown = ", ".join(repr(name) for name in known[:_GEOGRAPHIES_SHOWN]) or "none"
             more = f" and {len(known) - _GEOGRAPHIES_SHOWN} more" if len(known) > _GEOGRAPHIES_SHOWN else ""
@@ -812,19 +862,30 @@ def _items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, 
 
 
 def match_geography(given: str, known: Iterable[str]) -> str | None:
-    """The display form among ``known`` whose code or name is ``given`` ("DE", "de", "Germany" ->
-    "Germany (DE)"); an exact code wins over a case-insensitive match. ``None`` when nothing matches."""
+    """The display form among ``known`` that ``given`` names: the display form itself, its code or its name,
+    case-insensitively and whitespace-normalised ("DE", "de", "Germany", "germany  (de)" -> "Germany (DE)").
+    The exact display form or code wins over a loose match. ``None`` when nothing matches."""
     wanted = given.strip()
+    loose_wanted = _loose(wanted)
     loose: str | None = None
     for display in known:
+        if display == wanted:
+            return display
         match = _GEOGRAPHY_DISPLAY_FORM.match(display)
         if match is None:
+            if loose is None and _loose(display) == loose_wanted:
+                loose = display
             continue
         if match["code"] == wanted:
             return display
-        if loose is None and wanted.casefold() in (match["code"].casefold(), match["name"].casefold()):
+        if loose is None and loose_wanted in (_loose(display), _loose(match["code"]), _loose(match["name"])):
             loose = display
     return loose
+
+
+def _loose(text: str) -> str:
+    """``text`` compared loosely: case folded, runs of whitespace as one space, none inside parentheses."""
+    return " ".join(text.split()).replace("( ", "(").replace(" )", ")").casefold()
 
 
 def _facet_values(payload: Any, facet: str) -> list[str]:

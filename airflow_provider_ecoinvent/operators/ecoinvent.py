@@ -194,6 +194,13 @@ def _hook(conn_id: str, **kwargs: Any) -> EcoinventHook:
     return EcoinventHook(conn_id, **kwargs)
 
 
+def _stop_hook(hook: EcoinventHook | None) -> None:
+    """``hook.stop()`` for on_kill: a retry wait wakes at once and no further call is made; never raises."""
+    if hook is not None:
+        with contextlib.suppress(Exception):
+            hook.stop()
+
+
 def _lineage_namespace(hook: EcoinventHook) -> str:
     return f"ecoinvent://{urlsplit(hook.settings.api_url).netloc}"
 
@@ -289,6 +296,7 @@ class EcoinventOperator(BaseOperator):
         self.ecoinvent_conn_id = ecoinvent_conn_id
         self._output: AtomicOutput | None = None
         self._kill_requested = False
+        self._hook: EcoinventHook | None = None
         self._lineage_state: tuple[str, str, ObjectStoragePath | None] | None = None
         self._validate(rendered=False)
 
@@ -332,6 +340,7 @@ class EcoinventOperator(BaseOperator):
         query = dict(self.query or {})
         destination = _output_path(self.output_uri)
         hook = _hook(self.ecoinvent_conn_id)
+        self._hook = hook  # on_kill stops it
         self._lineage_state = (_lineage_namespace(hook), endpoint, destination)
         if destination is None:
             return self._to_xcom(hook, endpoint, query)
@@ -425,7 +434,9 @@ class EcoinventOperator(BaseOperator):
         }
 
     def on_kill(self) -> None:
+        """Stop the hook's calls (a retry wait wakes, no further attempt) and remove the partial file."""
         self._kill_requested = True
+        _stop_hook(self._hook)
         output = self._output
         if output is not None:
             with contextlib.suppress(Exception):
@@ -598,6 +609,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         self._stream: DatasetStream | None = None
         self._output: AtomicOutput | None = None
         self._kill_requested = False
+        self._hook: EcoinventHook | None = None
         self._lineage_state: tuple[str, str, ObjectStoragePath | None] | None = None
         self._check_static()
         self._plan(rendered=False)
@@ -744,6 +756,7 @@ class EcoinventDatasetsOperator(BaseOperator):
             require_pyarrow()  # fails with the install command before any call
         destination = _output_path(self.output_uri, writing=not self.dry_run_only)
         hook = _hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
+        self._hook = hook  # on_kill stops it: its free calls (version, indicators, search) as well as batches
         limit = self.max_unique_datasets
         if limit is None:
             limit = hook.settings.max_unique_datasets  # reads the connection; no network call
@@ -950,8 +963,9 @@ class EcoinventDatasetsOperator(BaseOperator):
         }
 
     def on_kill(self) -> None:
-        """Stop the batches in flight and remove the partial file; never raises."""
+        """Stop the hook's calls and the batches in flight, and remove the partial file; never raises."""
         self._kill_requested = True
+        _stop_hook(self._hook)
         stream = self._stream
         if stream is not None:
             try:

@@ -82,6 +82,7 @@ def test_config_round_trips_through_argv():
         omit_total=True,
         max_concurrency=3,
         concurrency_retry_after="1",
+        page_cap=40,
     )
     from airflow_provider_ecoinvent.emulator.__main__ import config_from_args
 

@@ -406,11 +406,12 @@ def test_search_rejects_an_unknown_geography_before_any_billed_call(ecoinvent_co
     assert stats["requests"]["GET /datasets"] == 1, "one free lookup, no search with a filter that matches nothing"
 
 
-def test_search_passes_a_display_form_without_a_lookup(ecoinvent_conn: EmulatorServer) -> None:
+def test_search_looks_up_a_display_form_too(ecoinvent_conn: EmulatorServer) -> None:
+    """Review 3.2: a display form is checked with the same free lookup (so a wrong one fails, see below)."""
     hook, _ = make_hook()
     found = list(hook.search_datasets(geography="Switzerland (CH)"))
     assert {d["geography"] for d in found} == {"Switzerland (CH)"}
-    assert ecoinvent_conn.stats()["requests"]["GET /datasets"] == 1
+    assert ecoinvent_conn.stats()["requests"]["GET /datasets"] == 2  # the free lookup, then the search
 
 
 def test_get_dataset_scored(ecoinvent_conn: EmulatorServer) -> None:
@@ -652,3 +653,63 @@ def test_geography_facets_are_read_in_any_shape(payload: dict[str, Any]) -> None
         None,
     ]
     assert _facet_values({"results": []}, "geography") == []
+
+
+class _NoFacetsApi:
+    """A loopback API whose search sends no ``facets``: only the first page's geographies are known."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.searches: list[str] = []
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._send({"access_token": "T" * 40, "expires_in": 3600})
+
+            def do_GET(self) -> None:
+                api.searches.append(self.path)
+                first = "from=0" in self.path
+                self._send({"results": [{"id": 1, "geography": "Germany (DE)"}] if first else []})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def connection_json(self) -> str:
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        extra = {"token_url": f"{base}/token", "max_retries": 0}
+        return json.dumps(
+            {"conn_type": "ecoinvent", "host": base, "login": "c", "password": "s3cret-value", "extra": extra}
+        )
+
+
+def test_without_facets_an_unknown_display_form_passes_through_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Review 3.2: without facets the lookup knows too little to refuse 'Atlantis (AT)'; a bare code still fails."""
+    api = _NoFacetsApi()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", api.connection_json())
+        hook, _ = make_hook()
+        list(hook.search_datasets(geography=" Atlantis (AT) "))
+        with pytest.raises(EcoinventConfigError, match="geography 'AT' is not a geography"):
+            list(hook.search_datasets(geography="AT"))
+    finally:
+        api.server.shutdown()
+        api.server.server_close()
+    assert "Atlantis+%28AT%29" in api.searches[1] or "Atlantis%20%28AT%29" in api.searches[1]
+    logged = "".join(capfd.readouterr())
+    assert "the API sent no facets, so only the first page's are known. Passing it through" in logged

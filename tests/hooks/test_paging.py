@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent.emulator import EmulatorServer
-from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent.exceptions import EcoinventApiError
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 if TYPE_CHECKING:
@@ -108,8 +108,20 @@ class Pages:
         (200, False, None, 200, [(0, 100), (100, 100)]),  # ...unless the caller knows the most there can be
         (0, False, None, None, [(0, 100)]),
         (250, True, 60, None, [(0, 100), (60, 100), (120, 100), (180, 100), (240, 100)]),  # total beats short
+        # no total and a server capping limit at 50: walked 50 by 50, one empty call ends it
+        (250, False, 50, None, [(0, 100), (50, 100), (100, 100), (150, 100), (200, 100), (250, 100)]),
+        (30, False, None, None, [(0, 100), (30, 100)]),  # a first short page may be a cap: one more call
     ],
-    ids=["total", "no-total", "no-total-full-last-page", "bounded", "empty", "server-caps-limit"],
+    ids=[
+        "total",
+        "no-total",
+        "no-total-full-last-page",
+        "bounded",
+        "empty",
+        "server-caps-limit",
+        "no-total-server-caps-limit",
+        "no-total-short-first-page",
+    ],
 )
 def test_walk_rule(size: int, total: bool, cap: int | None, expected: int | None, calls: list[tuple[int, int]]) -> None:
     source = Pages(size, total=total, cap=cap)
@@ -122,8 +134,57 @@ def test_a_server_ignoring_from_stops_the_walk_with_an_error() -> None:
     def same_page(offset: int, limit: int) -> Page:
         return read_page({"results": list(range(limit))}, ("results",))
 
-    with pytest.raises(EcoinventError, match=r"GET datasets answered from=100 with the same 100 items"):
+    with pytest.raises(EcoinventApiError, match=r"GET datasets answered from=100 with 100 items all returned before"):
         list(walk_pages(same_page, limit=100, what="GET datasets"))
+
+
+class Alternating:
+    """A server ignoring ``from`` that alternates between two different pages, without ``total``."""
+
+    def __init__(self, *, with_ids: bool) -> None:
+        self.with_ids = with_ids
+        self.calls = 0
+
+    def __call__(self, offset: int, limit: int) -> Page:
+        self.calls += 1
+        if self.calls > 10:  # bounds the test against a walk that does not stop: it then fails, not hangs
+            return read_page({"results": []}, ("results",))
+        base = 0 if self.calls % 2 else limit
+        items = [{"id": base + i} if self.with_ids else {"name": f"d{base + i}"} for i in range(limit)]
+        return read_page({"results": items}, ("results",))
+
+
+@pytest.mark.parametrize("with_ids", [True, False], ids=["ids", "no-ids"])
+def test_a_server_alternating_pages_stops_the_walk_on_the_third_call(with_ids: bool) -> None:
+    source = Alternating(with_ids=with_ids)
+    with pytest.raises(EcoinventApiError, match=r"GET datasets answered from=200 with 100 items all returned before"):
+        list(walk_pages(source, limit=100, what="GET datasets"))
+    assert source.calls == 3
+
+
+def test_a_walk_that_never_ends_fails_at_the_page_cap() -> None:
+    calls: list[int] = []
+
+    def endless(offset: int, limit: int) -> Page:
+        calls.append(offset)
+        items = [{"id": offset + i} for i in range(limit)] if offset < 10_000 else []  # bounds the test
+        return read_page({"results": items}, ("results",))
+
+    with pytest.raises(EcoinventApiError, match=r"GET datasets was still returning pages after 10 pages of up to 100"):
+        list(walk_pages(endless, limit=100, what="GET datasets", max_items=1000))
+    assert len(calls) == 10
+
+
+def test_hook_search_walks_a_server_capping_limit_without_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over loopback: an emulator capping ``limit`` at 50 and sending no ``total`` yields all 250 datasets."""
+    emulator = serve(monkeypatch, datasets=250, omit_total=True, page_cap=50)
+    try:
+        found = [d["id"] for d in EcoinventHook().search_datasets()]
+        requests = emulator.stats()["requests"]["GET /datasets"]
+    finally:
+        emulator.stop()
+    assert found == list(range(1, 251))
+    assert requests == 6  # five pages of 50, then one empty page
 
 
 @pytest.mark.parametrize(

@@ -211,6 +211,47 @@ def test_on_kill_stops_in_flight_work_and_leaves_no_partial_file(
     assert ecoinvent_conn.stats()["requests"].get("POST /datasets/batch", 0) < 10
 
 
+@pytest.mark.parametrize(
+    "make_operator",
+    [
+        lambda: EcoinventOperator(task_id="generic", endpoint="versions"),
+        lambda: EcoinventDatasetsOperator(task_id="datasets", dataset_ids=[1, 2], indicator_ids=[1], dry_run=True),
+    ],
+    ids=["generic", "datasets-free-calls"],
+)
+def test_on_kill_wakes_a_retry_after_wait_and_no_call_follows(
+    ecoinvent_conn: EmulatorServer, make_operator: Callable[[], EcoinventOperator | EcoinventDatasetsOperator]
+) -> None:
+    """Review 3.3: on_kill stops the hook, so a wait on Retry-After ends at once and nothing is retried.
+
+    The wait is real (no ``_sleep`` replacement): the first GET /versions answers 429 with Retry-After 60 s.
+    """
+    ecoinvent_conn.add_fault("status", status=429, retry_after="60", path="/versions", count=1)
+    operator = make_operator()
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            operator.execute({})  # type: ignore[arg-type]
+        except BaseException as err:
+            outcome.append(err)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not ecoinvent_conn.stats()["requests"].get("GET /versions") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    at_kill = ecoinvent_conn.stats()["requests"]
+    assert at_kill.get("GET /versions") == 1, "the run never made its first call"
+    operator.on_kill()
+    worker.join(timeout=10)  # a bound of the test: without the fix the worker sleeps out the 60 s
+    assert not worker.is_alive(), "on_kill did not wake the Retry-After wait"
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], EcoinventError)
+    assert "GET /v0/versions abandoned: the run it belonged to was stopped." in str(outcome[0])
+    assert ecoinvent_conn.stats()["requests"] == at_kill  # no call after the kill
+
+
 def test_openlineage_facets_and_progress_are_reported(
     ecoinvent_conn: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
