@@ -172,6 +172,23 @@ class CappedBody:
         )
 
 
+def undecodable_body_error(method: str, path: str, encoding: str | None, *, conn_id: str) -> EcoinventApiError:
+    """An answer whose ``Content-Encoding`` does not match its body (e.g. marked gzip but not gzip).
+
+    Not retried: what mangles bodies is nearly always a proxy or gateway on the way, and it does so every
+    time; repeating the call would only repeat a (possibly billed) request for the same broken answer.
+    """
+    marked = f"marked {encoding.strip()!r}" if encoding and encoding.strip() else "compressed"
+    return EcoinventApiError(
+        f"The answer to {method} {path} (connection {conn_id!r}) is {marked} but its body cannot be decoded; "
+        "not retried: a proxy or gateway between Airflow and the API is probably altering answers. Check "
+        "your proxy settings (HTTPS_PROXY, NO_PROXY) and the connection's host and 'api_prefix'.",
+        status_code=None,
+        method=method,
+        path=path,
+    )
+
+
 # -- network failures -------------------------------------------------------------------------------
 
 #: Why a connection could not be made: failures a retry cannot fix for a configured host.

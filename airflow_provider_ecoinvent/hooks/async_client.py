@@ -57,6 +57,7 @@ from airflow_provider_ecoinvent._transport import (
     find_tls_error,
     tls_error,
     trusted_cas,
+    undecodable_body_error,
     unreachable_reason,
 )
 from airflow_provider_ecoinvent.connection import settings_from_connection
@@ -317,14 +318,19 @@ class EcoinventAsyncClient:
     ) -> tuple[int, httpx.Headers, bytes]:
         """One HTTP exchange (the client never follows redirects), the body read up to ``max_response_bytes``.
 
-        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read).
+        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read), or its body
+            cannot be decoded as its ``Content-Encoding`` says.
         """
         settings = await self.get_settings()
         body = CappedBody(settings.max_response_bytes, method, path, conn_id=settings.conn_id)
         async with http.stream(method, url, **kwargs) as response:
             body.check_length(response.headers.get("Content-Length"))
-            async for chunk in response.aiter_bytes(_CHUNK_BYTES):
-                body.add(chunk)
+            try:
+                async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+                    body.add(chunk)
+            except httpx.DecodingError:
+                encoding = response.headers.get("Content-Encoding")
+                raise undecodable_body_error(method, path, encoding, conn_id=settings.conn_id) from None
         return response.status_code, response.headers, body.content
 
     def _secrets(self) -> list[str]:

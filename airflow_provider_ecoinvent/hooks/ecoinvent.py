@@ -46,6 +46,7 @@ from airflow_provider_ecoinvent._transport import (
     redact_url,
     tls_error,
     trusted_cas,
+    undecodable_body_error,
     unreachable_reason,
 )
 from airflow_provider_ecoinvent.connection import header_value, settings_from_connection
@@ -338,8 +339,11 @@ class EcoinventHook(BaseHook):
         Not following redirects keeps the token, the client secret and ``~/.netrc`` credentials (which
         requests applies after a redirect) from going anywhere but the configured hosts.
 
-        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read).
+        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read), or its body
+            cannot be decoded as its ``Content-Encoding`` says.
         """
+        import requests
+
         settings = self.settings
         body = CappedBody(settings.max_response_bytes, method, path, conn_id=settings.conn_id)
         with self.session.request(
@@ -352,8 +356,12 @@ class EcoinventHook(BaseHook):
             **kwargs,
         ) as response:
             body.check_length(response.headers.get("Content-Length"))
-            for chunk in response.iter_content(_CHUNK_BYTES):
-                body.add(chunk)
+            try:
+                for chunk in response.iter_content(_CHUNK_BYTES):
+                    body.add(chunk)
+            except requests.exceptions.ContentDecodingError:
+                encoding = response.headers.get("Content-Encoding")
+                raise undecodable_body_error(method, path, encoding, conn_id=settings.conn_id) from None
         return response.status_code, response.headers, body.content
 
     def _wait_or_give_up(self, budget: RetryBudget, failure: Failure, cancel: threading.Event | None = None) -> None:

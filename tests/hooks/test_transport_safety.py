@@ -241,6 +241,35 @@ def test_answer_without_length_stops_being_read_at_the_limit(
     assert sent[0] < total  # the client stopped reading: the server could not send it all
 
 
+def _not_gzip(handler: BaseHTTPRequestHandler) -> None:
+    """A 200 marked ``Content-Encoding: gzip`` whose body is not gzip (a proxy mangling answers)."""
+    data = b"this is not gzip at all"
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Encoding", "gzip")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def test_answer_marked_gzip_that_is_not_gzip_is_an_api_error(
+    transport: Counted, ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch, servers: Any
+) -> None:
+    url, received = servers(_not_gzip)
+    connection = ecoinvent_conn.connection_dict()
+    connection["host"] = url  # the token still comes from the emulator
+    set_connection(monkeypatch, connection)
+    with pytest.raises(EcoinventApiError) as raised:
+        transport("GET", "versions")
+    assert str(raised.value) == (
+        "The answer to GET /v0/versions (connection 'ecoinvent_default') is marked 'gzip' but its body cannot be "
+        "decoded; not retried: a proxy or gateway between Airflow and the API is probably altering answers. "
+        "Check your proxy settings (HTTPS_PROXY, NO_PROXY) and the connection's host and 'api_prefix'."
+    )
+    assert len(received) == 1  # not retried
+    assert transport.waits == []
+
+
 def test_max_response_bytes_must_be_a_sane_number(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
     set_connection(monkeypatch, emulator.connection_dict(max_response_bytes="lots"))
     with pytest.raises(EcoinventConfigError, match="extra 'max_response_bytes' must be a whole number from 1024"):
