@@ -273,15 +273,17 @@ def tls_error(url: str, failure: BaseException, *, conn_id: str) -> EcoinventApi
 
 
 def trusted_cas(settings: EcoinventSettings) -> str | Literal[False]:
-    """The CA bundle both transports verify servers against, or ``False`` for no verification.
+    """The CAs both transports verify servers against: a bundle file or a directory, or ``False`` for none.
 
     One decision for the worker and the triggerer: the connection extra ``verify`` (``false`` or a path)
     first, else the first of :data:`CA_BUNDLE_ENV_VARS` that is set, else certifi's bundle (the default of
-    both ``requests`` and ``httpx``).
+    both ``requests`` and ``httpx``). A directory (OpenSSL's ``capath``: certificates named by their
+    subject hash, as ``openssl rehash`` leaves them) is trusted as such by both. When neither the API nor
+    the token endpoint is an ``https://`` URL there is nothing to verify, so no CA is looked up at all.
 
     :raises EcoinventConfigError: the chosen bundle does not exist (naming where it came from).
     """
-    if settings.verify is False:
+    if settings.verify is False or not uses_tls(settings):
         return False
     if isinstance(settings.verify, str):
         return _existing_bundle(settings.verify, f"connection {settings.conn_id!r}: extra 'verify'")
@@ -294,10 +296,32 @@ def trusted_cas(settings: EcoinventSettings) -> str | Literal[False]:
     return str(certifi.where())
 
 
+def uses_tls(settings: EcoinventSettings) -> bool:
+    """Whether the API or the token endpoint is reached over ``https://``."""
+    return any(urlsplit(url).scheme.lower() == "https" for url in (settings.api_url, settings.token_url))
+
+
+def tls_context(cas: str, *, conn_id: str) -> ssl.SSLContext:
+    """An SSL context trusting ``cas`` (a :func:`trusted_cas` answer): a PEM bundle, or a ``capath`` directory.
+
+    :raises EcoinventConfigError: the bundle or directory cannot be loaded.
+    """
+    try:
+        if os.path.isdir(cas):
+            return ssl.create_default_context(capath=cas)
+        return ssl.create_default_context(cafile=cas)
+    except (OSError, ssl.SSLError) as err:
+        raise EcoinventConfigError(
+            f"Connection {conn_id!r}: the CA bundle {cas!r} (extra 'verify' or the environment) "
+            f"cannot be loaded ({type(err).__name__}): point it at a PEM file or a directory of hashed certificates."
+        ) from None
+
+
 def _existing_bundle(path: str, source: str) -> str:
     if not os.path.exists(path):
         raise EcoinventConfigError(
             f"{source[0].upper()}{source[1:]} names a CA bundle that does not exist: {path!r}. "
-            "Point it at your CA bundle (a PEM file), or remove it to use the default bundle."
+            "Point it at your CA bundle (a PEM file, or a directory of certificates prepared with "
+            "'openssl rehash'), or remove it to use the default bundle."
         )
     return path

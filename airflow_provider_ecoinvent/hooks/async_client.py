@@ -23,7 +23,6 @@ import contextlib
 import importlib
 import logging
 import platform
-import ssl
 import time
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -55,6 +54,7 @@ from airflow_provider_ecoinvent._transport import (
     CappedBody,
     api_path,
     find_tls_error,
+    tls_context,
     tls_error,
     trusted_cas,
     undecodable_body_error,
@@ -65,6 +65,7 @@ from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.versions import EcoinventVersion, parse_versions
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Awaitable, Callable, Mapping
     from types import TracebackType
 
@@ -355,16 +356,8 @@ def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
     # httpcore imports anyio's asyncio back-end on its first request; import it here, off the event loop.
     with contextlib.suppress(ImportError):
         importlib.import_module("anyio._backends._asyncio")
-    verify: bool | ssl.SSLContext = False
-    bundle = trusted_cas(settings)  # the hook trusts the same bundle
-    if bundle:
-        try:
-            verify = ssl.create_default_context(cafile=bundle)
-        except (OSError, ssl.SSLError) as err:
-            raise EcoinventConfigError(
-                f"Connection {settings.conn_id!r}: the CA bundle {bundle!r} (extra 'verify' or the environment) "
-                f"cannot be loaded ({type(err).__name__})."
-            ) from None
+    cas = trusted_cas(settings)  # the hook trusts the same CAs; False for plain http:// or verify=false
+    verify: bool | ssl.SSLContext = tls_context(cas, conn_id=settings.conn_id) if cas else False
     return httpx.AsyncClient(
         verify=verify,
         timeout=httpx.Timeout(settings.timeout, connect=settings.timeouts[0]),
