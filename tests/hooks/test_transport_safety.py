@@ -270,6 +270,27 @@ def test_answer_marked_gzip_that_is_not_gzip_is_an_api_error(
     assert transport.waits == []
 
 
+def test_default_limit_is_32_mib(
+    transport: Counted, ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch, servers: Any
+) -> None:
+    # Decoded JSON takes up to ~25x its bytes: the default must keep a triggerer's memory bounded.
+    def declares_33_mib(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(33 * 1024 * 1024))
+        handler.end_headers()
+        handler.wfile.write(b"[{},{}")  # the client must stop at the declared length, not read on
+
+    url, received = servers(declares_33_mib)
+    connection = ecoinvent_conn.connection_dict()  # no max_response_bytes: the default applies
+    connection["host"] = url
+    set_connection(monkeypatch, connection)
+    with pytest.raises(EcoinventApiError) as raised:
+        transport("GET", "versions")
+    assert "is 34603008 bytes, over the limit of 33554432 bytes" in str(raised.value)
+    assert len(received) == 1  # not retried
+
+
 def test_max_response_bytes_must_be_a_sane_number(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
     set_connection(monkeypatch, emulator.connection_dict(max_response_bytes="lots"))
     with pytest.raises(EcoinventConfigError, match="extra 'max_response_bytes' must be a whole number from 1024"):
