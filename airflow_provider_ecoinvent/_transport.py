@@ -77,18 +77,28 @@ def check_endpoint(path: str) -> str:
         character.
     """
     relative = str(path).strip().lstrip("/")
-    decoded = _fully_unquoted(relative)
-    segments = re.split(r"[/\\]", decoded)
-    if "://" in decoded or decoded.startswith("//") or _CONTROL_CHARS.search(decoded):
-        problem = "is a URL or holds control characters"
-    elif any(segment in (".", "..") for segment in segments) or "\\" in decoded:
-        problem = "has '.' or '..' segments (plain or percent-encoded) or a backslash"
-    else:
+    problem = path_problem(relative)
+    if problem is None:
         return relative
     raise EcoinventConfigError(
         f"endpoint {redact_url(str(path))!r} {problem}: it must be a path under the API prefix such as "
         "'versions' or 'datasets/batch'; the host and prefix come from the connection."
     )
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` could leave the place it is meant to stay under, or ``None`` when it cannot.
+
+    Shared by :func:`check_endpoint` and the connection's ``api_prefix``: the endpoint's promise to stay
+    under the prefix holds only if the prefix itself holds no dot segment.
+    """
+    decoded = _fully_unquoted(path)
+    segments = re.split(r"[/\\]", decoded)
+    if "://" in decoded or decoded.startswith("//") or _CONTROL_CHARS.search(decoded):
+        return "is a URL or holds control characters"
+    if any(segment in (".", "..") for segment in segments) or "\\" in decoded:
+        return "has '.' or '..' segments (plain or percent-encoded) or a backslash"
+    return None
 
 
 def _fully_unquoted(text: str) -> str:
