@@ -505,6 +505,22 @@ def test_test_connection_bounds_retries_and_restores_the_hook(ecoinvent_conn: Em
     assert hook.settings.timeout == 60.0
 
 
+def test_test_connection_leaves_a_shared_hook_alone_while_it_runs(ecoinvent_conn: EmulatorServer) -> None:
+    # Another thread using the same hook during a connection test must keep the hook's own limits.
+    ecoinvent_conn.add_fault("status", status=503, path="/token", count=None)
+    hook = EcoinventHook()
+    seen_meanwhile: list[tuple[float, int]] = []
+
+    def wait(seconds: float) -> None:  # runs in the middle of the test, as another thread would look
+        seen_meanwhile.append((hook.settings.timeout, hook.retry_policy.max_retries))
+
+    hook._sleep = wait
+    ok, _ = hook.test_connection()
+    assert not ok
+    assert ecoinvent_conn.stats()["token_requests"] == 2  # the test itself ran with its short limits
+    assert seen_meanwhile == [(60.0, 5)]
+
+
 # -- concurrency and stopping -----------------------------------------------------------------------
 
 
