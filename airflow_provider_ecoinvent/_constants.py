@@ -21,8 +21,10 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_MAX_RETRIES: Final = 5
 DEFAULT_BATCH_SIZE: Final = 100
 MAX_BATCH_SIZE: Final = 10_000
-#: The largest answer read (256 MiB): far above a 100-dataset scored page, far below what exhausts a worker.
-DEFAULT_MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
+#: The largest answer read (32 MiB). A batch page (at most 100 datasets x 100 scores) is a few MiB; decoded
+#: JSON takes up to ~25x its bytes in memory (a 32 MiB ``[{},{},...]`` costs ~750 MiB), and every trigger in
+#: the triggerer shares one process, so the bound is on memory as much as on bytes.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
 
 #: Extras this provider understands, with a one-line meaning (also used for the connection form).
 KNOWN_EXTRAS: Final[Mapping[str, str]] = {
@@ -37,6 +39,9 @@ KNOWN_EXTRAS: Final[Mapping[str, str]] = {
     "verify": "TLS verification: true (default), false, or the path of a CA bundle.",
     "allow_insecure_http": "Allow credentials over plain http:// to a non-loopback host (default false).",
     "max_unique_datasets": "Licence cost guard: the most distinct datasets one task may score.",
-    "max_response_bytes": "The largest answer read, in bytes (default 268435456 = 256 MiB); larger ones fail.",
+    "max_response_bytes": (
+        "The largest answer read, in bytes (default 33554432 = 32 MiB); larger ones fail. Decoded JSON "
+        "takes up to ~25x its size in memory."
+    ),
     "max_unique_indicators": "Licence cost guard: the most distinct indicators one task may score.",
 }

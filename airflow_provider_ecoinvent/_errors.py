@@ -106,20 +106,30 @@ def _detail_from_json(payload: Any) -> str:
         if isinstance(detail, list):
             return "; ".join(_validation_item(item) for item in detail)
         if detail is not None:
-            return str(detail)
+            return _as_text(detail)
         if "error" in payload:
             description = payload.get("error_description")
-            return f"{payload['error']}: {description}" if description else str(payload["error"])
-    return json.dumps(payload)
+            error = _as_text(payload["error"])
+            return f"{error}: {_as_text(description)}" if description else error
+    return _as_text(payload)
 
 
 def _validation_item(item: Any) -> str:
     """``{"loc": ["query", "limit"], "msg": "..."}`` -> ``query.limit: ...``."""
     if not isinstance(item, dict):
-        return str(item)
-    loc = ".".join(str(part) for part in item.get("loc") or [])
-    msg = str(item.get("msg") or item.get("type") or item)
+        return _as_text(item)
+    loc = ".".join(_as_text(part) for part in item.get("loc") or [])
+    msg = _as_text(item.get("msg") or item.get("type") or item)
     return f"{loc}: {msg}" if loc else msg
+
+
+def _as_text(value: Any) -> str:
+    """A JSON value as text: strings as they are, anything else as JSON.
+
+    Never ``str()``: a Python repr escapes quotes in a form :func:`scrub` does not know, so a secret holding
+    both ``'`` and ``"`` would survive it; JSON's escaping is one of the forms it scrubs.
+    """
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _shorten(text: str) -> str:
@@ -277,8 +287,9 @@ def decode_json_body(status: int, body: bytes, *, method: str, path: str, conn_i
             status_code=status,
             method=method,
             path=path,
-            # Scrub a window wider than any secret before cutting, so no prefix of a secret survives the cut.
-            detail=scrub(body[:4096].decode("utf-8", "replace"), secrets)[:200],
+            # The whole body is scrubbed, then cut: scrubbing only a window lets a secret echoed across its edge
+            # (or pulled into the kept part by earlier replacements) survive. The body is already size-capped.
+            detail=scrub(body.decode("utf-8", "replace"), secrets)[:200],
         ) from None
 
 

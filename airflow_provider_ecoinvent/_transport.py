@@ -77,18 +77,28 @@ def check_endpoint(path: str) -> str:
         character.
     """
     relative = str(path).strip().lstrip("/")
-    decoded = _fully_unquoted(relative)
-    segments = re.split(r"[/\\]", decoded)
-    if "://" in decoded or decoded.startswith("//") or _CONTROL_CHARS.search(decoded):
-        problem = "is a URL or holds control characters"
-    elif any(segment in (".", "..") for segment in segments) or "\\" in decoded:
-        problem = "has '.' or '..' segments (plain or percent-encoded) or a backslash"
-    else:
+    problem = path_problem(relative)
+    if problem is None:
         return relative
     raise EcoinventConfigError(
         f"endpoint {redact_url(str(path))!r} {problem}: it must be a path under the API prefix such as "
         "'versions' or 'datasets/batch'; the host and prefix come from the connection."
     )
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` could leave the place it is meant to stay under, or ``None`` when it cannot.
+
+    Shared by :func:`check_endpoint` and the connection's ``api_prefix``: the endpoint's promise to stay
+    under the prefix holds only if the prefix itself holds no dot segment.
+    """
+    decoded = _fully_unquoted(path)
+    segments = re.split(r"[/\\]", decoded)
+    if "://" in decoded or decoded.startswith("//") or _CONTROL_CHARS.search(decoded):
+        return "is a URL or holds control characters"
+    if any(segment in (".", "..") for segment in segments) or "\\" in decoded:
+        return "has '.' or '..' segments (plain or percent-encoded) or a backslash"
+    return None
 
 
 def _fully_unquoted(text: str) -> str:
@@ -170,6 +180,23 @@ class CappedBody:
             method=method,
             path=path,
         )
+
+
+def undecodable_body_error(method: str, path: str, encoding: str | None, *, conn_id: str) -> EcoinventApiError:
+    """An answer whose ``Content-Encoding`` does not match its body (e.g. marked gzip but not gzip).
+
+    Not retried: what mangles bodies is nearly always a proxy or gateway on the way, and it does so every
+    time; repeating the call would only repeat a (possibly billed) request for the same broken answer.
+    """
+    marked = f"marked {encoding.strip()!r}" if encoding and encoding.strip() else "compressed"
+    return EcoinventApiError(
+        f"The answer to {method} {path} (connection {conn_id!r}) is {marked} but its body cannot be decoded; "
+        "not retried: a proxy or gateway between Airflow and the API is probably altering answers. Check "
+        "your proxy settings (HTTPS_PROXY, NO_PROXY) and the connection's host and 'api_prefix'.",
+        status_code=None,
+        method=method,
+        path=path,
+    )
 
 
 # -- network failures -------------------------------------------------------------------------------
@@ -256,15 +283,17 @@ def tls_error(url: str, failure: BaseException, *, conn_id: str) -> EcoinventApi
 
 
 def trusted_cas(settings: EcoinventSettings) -> str | Literal[False]:
-    """The CA bundle both transports verify servers against, or ``False`` for no verification.
+    """The CAs both transports verify servers against: a bundle file or a directory, or ``False`` for none.
 
     One decision for the worker and the triggerer: the connection extra ``verify`` (``false`` or a path)
     first, else the first of :data:`CA_BUNDLE_ENV_VARS` that is set, else certifi's bundle (the default of
-    both ``requests`` and ``httpx``).
+    both ``requests`` and ``httpx``). A directory (OpenSSL's ``capath``: certificates named by their
+    subject hash, as ``openssl rehash`` leaves them) is trusted as such by both. When neither the API nor
+    the token endpoint is an ``https://`` URL there is nothing to verify, so no CA is looked up at all.
 
     :raises EcoinventConfigError: the chosen bundle does not exist (naming where it came from).
     """
-    if settings.verify is False:
+    if settings.verify is False or not uses_tls(settings):
         return False
     if isinstance(settings.verify, str):
         return _existing_bundle(settings.verify, f"connection {settings.conn_id!r}: extra 'verify'")
@@ -277,10 +306,32 @@ def trusted_cas(settings: EcoinventSettings) -> str | Literal[False]:
     return str(certifi.where())
 
 
+def uses_tls(settings: EcoinventSettings) -> bool:
+    """Whether the API or the token endpoint is reached over ``https://``."""
+    return any(urlsplit(url).scheme.lower() == "https" for url in (settings.api_url, settings.token_url))
+
+
+def tls_context(cas: str, *, conn_id: str) -> ssl.SSLContext:
+    """An SSL context trusting ``cas`` (a :func:`trusted_cas` answer): a PEM bundle, or a ``capath`` directory.
+
+    :raises EcoinventConfigError: the bundle or directory cannot be loaded.
+    """
+    try:
+        if os.path.isdir(cas):
+            return ssl.create_default_context(capath=cas)
+        return ssl.create_default_context(cafile=cas)
+    except (OSError, ssl.SSLError) as err:
+        raise EcoinventConfigError(
+            f"Connection {conn_id!r}: the CA bundle {cas!r} (extra 'verify' or the environment) "
+            f"cannot be loaded ({type(err).__name__}): point it at a PEM file or a directory of hashed certificates."
+        ) from None
+
+
 def _existing_bundle(path: str, source: str) -> str:
     if not os.path.exists(path):
         raise EcoinventConfigError(
             f"{source[0].upper()}{source[1:]} names a CA bundle that does not exist: {path!r}. "
-            "Point it at your CA bundle (a PEM file), or remove it to use the default bundle."
+            "Point it at your CA bundle (a PEM file, or a directory of certificates prepared with "
+            "'openssl rehash'), or remove it to use the default bundle."
         )
     return path

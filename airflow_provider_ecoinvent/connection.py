@@ -34,7 +34,7 @@ from airflow_provider_ecoinvent._constants import (
     KNOWN_EXTRAS,
     MAX_BATCH_SIZE,
 )
-from airflow_provider_ecoinvent._transport import has_control_chars, redact_url
+from airflow_provider_ecoinvent._transport import has_control_chars, path_problem, redact_url
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
 log = logging.getLogger(__name__)
@@ -265,6 +265,11 @@ def _api_prefix(where: str, value: Any) -> str:
     prefix = str(value).strip()
     if any(ch in prefix for ch in "?#: \t") or "//" in prefix:
         raise EcoinventConfigError(f"{where}: extra 'api_prefix' must be a URL path such as '/v0', got {value!r}.")
+    problem = path_problem(prefix.lstrip("/"))
+    if problem is not None:
+        raise EcoinventConfigError(
+            f"{where}: extra 'api_prefix' {problem}: it must be a plain URL path such as '/v0', got {value!r}."
+        )
     prefix = "/" + prefix.strip("/")
     return "" if prefix == "/" else prefix
 

@@ -23,7 +23,6 @@ import contextlib
 import importlib
 import logging
 import platform
-import ssl
 import time
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
@@ -55,8 +54,10 @@ from airflow_provider_ecoinvent._transport import (
     CappedBody,
     api_path,
     find_tls_error,
+    tls_context,
     tls_error,
     trusted_cas,
+    undecodable_body_error,
     unreachable_reason,
 )
 from airflow_provider_ecoinvent.connection import settings_from_connection
@@ -64,6 +65,7 @@ from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.versions import EcoinventVersion, parse_versions
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Awaitable, Callable, Mapping
     from types import TracebackType
 
@@ -317,14 +319,19 @@ class EcoinventAsyncClient:
     ) -> tuple[int, httpx.Headers, bytes]:
         """One HTTP exchange (the client never follows redirects), the body read up to ``max_response_bytes``.
 
-        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read).
+        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read), or its body
+            cannot be decoded as its ``Content-Encoding`` says.
         """
         settings = await self.get_settings()
         body = CappedBody(settings.max_response_bytes, method, path, conn_id=settings.conn_id)
         async with http.stream(method, url, **kwargs) as response:
             body.check_length(response.headers.get("Content-Length"))
-            async for chunk in response.aiter_bytes(_CHUNK_BYTES):
-                body.add(chunk)
+            try:
+                async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+                    body.add(chunk)
+            except httpx.DecodingError:
+                encoding = response.headers.get("Content-Encoding")
+                raise undecodable_body_error(method, path, encoding, conn_id=settings.conn_id) from None
         return response.status_code, response.headers, body.content
 
     def _secrets(self) -> list[str]:
@@ -349,16 +356,8 @@ def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
     # httpcore imports anyio's asyncio back-end on its first request; import it here, off the event loop.
     with contextlib.suppress(ImportError):
         importlib.import_module("anyio._backends._asyncio")
-    verify: bool | ssl.SSLContext = False
-    bundle = trusted_cas(settings)  # the hook trusts the same bundle
-    if bundle:
-        try:
-            verify = ssl.create_default_context(cafile=bundle)
-        except (OSError, ssl.SSLError) as err:
-            raise EcoinventConfigError(
-                f"Connection {settings.conn_id!r}: the CA bundle {bundle!r} (extra 'verify' or the environment) "
-                f"cannot be loaded ({type(err).__name__})."
-            ) from None
+    cas = trusted_cas(settings)  # the hook trusts the same CAs; False for plain http:// or verify=false
+    verify: bool | ssl.SSLContext = tls_context(cas, conn_id=settings.conn_id) if cas else False
     return httpx.AsyncClient(
         verify=verify,
         timeout=httpx.Timeout(settings.timeout, connect=settings.timeouts[0]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import re
 import threading
@@ -46,6 +47,7 @@ from airflow_provider_ecoinvent._transport import (
     redact_url,
     tls_error,
     trusted_cas,
+    undecodable_body_error,
     unreachable_reason,
 )
 from airflow_provider_ecoinvent.connection import header_value, settings_from_connection
@@ -354,8 +356,11 @@ class EcoinventHook(BaseHook):
         Not following redirects keeps the token, the client secret and ``~/.netrc`` credentials (which
         requests applies after a redirect) from going anywhere but the configured hosts.
 
-        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read).
+        :raises EcoinventApiError: the answer is larger than the limit (the rest is not read), or its body
+            cannot be decoded as its ``Content-Encoding`` says.
         """
+        import requests
+
         settings = self.settings
         body = CappedBody(settings.max_response_bytes, method, path, conn_id=settings.conn_id)
         with self.session.request(
@@ -368,8 +373,12 @@ class EcoinventHook(BaseHook):
             **kwargs,
         ) as response:
             body.check_length(response.headers.get("Content-Length"))
-            for chunk in response.iter_content(_CHUNK_BYTES):
-                body.add(chunk)
+            try:
+                for chunk in response.iter_content(_CHUNK_BYTES):
+                    body.add(chunk)
+            except requests.exceptions.ContentDecodingError:
+                encoding = response.headers.get("Content-Encoding")
+                raise undecodable_body_error(method, path, encoding, conn_id=settings.conn_id) from None
         return response.status_code, response.headers, body.content
 
     def _wait_or_give_up(self, budget: RetryBudget, failure: Failure, cancel: threading.Event | None = None) -> None:
@@ -630,28 +639,32 @@ class EcoinventHook(BaseHook):
             return False, str(err)
         except Exception as err:
             return False, f"Could not read connection {self.ecoinvent_conn_id!r}: {type(err).__name__}: {err}"
-        with self._connection_test_limits():
-            return self._test_token_and_call(settings)
+        limited = self._with_connection_test_limits(settings)
+        try:
+            return limited._test_token_and_call(settings)
+        finally:
+            with self._counter_lock:  # the calls were made on this hook's behalf
+                self.api_calls += limited.api_calls
+                self.token_requests += limited.token_requests
 
-    @contextlib.contextmanager
-    def _connection_test_limits(self) -> Iterator[None]:
-        """Short timeouts and at most one retry while ``test_connection`` runs; the hook's own afterwards."""
-        saved = {key: self.__dict__.get(key) for key in ("settings", "retry_policy")}
-        settings = self.settings
-        self.__dict__["settings"] = dataclasses.replace(
+    def _with_connection_test_limits(self, settings: EcoinventSettings) -> EcoinventHook:
+        """A private copy of this hook with short timeouts and at most one retry, for ``test_connection``.
+
+        A copy, not a temporary change of this hook's settings: the hook may be shared with other threads,
+        which must keep its own timeouts and retries meanwhile. The copy shares the session, the token
+        cache and the time sources (``_sleep``, ``_clock``); it counts its calls from zero, and
+        ``test_connection`` adds them to this hook's counters.
+        """
+        limited = copy.copy(self)
+        limited.__dict__["settings"] = dataclasses.replace(
             settings, timeout=min(settings.timeout, CONNECTION_TEST_TIMEOUT)
         )
-        self.__dict__["retry_policy"] = dataclasses.replace(
+        limited.__dict__["retry_policy"] = dataclasses.replace(
             CONNECTION_TEST_POLICY, max_retries=min(CONNECTION_TEST_POLICY.max_retries, self.retry_policy.max_retries)
         )
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    self.__dict__.pop(key, None)
-                else:
-                    self.__dict__[key] = value
+        limited._counter_lock = threading.Lock()
+        limited.api_calls = limited.token_requests = 0
+        return limited
 
     def _test_token_and_call(self, settings: EcoinventSettings) -> tuple[bool, str]:
         import requests

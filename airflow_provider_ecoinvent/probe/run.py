@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._tokens import MalformedTokenResponse, TokenCache, parse_token_response
+from airflow_provider_ecoinvent._transport import CappedBody, redact_url
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 from airflow_provider_ecoinvent.probe.compare import Difference, ListFindings, compare_items, compare_list_answer
 from airflow_provider_ecoinvent.probe.expected import ENDPOINTS, TOKEN, ListAnswer
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 PROBE_RETRY_POLICY: Final = RetryPolicy(max_retries=2, backoff_base=0.5, backoff_max=2.0, retry_after_max=10.0)
 #: Items asked for on the search and indicators pages (the API's maximum, as the provider asks).
 PAGE_SIZE: Final = 100
+#: Bytes read from the token answer at a time (its size limit is checked after each), as the hook reads.
+_CHUNK_BYTES: Final = 64 * 1024
 #: Printed before the scored call, the only call that costs anything.
 BILLED: Final = "1 dataset, 1 indicator"
 
@@ -66,7 +69,8 @@ def run_probe(
         report.error = f"Could not read connection {hook.ecoinvent_conn_id!r}: {_describe(err)}"
         return report
     report.add_secret(settings.client_secret)
-    report.api_url, report.token_url = settings.base_api_url, settings.token_url
+    # Shown without user-info or query string, as every other message shows a URL (it may carry a key).
+    report.api_url, report.token_url = redact_url(settings.base_api_url), redact_url(settings.token_url)
     _Probe(hook, report, query, notify or (lambda line: None)).run(scored)
     return report
 
@@ -96,7 +100,7 @@ class _Probe:
     def token(self) -> bool:
         token_url = self.hook.settings.token_url
         entry = self.report.add(EndpointReport("token", "POST", urlsplit(token_url).path or "/"))
-        recorder = _TokenAnswerRecorder(token_url)
+        recorder = _TokenAnswerRecorder(token_url, self.hook.settings.max_response_bytes, self.hook.ecoinvent_conn_id)
         hooks = self.hook.session.hooks["response"]
         hooks.append(recorder)
         try:
@@ -213,16 +217,28 @@ _SCORED_HINT: Final = f"add --scored to check one scored dataset (billed: {BILLE
 
 
 class _TokenAnswerRecorder:
-    """A ``requests`` response hook that keeps the body of the token endpoint's last 200 answer."""
+    """A ``requests`` response hook that keeps the body of the token endpoint's last 200 answer.
 
-    def __init__(self, token_url: str) -> None:
+    The body is read with the hook's own size cap (:class:`CappedBody`), never whole: the hook runs before
+    the hook's capped reader sees the answer, so reading ``response.content`` here would bypass the cap.
+    """
+
+    def __init__(self, token_url: str, limit: int, conn_id: str) -> None:
         self._path = urlsplit(token_url).path
+        self._limit = limit
+        self._conn_id = conn_id
         self.body: bytes | None = None
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
         is_token_answer = response.request.method == "POST" and urlsplit(response.url).path == self._path
         if is_token_answer and response.status_code == 200:
-            self.body = response.content
+            body = CappedBody(self._limit, "POST", self._path or "/", conn_id=self._conn_id)
+            body.check_length(response.headers.get("Content-Length"))
+            for chunk in response.iter_content(_CHUNK_BYTES):
+                body.add(chunk)
+            self.body = body.content
+            # Hand the bytes read on to the hook's reader, as requests itself caches a consumed body.
+            response._content = self.body
         return response
 
 

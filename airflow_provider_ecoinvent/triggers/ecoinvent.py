@@ -322,13 +322,22 @@ class EcoinventNewVersionTrigger(BaseEventTrigger):
             if self._seen is None:
                 self._seen = await self._load_seen()
             while True:
-                for event in await self._poll(client):
+                for event in await self._poll_safely(client):
                     yield event
                     seen = self._seen if self._seen is not None else set()
                     seen.add(event.payload["version"])
                     self._seen = seen
                     await self._save_seen()
                 await self._sleep(self.poll_interval)
+
+    async def _poll_safely(self, client: EcoinventAsyncClient) -> list[TriggerEvent]:
+        """:meth:`_poll`, never raising: the watcher lives as long as the triggerer, so nothing a poll raises
+        may end it. Only cancellation (``asyncio.CancelledError``, not an ``Exception``) stops it."""
+        try:
+            return await self._poll(client)
+        except Exception:
+            self.log.exception("ecoinvent version watcher poll failed unexpectedly, will poll again.")
+            return []
 
     async def _poll(self, client: EcoinventAsyncClient) -> list[TriggerEvent]:
         try:

@@ -241,6 +241,56 @@ def test_answer_without_length_stops_being_read_at_the_limit(
     assert sent[0] < total  # the client stopped reading: the server could not send it all
 
 
+def _not_gzip(handler: BaseHTTPRequestHandler) -> None:
+    """A 200 marked ``Content-Encoding: gzip`` whose body is not gzip (a proxy mangling answers)."""
+    data = b"this is not gzip at all"
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Encoding", "gzip")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def test_answer_marked_gzip_that_is_not_gzip_is_an_api_error(
+    transport: Counted, ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch, servers: Any
+) -> None:
+    url, received = servers(_not_gzip)
+    connection = ecoinvent_conn.connection_dict()
+    connection["host"] = url  # the token still comes from the emulator
+    set_connection(monkeypatch, connection)
+    with pytest.raises(EcoinventApiError) as raised:
+        transport("GET", "versions")
+    assert str(raised.value) == (
+        "The answer to GET /v0/versions (connection 'ecoinvent_default') is marked 'gzip' but its body cannot be "
+        "decoded; not retried: a proxy or gateway between Airflow and the API is probably altering answers. "
+        "Check your proxy settings (HTTPS_PROXY, NO_PROXY) and the connection's host and 'api_prefix'."
+    )
+    assert len(received) == 1  # not retried
+    assert transport.waits == []
+
+
+def test_default_limit_is_32_mib(
+    transport: Counted, ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch, servers: Any
+) -> None:
+    # Decoded JSON takes up to ~25x its bytes: the default must keep a triggerer's memory bounded.
+    def declares_33_mib(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(33 * 1024 * 1024))
+        handler.end_headers()
+        handler.wfile.write(b"[{},{}")  # the client must stop at the declared length, not read on
+
+    url, received = servers(declares_33_mib)
+    connection = ecoinvent_conn.connection_dict()  # no max_response_bytes: the default applies
+    connection["host"] = url
+    set_connection(monkeypatch, connection)
+    with pytest.raises(EcoinventApiError) as raised:
+        transport("GET", "versions")
+    assert "is 34603008 bytes, over the limit of 33554432 bytes" in str(raised.value)
+    assert len(received) == 1  # not retried
+
+
 def test_max_response_bytes_must_be_a_sane_number(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
     set_connection(monkeypatch, emulator.connection_dict(max_response_bytes="lots"))
     with pytest.raises(EcoinventConfigError, match="extra 'max_response_bytes' must be a whole number from 1024"):
@@ -453,6 +503,22 @@ def test_test_connection_bounds_retries_and_restores_the_hook(ecoinvent_conn: Em
     assert waits == [1.0]  # Retry-After: 60 capped for the test
     assert hook.retry_policy.max_retries == 5  # the hook's own policy is back afterwards
     assert hook.settings.timeout == 60.0
+
+
+def test_test_connection_leaves_a_shared_hook_alone_while_it_runs(ecoinvent_conn: EmulatorServer) -> None:
+    # Another thread using the same hook during a connection test must keep the hook's own limits.
+    ecoinvent_conn.add_fault("status", status=503, path="/token", count=None)
+    hook = EcoinventHook()
+    seen_meanwhile: list[tuple[float, int]] = []
+
+    def wait(seconds: float) -> None:  # runs in the middle of the test, as another thread would look
+        seen_meanwhile.append((hook.settings.timeout, hook.retry_policy.max_retries))
+
+    hook._sleep = wait
+    ok, _ = hook.test_connection()
+    assert not ok
+    assert ecoinvent_conn.stats()["token_requests"] == 2  # the test itself ran with its short limits
+    assert seen_meanwhile == [(60.0, 5)]
 
 
 # -- concurrency and stopping -----------------------------------------------------------------------

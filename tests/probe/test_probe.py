@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -263,6 +264,69 @@ def test_neither_secret_nor_token_is_ever_printed(ecoinvent_conn: EmulatorServer
         assert token not in output
         assert not TOKEN_SHAPE.search(output)
     assert "Server said: bad client ***" in report.render_text()
+
+
+def test_urls_are_shown_without_their_query(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    connection = emulator.connection_dict()
+    connection["extra"]["token_url"] += "?subscription-key=TOPSECRET-KEY-123"
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(connection))
+    report = run_probe(CONN, hook=probe_hook())
+
+    assert report.token_url == f"{emulator.base_url}{TOKEN_PATH}"
+    for output in (report.render_text(), report.render_json(), repr(report)):
+        assert "TOPSECRET" not in output
+
+
+def test_the_token_answer_is_read_within_the_size_limit(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The probe looks at the token answer itself: it must read it with the hook's cap, not whole.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    total = 64 * 1024 * 1024
+    sent: list[int] = []
+
+    class Endless(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()  # no Content-Length: the body ends when the connection does
+            chunk = b" " * 64 * 1024
+            written = 0
+            try:
+                while written < total:
+                    self.wfile.write(chunk)
+                    written += len(chunk)
+            except OSError:
+                pass  # the client hung up
+            sent.append(written)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        connection = emulator.connection_dict(max_response_bytes=1024 * 1024)
+        connection["extra"]["token_url"] = f"http://127.0.0.1:{server.server_address[1]}{TOKEN_PATH}"
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(connection))
+        report = run_probe(CONN, hook=probe_hook())
+        for _ in range(200):  # the server thread notices the hang-up after the client closed the socket
+            if sent:
+                break
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.error is not None
+    assert "over the limit of 1048576 bytes" in report.error
+    assert sent
+    assert sent[0] < total  # the probe stopped reading at the limit
 
 
 def test_rendering_scrubs_what_a_finding_might_carry() -> None:

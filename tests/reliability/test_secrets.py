@@ -409,6 +409,61 @@ def test_environment_ca_bundles_are_honoured_in_the_documented_order(
             client()
 
 
+def _hashed_ca_directory(ca: Path, folder: Path) -> Path:
+    """A directory holding ``ca`` under its subject-hash name, as OpenSSL's ``capath`` lookup needs."""
+    import shutil
+    import subprocess
+
+    folder.mkdir()
+    shutil.copy(ca, folder / "test-ca.pem")
+    openssl = shutil.which("openssl")
+    if openssl is None:  # pragma: no cover - the image ships OpenSSL
+        pytest.fail("the 'openssl' command is needed to hash a CA directory")
+    subprocess.run([openssl, "rehash", str(folder)], check=True, capture_output=True)
+    return folder
+
+
+@pytest.mark.parametrize("source", ["REQUESTS_CA_BUNDLE", "extra"])
+def test_worker_and_triggerer_trust_a_ca_directory_alike(
+    tls_emulator: TlsEmulator, tls_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, source: str
+) -> None:
+    """A directory of hashed certificates (``capath``), as requests accepts, works in the triggerer too."""
+    directory = str(_hashed_ca_directory(tls_files["ca"], tmp_path / "cas"))
+    for name in _CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if source == "extra":
+        set_connection(monkeypatch, tls_emulator.connection(verify=directory))
+    else:
+        monkeypatch.setenv(source, directory)
+        set_connection(monkeypatch, tls_emulator.connection())
+    assert _sync_versions()[-1] == "3.11"
+    assert _async_versions()[-1] == "3.11"
+
+
+def test_a_ca_directory_without_the_ca_fails_verification_on_both_paths(
+    tls_emulator: TlsEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "empty"))
+    set_connection(monkeypatch, tls_emulator.connection())
+    for client in (_sync_versions, _async_versions):
+        with pytest.raises(EcoinventApiError, match="TLS verification failed"):
+            client()
+    assert tls_emulator.stats()["token_requests"] == 0
+
+
+def test_plain_http_connections_load_no_ca_bundle(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Nothing to verify over http://: an unreadable CA bundle in the environment concerns neither path."""
+    not_pem = tmp_path / "not-a-bundle.pem"
+    not_pem.write_text("not a certificate\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(not_pem))
+    set_connection(monkeypatch, emulator.connection_dict())
+    assert _sync_versions()[-1] == "3.11"
+    assert _async_versions()[-1] == "3.11"
+
+
 def test_missing_environment_ca_bundle_names_the_variable(
     tls_emulator: TlsEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ import json
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -491,6 +492,40 @@ async def test_watcher_transient_errors_keep_the_baseline(
 
     assert [p["version"] for p in await watch(trigger)] == ["3.12"]
     assert emulator.stats()["requests"]["GET /versions"] == 8
+
+
+async def test_watcher_survives_an_answer_it_cannot_decode(
+    monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer
+) -> None:
+    # A /versions answer marked gzip that is not gzip (a proxy mangling bodies) must not end the watcher.
+    answers: list[int] = []
+
+    class NotGzip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            answers.append(1)
+            data = b"this is not gzip at all"
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotGzip)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        connection = emulator.connection_dict()
+        connection["host"] = f"http://127.0.0.1:{server.server_address[1]}"  # the token still comes from the emulator
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(connection))
+        trigger = EcoinventNewVersionTrigger(poll_interval=60)
+        trigger._sleep = scripted_sleep(3)
+        assert await watch(trigger) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(answers) == 3  # polled again after each failure
 
 
 class FakeSupervisorComms:

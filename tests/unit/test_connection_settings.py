@@ -64,6 +64,29 @@ def test_api_prefix_forms(value: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("/v0/..", "has '.' or '..' segments"),
+        ("../admin", "has '.' or '..' segments"),
+        ("/v0/%2e%2e/admin", "has '.' or '..' segments"),
+        ("/v0/./x", "has '.' or '..' segments"),
+        ("/v0\\..\\x", "has '.' or '..' segments"),
+        ("/v0\nX-Injected", "holds control characters"),
+        ("/v0\x00", "holds control characters"),
+    ],
+    ids=["dotdot-end", "dotdot-start", "encoded", "dot", "backslash", "newline", "nul"],
+)
+def test_api_prefix_refuses_dot_segments_and_control_characters(value: str, problem: str) -> None:
+    # check_endpoint keeps every call under the prefix only if the prefix itself cannot climb out.
+    with pytest.raises(EcoinventConfigError) as raised:
+        settings(extra={"api_prefix": value})
+    message = str(raised.value)
+    assert "extra 'api_prefix'" in message
+    assert problem in message
+    assert "'eco'" in message
+
+
+@pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"login": ""}, "client id (field 'login') is empty"),

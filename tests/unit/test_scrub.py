@@ -70,3 +70,30 @@ def test_a_non_json_body_is_scrubbed_before_cutting() -> None:
     with pytest.raises(EcoinventApiError) as raised:
         decode_json_body(200, body, method="GET", path="/v0/versions", conn_id="c", secrets=[SECRET])
     assert SECRET[:4] not in raised.value.detail
+
+
+def test_a_long_secret_echoed_several_times_leaves_no_prefix() -> None:
+    # A JWT-sized token echoed three times (a debugging proxy): scrubbing only the first 4096 bytes left the
+    # start of the third copy in the kept 200 characters once the first two had become "***".
+    token = "eyJ" + "x" * 1497
+    with pytest.raises(EcoinventApiError) as raised:
+        decode_json_body(
+            200, ("echo: " + token * 3).encode(), method="GET", path="/v0/versions", conn_id="c", secrets=[token]
+        )
+    assert raised.value.detail == "echo: *********"
+
+
+def test_a_non_string_detail_is_rendered_as_json_then_scrubbed() -> None:
+    # A Python repr escapes a secret holding both quote kinds as 'pa\'ss"word', a form scrub does not know.
+    secret = "pa'ss\"word-123456"
+    body = json.dumps({"detail": {"input": {"client_secret": secret}}})
+    error = api_error(422, "POST", "/v0/datasets/batch", body, conn_id="c", secrets=[secret])
+    assert error.detail == '{"input": {"client_secret": "***"}}'
+    assert "word-123456" not in str(error)
+
+
+def test_non_string_validation_messages_are_json_too() -> None:
+    secret = "pa'ss\"word-123456"
+    body = json.dumps({"detail": [{"loc": ["body", "secret"], "msg": {"got": secret}}, [secret]]})
+    error = api_error(422, "POST", "/v0/datasets/batch", body, conn_id="c", secrets=[secret])
+    assert error.detail == 'body.secret: {"got": "***"}; ["***"]'
