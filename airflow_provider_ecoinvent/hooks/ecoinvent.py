@@ -689,7 +689,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self._abandoned = threading.Event()
         self._complete = False
         self._slices = indicator_slices(indicator_ids)
-        #: The fields of a score other than id and value, once per indicator id (see ``compact_scores``).
+        #: The fields of a score other than id and value, interned per indicator id (see ``compact_scores``).
         self._score_fields: dict[int, dict[str, Any]] = {}
         self._iterator = self._generate()
 
@@ -796,7 +796,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
             return self._account(chunk, answers[0])
         merged = merge_compact(chunk, answers)
         self._account(chunk, [dataset for dataset, _ in merged])
-        return (expand(dataset, parts, self._score_fields) for dataset, parts in merged)
+        return (expand(dataset, parts) for dataset, parts in merged)
 
     def _account(self, chunk: list[int], datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         returned = {int(dataset["id"]) for dataset in datasets}
