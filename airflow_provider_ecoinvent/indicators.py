@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -47,11 +48,7 @@ def parse_selectors(value: Any, argument: str = "indicators") -> list[Any]:
     :raises EcoinventConfigError: an empty list, or a selector of the wrong form, with what to write instead.
     """
     if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            text = value.strip()[:80]
-            raise EcoinventConfigError(f"{argument} could not be read as a list of selectors: {text!r}.") from None
+        value = _rendered_list(value.strip(), argument)
     if isinstance(value, str | Mapping) or (isinstance(value, int) and not isinstance(value, bool)):
         value = [value]
     if isinstance(value, bytes) or not isinstance(value, Iterable):
@@ -68,6 +65,23 @@ def parse_selectors(value: Any, argument: str = "indicators") -> list[Any]:
     for selector in selectors:
         _check_selector(selector, argument)
     return selectors
+
+
+def _rendered_list(text: str, argument: str) -> Any:
+    """A list rendered as text: JSON (``tojson``, with ``true``/``null``) or a Python literal (``str(list)``)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise EcoinventConfigError(
+            f"{argument} could not be read as a list of selectors: {text[:80]!r} is neither a JSON list nor a "
+            "Python list literal (check its quotes and brackets). Write e.g. "
+            '[7, "EF v3.1 | climate change | global warming potential (GWP100)", {"method": "EF v3.1"}], '
+            "or pass the list itself rather than its text."
+        ) from None
 
 
 def _check_selector(selector: Any, argument: str) -> None:
@@ -194,11 +208,29 @@ def _nothing_matched(selector: Any, wanted: Mapping[str, str], entries: list[dic
             hint = ", ".join(repr(names[name]) for name in close) if close else "none similar"
             return (
                 f"Indicator selector {selector!r} matches nothing in {where}: no {key} {wanted[key]!r}{scope}. "
-                f"Closest {key} names: {hint}. GET /indicators lists the {len(entries)} indicators of that version."
+                f"Closest {key} names: {hint}.{_category_hint(wanted, key, narrowed)} "
+                f"GET /indicators lists the {len(entries)} indicators of that version."
             )
         narrowed = [entry for entry in narrowed if _key(entry, key) == wanted[key]]
         scope = f" within {key} {names[wanted[key]]!r}" if not scope else f"{scope} and {key} {names[wanted[key]]!r}"
     return f"Indicator selector {selector!r} matches nothing in {where}."  # pragma: no cover - narrowing found it
+
+
+def _category_hint(wanted: Mapping[str, str], key: str, narrowed: list[dict[str, Any]]) -> str:
+    """For ``"method | name"`` where ``name`` is a category, not an indicator: how to select that category."""
+    if key != "indicator" or "category" in wanted:
+        return ""
+    category = next((entry["category"] for entry in narrowed if _key(entry, "category") == wanted[key]), None)
+    if category is None:
+        return ""
+    if "method" not in wanted:
+        return f" But {category!r} is a category: to take its indicators write {{'category': {category!r}}}."
+    method = narrowed[0]["method"]
+    return (
+        f" But {category!r} is a category of method {method!r} ('method | name' reads the name as an indicator): "
+        f"to take every indicator of that category write {{'method': {method!r}, 'category': {category!r}}}; "
+        f"to take one, write '{method} | {category} | <indicator>'."
+    )
 
 
 def indicator_slices(indicator_ids: Sequence[int]) -> list[list[int]]:

@@ -30,7 +30,7 @@ from airflow_provider_ecoinvent._ids import (
     validate_indicator_ids,
 )
 from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
-from airflow_provider_ecoinvent._transport import check_endpoint
+from airflow_provider_ecoinvent._transport import POOL_SIZE, check_endpoint
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventConfigError,
     EcoinventError,
@@ -542,7 +542,7 @@ class EcoinventDatasetsOperator(BaseOperator):
     :param system_model: default ``"cutoff"``. (templated)
     :param layout: ``"nested"`` or ``"flat"``.
     :param format: ``"jsonl"`` or ``"parquet"`` (flat layout only).
-    :param max_in_flight: concurrent batch calls, default 8.
+    :param max_in_flight: concurrent batch calls, default 8, at most 32 (the hook's connection pool).
     :param max_unique_datasets: cost guard; ``None`` uses the connection's ``max_unique_datasets``.
     :param max_unique_indicators: cost guard; ``None`` uses the connection's ``max_unique_indicators``.
     :param dry_run: count only: no scored call, no file.
@@ -645,6 +645,11 @@ class EcoinventDatasetsOperator(BaseOperator):
             )
         if isinstance(self.max_in_flight, bool) or not isinstance(self.max_in_flight, int) or self.max_in_flight < 1:
             raise EcoinventConfigError(f"max_in_flight must be a whole number >= 1, got {self.max_in_flight!r}.")
+        if self.max_in_flight > POOL_SIZE:
+            raise EcoinventConfigError(
+                f"max_in_flight must be at most {POOL_SIZE} (the connections the hook keeps open), got "
+                f"{self.max_in_flight}."
+            )
         for guard in ("max_unique_datasets", "max_unique_indicators"):
             if getattr(self, guard) is not None:
                 _positive_int(getattr(self, guard), guard, minimum=0)

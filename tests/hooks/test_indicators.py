@@ -76,8 +76,16 @@ def test_selectors_of_every_form_resolve_once_unique_and_by_id(ecoinvent_conn: E
             "it names 15 indicators: 1: IPCC 2021 | climate change | global warming potential (GWP100); "
             "4: IPCC 2021 | climate change: fossil | global warming potential (GWP100)",
         ),
+        (
+            "EF v3.1 | climate change",
+            "3.11",
+            "no indicator 'climate change' within method 'EF v3.1'. Closest indicator names: none similar. "
+            "But 'climate change' is a category of method 'EF v3.1' ('method | name' reads the name as an "
+            "indicator): to take every indicator of that category write {'method': 'EF v3.1', 'category': "
+            "'climate change'}; to take one, write 'EF v3.1 | climate change | <indicator>'.",
+        ),
     ],
-    ids=["unknown-method", "unknown-indicator", "not-in-this-version", "unknown-id", "ambiguous"],
+    ids=["unknown-method", "unknown-indicator", "not-in-this-version", "unknown-id", "ambiguous", "category-as-name"],
 )
 def test_a_bad_selector_fails_naming_the_closest_names(
     ecoinvent_conn: EmulatorServer, selector: Any, version: str, message: str
@@ -97,12 +105,33 @@ def test_a_bad_selector_fails_naming_the_closest_names(
         ([{"method": " "}], "must be a non-empty name"),
         ([0], "indicator ids are positive integers"),
         ([1.5], "each selector is an id"),
+        ("[1, {", "is neither a JSON list nor a Python list literal"),
+        ('[7, {"method": "EF v3.1", "category": null}]', "'category' of .* must be a non-empty name"),
     ],
-    ids=["empty", "one-part-name", "unknown-key", "blank-name", "zero-id", "float"],
+    ids=["empty", "one-part-name", "unknown-key", "blank-name", "zero-id", "float", "unreadable-text", "json-null"],
 )
 def test_bad_selector_forms_fail_before_any_call(ecoinvent_conn: EmulatorServer, selectors: Any, message: str) -> None:
     with pytest.raises(EcoinventConfigError, match=message):
         EcoinventHook().resolve_indicators(selectors)
+    assert ecoinvent_conn.stats()["api_calls"] == 0
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        '[7, {"method": "ReCiPe 2016 v1.03, midpoint (H)"}]',  # JSON, as ``tojson`` renders it
+        "[7, {'method': 'ReCiPe 2016 v1.03, midpoint (H)'}]",  # a Python literal, as str(list) renders it
+    ],
+    ids=["json", "python-literal"],
+)
+def test_selectors_rendered_as_text_are_read_as_json_or_python(ecoinvent_conn: EmulatorServer, rendered: str) -> None:
+    resolved = EcoinventHook().resolve_indicators(rendered, version="3.11")
+    assert [r["id"] for r in resolved] == sorted({7, *RECIPE_MH})
+
+
+def test_json_true_in_rendered_selectors_is_named_not_unreadable(ecoinvent_conn: EmulatorServer) -> None:
+    with pytest.raises(EcoinventConfigError, match=r"^indicators: True is not a selector\.$"):
+        EcoinventHook().resolve_indicators("[1, true]", version="3.11")
     assert ecoinvent_conn.stats()["api_calls"] == 0
 
 
