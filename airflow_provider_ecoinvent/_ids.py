@@ -10,7 +10,7 @@ import operator
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventCostGuardError
 
 #: The API's limit on indicators per scored call.
 MAX_INDICATORS: Final = 100
@@ -54,6 +54,53 @@ def validate_indicator_ids(indicator_ids: Iterable[Any], *, max_count: int | Non
             "Use get_datasets (batch calls take any number of indicators)."
         )
     return list(ids)
+
+
+def capped_limit(argument: int | None, extra: int | None, name: str) -> int | None:
+    """The cost guard in force: the connection extra ``name`` caps the task's argument of that name.
+
+    The extra is set once by an admin for everyone using the connection, so an argument may only lower it.
+
+    :raises EcoinventCostGuardError: the argument is above the extra (before any scored call).
+    """
+    if argument is None:
+        return extra
+    if extra is not None and argument > extra:
+        raise EcoinventCostGuardError(
+            f"{name}={argument} is more than the connection's {name}={extra}: the connection extra caps the "
+            f"argument (an admin sets it for everyone using the connection), so an argument may only lower it. "
+            f"No scored call was made. Pass {name}<={extra}, split the work, or ask the connection's admin to "
+            "raise the extra."
+        )
+    return argument
+
+
+def check_cost_guard(datasets: int, indicators: int, dataset_limit: int | None, indicator_limit: int | None) -> None:
+    """Refuse a task that would score more distinct datasets or indicators than its cost guard allows.
+
+    Only scored calls are billed: ``indicators == 0`` (datasets fetched unscored) passes whatever the limits.
+    The guard counts per task: mapped tasks each get the limit.
+
+    :raises EcoinventCostGuardError: before any scored call, naming the limit and how to stay within it.
+    """
+    if not indicators:
+        return
+    if dataset_limit is not None and datasets > dataset_limit:
+        raise EcoinventCostGuardError(
+            f"This run would score {datasets} distinct datasets for {indicators} indicators, more than "
+            f"max_unique_datasets={dataset_limit}; the licence bills every distinct dataset scored (the API does "
+            "not block overage). No scored call was made. Select fewer datasets, split the work, or raise "
+            "max_unique_datasets (the operator argument, up to the connection extra that caps it) if this is "
+            "intended."
+        )
+    if indicator_limit is not None and indicators > indicator_limit:
+        raise EcoinventCostGuardError(
+            f"This run would score {indicators} distinct indicators, more than "
+            f"max_unique_indicators={indicator_limit}; the licence bills every distinct indicator scored (the "
+            "API does not block overage). No scored call was made. Select fewer indicators, or raise "
+            "max_unique_indicators (the operator argument, up to the connection extra that caps it) if this is "
+            "intended."
+        )
 
 
 def _as_id(value: Any) -> int | None:

@@ -14,6 +14,7 @@ Field mapping (the same as the connection form):
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
 import math
@@ -202,8 +203,24 @@ def _normalise_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
     return normalised
 
 
+#: Extras whose misspelling must fail rather than warn: ignoring them silently turns the cost guard off.
+GUARD_EXTRAS: Final = ("max_unique_datasets", "max_unique_indicators")
+
+
 def _warn_unknown_extras(conn_id: str, extra: Mapping[str, Any]) -> None:
+    """Warn about extras this provider ignores; refuse a near miss of a cost-guard extra.
+
+    :raises EcoinventConfigError: an unknown extra that is a close match of a cost-guard key (a typo such
+        as ``max_unique_dataset`` would otherwise leave the licence unguarded with only a warning).
+    """
     unknown = sorted(set(extra) - set(KNOWN_EXTRAS))
+    for key in unknown:
+        close = difflib.get_close_matches(str(key).strip().lower(), GUARD_EXTRAS, n=1, cutoff=0.8)
+        if close:
+            raise EcoinventConfigError(
+                f"Connection {conn_id!r}: extra {key!r} is not a known extra; did you mean {close[0]!r}? "
+                "The cost guard would be off. Rename the key to turn it on."
+            )
     if unknown:
         log.warning(
             "Connection %r has extra fields this provider does not know and ignores: %s. Known extras: %s.",

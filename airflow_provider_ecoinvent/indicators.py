@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -47,11 +48,7 @@ def parse_selectors(value: Any, argument: str = "indicators") -> list[Any]:
     :raises EcoinventConfigError: an empty list, or a selector of the wrong form, with what to write instead.
     """
     if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            text = value.strip()[:80]
-            raise EcoinventConfigError(f"{argument} could not be read as a list of selectors: {text!r}.") from None
+        value = _rendered_list(value.strip(), argument)
     if isinstance(value, str | Mapping) or (isinstance(value, int) and not isinstance(value, bool)):
         value = [value]
     if isinstance(value, bytes) or not isinstance(value, Iterable):
@@ -68,6 +65,23 @@ def parse_selectors(value: Any, argument: str = "indicators") -> list[Any]:
     for selector in selectors:
         _check_selector(selector, argument)
     return selectors
+
+
+def _rendered_list(text: str, argument: str) -> Any:
+    """A list rendered as text: JSON (``tojson``, with ``true``/``null``) or a Python literal (``str(list)``)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise EcoinventConfigError(
+            f"{argument} could not be read as a list of selectors: {text[:80]!r} is neither a JSON list nor a "
+            "Python list literal (check its quotes and brackets). Write e.g. "
+            '[7, "EF v3.1 | climate change | global warming potential (GWP100)", {"method": "EF v3.1"}], '
+            "or pass the list itself rather than its text."
+        ) from None
 
 
 def _check_selector(selector: Any, argument: str) -> None:
@@ -194,11 +208,29 @@ def _nothing_matched(selector: Any, wanted: Mapping[str, str], entries: list[dic
             hint = ", ".join(repr(names[name]) for name in close) if close else "none similar"
             return (
                 f"Indicator selector {selector!r} matches nothing in {where}: no {key} {wanted[key]!r}{scope}. "
-                f"Closest {key} names: {hint}. GET /indicators lists the {len(entries)} indicators of that version."
+                f"Closest {key} names: {hint}.{_category_hint(wanted, key, narrowed)} "
+                f"GET /indicators lists the {len(entries)} indicators of that version."
             )
         narrowed = [entry for entry in narrowed if _key(entry, key) == wanted[key]]
         scope = f" within {key} {names[wanted[key]]!r}" if not scope else f"{scope} and {key} {names[wanted[key]]!r}"
     return f"Indicator selector {selector!r} matches nothing in {where}."  # pragma: no cover - narrowing found it
+
+
+def _category_hint(wanted: Mapping[str, str], key: str, narrowed: list[dict[str, Any]]) -> str:
+    """For ``"method | name"`` where ``name`` is a category, not an indicator: how to select that category."""
+    if key != "indicator" or "category" in wanted:
+        return ""
+    category = next((entry["category"] for entry in narrowed if _key(entry, "category") == wanted[key]), None)
+    if category is None:
+        return ""
+    if "method" not in wanted:
+        return f" But {category!r} is a category: to take its indicators write {{'category': {category!r}}}."
+    method = narrowed[0]["method"]
+    return (
+        f" But {category!r} is a category of method {method!r} ('method | name' reads the name as an indicator): "
+        f"to take every indicator of that category write {{'method': {method!r}, 'category': {category!r}}}; "
+        f"to take one, write '{method} | {category} | <indicator>'."
+    )
 
 
 def indicator_slices(indicator_ids: Sequence[int]) -> list[list[int]]:
@@ -209,34 +241,44 @@ def indicator_slices(indicator_ids: Sequence[int]) -> list[list[int]]:
 
 
 #: One dataset of a slice answer, compacted: the dataset without its scores, then its scores as indicator
-#: ids and values (8 bytes each), and the scores that did not fit that form, kept as they came.
-Compact = tuple[dict[str, Any], "array[int]", "array[float]", list[Any]]
+#: ids and values (8 bytes each) with a reference to their other fields (interned per indicator id while
+#: they are equal, see :func:`compact_scores`), and the scores that did not fit that form, kept as they came.
+Compact = tuple[dict[str, Any], "array[int]", "array[float]", list[dict[str, Any]], list[Any]]
 
 
 def compact_scores(datasets: list[dict[str, Any]], meta: dict[int, dict[str, Any]]) -> list[Compact]:
     """A slice answer made small while it waits for the batch's other slices.
 
     With K > 100 the ceil(K / 100) answers of a batch are held until merged. As decoded JSON, a score costs
-    ~700 bytes (a dict and four freshly decoded name strings); here it costs 16, and its other fields
-    (``unit``, ``method``, ``category``, ``indicator``, any other) are kept once per indicator id in
-    ``meta``, shared by the stream's worker threads (``dict.setdefault`` is atomic). So memory stays near
-    flat as K grows. Scores whose id is not an int or whose value is not a float stay as they came.
+    ~700 bytes (a dict and four freshly decoded name strings); here it costs 24, and its other fields
+    (``unit``, ``method``, ``category``, ``indicator``, any other) are interned per indicator id in ``meta``,
+    shared by the stream's worker threads (``dict.setdefault`` is atomic). So memory stays near flat as K
+    grows. A score refers to the shared fields only when its own fields equal them: fields that vary per
+    dataset (an uncertainty, a data quality, a unit) stay the score's own, so every score comes out as the
+    API sent it, whichever dataset was compacted first. Scores whose id is not an int or whose value is
+    not a float stay as they came.
     """
     compact: list[Compact] = []
     for dataset in datasets:
         scores = dataset.pop("impact_scores", None)
-        ids, values, odd = array("q"), array("d"), []
+        ids, values, fields, odd = array("q"), array("d"), [], []
         for score in scores if isinstance(scores, list) else ():
             ident = score.get("id") if isinstance(score, dict) else None
             value = score.get("score") if isinstance(score, dict) else None
             if type(ident) is int and type(value) is float:
                 ids.append(ident)
                 values.append(value)
-                meta.setdefault(ident, {k: v for k, v in score.items() if k not in ("id", "score")})
+                fields.append(_interned(meta, ident, {k: v for k, v in score.items() if k not in ("id", "score")}))
             else:
                 odd.append(score)
-        compact.append((dataset, ids, values, odd))
+        compact.append((dataset, ids, values, fields, odd))
     return compact
+
+
+def _interned(meta: dict[int, dict[str, Any]], ident: int, fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields shared for ``ident`` when they equal ``fields`` (the usual case), else ``fields`` itself."""
+    shared = meta.setdefault(ident, fields)
+    return shared if shared == fields else fields
 
 
 def merge_compact(
@@ -254,11 +296,13 @@ def merge_compact(
     return [merged[ident] for ident in dataset_ids if ident in merged]
 
 
-def expand(dataset: dict[str, Any], parts: Sequence[Compact], meta: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
+def expand(dataset: dict[str, Any], parts: Sequence[Compact]) -> dict[str, Any]:
     """One dataset with the ``impact_scores`` of all its parts, as the API shaped them (one at a time)."""
     scores: list[Any] = []
-    for _, ids, values, odd in parts:
-        scores.extend({"id": ident, "score": value, **meta[ident]} for ident, value in zip(ids, values, strict=True))
+    for _, ids, values, fields, odd in parts:
+        scores.extend(
+            {"id": ident, "score": value, **other} for ident, value, other in zip(ids, values, fields, strict=True)
+        )
         scores.extend(odd)
     dataset["impact_scores"] = scores
     return dataset

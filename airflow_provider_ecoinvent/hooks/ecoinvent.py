@@ -29,7 +29,12 @@ from airflow_provider_ecoinvent._errors import (
     read_api_status,
     retry_log_args,
 )
-from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._ids import (
+    MAX_INDICATORS,
+    check_cost_guard,
+    validate_dataset_ids,
+    validate_indicator_ids,
+)
 from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent._retry import RetryBudget, RetryPolicy
 from airflow_provider_ecoinvent._tokens import (
@@ -571,13 +576,18 @@ class EcoinventHook(BaseHook):
         is resolved once first, so every batch of the run reads the same version. Up to
         ``max_in_flight`` calls run at once over the pooled session and the one token.
 
-        Validation (non-integer ids) happens before any call.
+        Validation (non-integer ids) and the connection's cost guard (``max_unique_datasets``,
+        ``max_unique_indicators``, counted per call of this method) happen before any call.
 
         :returns: a :class:`DatasetStream`; iterate it for the datasets. After iteration its
             ``missing_ids`` lists the ids the API did not return.
+        :raises EcoinventCostGuardError: more distinct datasets or indicators than the connection allows.
         """
         ids = validate_dataset_ids(dataset_ids, allow_empty=True)
         indicators = validate_indicator_ids(indicator_ids)
+        check_cost_guard(
+            len(ids), len(indicators), self.settings.max_unique_datasets, self.settings.max_unique_indicators
+        )
         if not 1 <= max_in_flight <= POOL_SIZE:
             raise EcoinventConfigError(
                 f"max_in_flight must be from 1 to {POOL_SIZE} (the connections the hook keeps open), "
@@ -752,7 +762,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self._abandoned = threading.Event()
         self._complete = False
         self._slices = indicator_slices(indicator_ids)
-        #: The fields of a score other than id and value, once per indicator id (see ``compact_scores``).
+        #: The fields of a score other than id and value, interned per indicator id (see ``compact_scores``).
         self._score_fields: dict[int, dict[str, Any]] = {}
         self._iterator = self._generate()
 
@@ -859,7 +869,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
             return self._account(chunk, answers[0])
         merged = merge_compact(chunk, answers)
         self._account(chunk, [dataset for dataset, _ in merged])
-        return (expand(dataset, parts, self._score_fields) for dataset, parts in merged)
+        return (expand(dataset, parts) for dataset, parts in merged)
 
     def _account(self, chunk: list[int], datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         returned = {int(dataset["id"]) for dataset in datasets}

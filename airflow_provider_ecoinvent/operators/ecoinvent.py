@@ -23,12 +23,16 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._ids import (
+    capped_limit,
+    check_cost_guard,
+    validate_dataset_ids,
+    validate_indicator_ids,
+)
 from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
-from airflow_provider_ecoinvent._transport import check_endpoint
+from airflow_provider_ecoinvent._transport import POOL_SIZE, check_endpoint
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventConfigError,
-    EcoinventCostGuardError,
     EcoinventError,
 )
 from airflow_provider_ecoinvent.indicators import parse_selectors
@@ -246,6 +250,11 @@ class _Progress:
 # -- the generic operator --------------------------------------------------------------------------
 
 
+def _distinct(values: Sequence[Any]) -> set[str]:
+    """Distinct ids as the API would read them (``5`` and ``"5"`` are one id), for counting only."""
+    return {str(value).strip() for value in values}
+
+
 class EcoinventOperator(BaseOperator):
     """Call any endpoint of the ecoinvent API.
 
@@ -341,12 +350,32 @@ class EcoinventOperator(BaseOperator):
         destination = _output_path(self.output_uri)
         hook = _hook(self.ecoinvent_conn_id)
         self._hook = hook  # on_kill stops it
+        self._check_cost_guard(hook, endpoint)
         self._lineage_state = (_lineage_namespace(hook), endpoint, destination)
         if destination is None:
             return self._to_xcom(hook, endpoint, query)
         manifest = self._to_file(hook, endpoint, query, destination, start)
         _publish_to_outlets(self, context, manifest)
         return manifest
+
+    def _check_cost_guard(self, hook: EcoinventHook, endpoint: str) -> None:
+        """The connection's cost guard holds for a scored call made here too (it is no way around it).
+
+        A ``datasets`` endpoint whose JSON body names ``dataset_ids`` and ``indicator_ids`` scores the
+        distinct ids given; they are counted against the connection extras before any call.
+        """
+        body = self.body
+        if not endpoint.startswith("datasets") or not isinstance(body, Mapping):
+            return
+        datasets, indicators = body.get("dataset_ids"), body.get("indicator_ids")
+        if not isinstance(indicators, list | tuple) or not indicators:
+            return
+        check_cost_guard(
+            len(_distinct(datasets if isinstance(datasets, list | tuple) else [])),
+            len(_distinct(indicators)),
+            hook.settings.max_unique_datasets,
+            hook.settings.max_unique_indicators,
+        )
 
     def _pages(self, hook: EcoinventHook, endpoint: str, query: dict[str, Any]) -> Iterator[list[Any]]:
         """Every page's items; for a call without ``paginate``, its one answer as records."""
@@ -524,7 +553,7 @@ class EcoinventDatasetsOperator(BaseOperator):
     :param system_model: default ``"cutoff"``. (templated)
     :param layout: ``"nested"`` or ``"flat"``.
     :param format: ``"jsonl"`` or ``"parquet"`` (flat layout only).
-    :param max_in_flight: concurrent batch calls, default 8.
+    :param max_in_flight: concurrent batch calls, default 8, at most 32 (the hook's connection pool).
     :param max_unique_datasets: cost guard; ``None`` uses the connection's ``max_unique_datasets``.
     :param max_unique_indicators: cost guard; ``None`` uses the connection's ``max_unique_indicators``.
     :param dry_run: count only: no scored call, no file.
@@ -628,6 +657,11 @@ class EcoinventDatasetsOperator(BaseOperator):
             )
         if isinstance(self.max_in_flight, bool) or not isinstance(self.max_in_flight, int) or self.max_in_flight < 1:
             raise EcoinventConfigError(f"max_in_flight must be a whole number >= 1, got {self.max_in_flight!r}.")
+        if self.max_in_flight > POOL_SIZE:
+            raise EcoinventConfigError(
+                f"max_in_flight must be at most {POOL_SIZE} (the connections the hook keeps open), got "
+                f"{self.max_in_flight}."
+            )
         for guard in ("max_unique_datasets", "max_unique_indicators"):
             if getattr(self, guard) is not None:
                 _positive_int(getattr(self, guard), guard, minimum=0)
@@ -757,12 +791,11 @@ class EcoinventDatasetsOperator(BaseOperator):
         destination = _output_path(self.output_uri, writing=not self.dry_run_only)
         hook = _hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
         self._hook = hook  # on_kill stops it: its free calls (version, indicators, search) as well as batches
-        limit = self.max_unique_datasets
-        if limit is None:
-            limit = hook.settings.max_unique_datasets  # reads the connection; no network call
-        indicator_limit = self.max_unique_indicators
-        if indicator_limit is None:
-            indicator_limit = hook.settings.max_unique_indicators
+        # The connection extras (read without a network call) cap the arguments: an argument may only lower them.
+        limit = capped_limit(self.max_unique_datasets, hook.settings.max_unique_datasets, "max_unique_datasets")
+        indicator_limit = capped_limit(
+            self.max_unique_indicators, hook.settings.max_unique_indicators, "max_unique_indicators"
+        )
 
         version = hook.resolve_version(plan.version, plan.system_model)
         if version != plan.version:
@@ -773,21 +806,9 @@ class EcoinventDatasetsOperator(BaseOperator):
         selection = "dataset_ids" if plan.dataset_ids is not None else "search"
         scored = bool(plan.indicator_ids)
         unique = len(ids)
-        if scored and limit is not None and unique > limit and not self.dry_run_only:
-            raise EcoinventCostGuardError(
-                f"This run would score {unique} distinct datasets for {len(plan.indicator_ids)} indicators, more "
-                f"than max_unique_datasets={limit}; the licence bills every distinct dataset scored (the API does "
-                "not block overage). No scored call was made. Select fewer datasets, split the work, or raise "
-                "max_unique_datasets (operator argument or connection extra) if this is intended."
-            )
+        if not self.dry_run_only:
+            check_cost_guard(unique, len(plan.indicator_ids), limit, indicator_limit)
         indicators_over = scored and indicator_limit is not None and len(plan.indicator_ids) > indicator_limit
-        if indicators_over and not self.dry_run_only:
-            raise EcoinventCostGuardError(
-                f"This run would score {len(plan.indicator_ids)} distinct indicators, more than "
-                f"max_unique_indicators={indicator_limit}; the licence bills every distinct indicator scored (the "
-                "API does not block overage). No scored call was made. Select fewer indicators, or raise "
-                "max_unique_indicators (operator argument or connection extra) if this is intended."
-            )
         common: dict[str, Any] = {
             "output_uri": str(destination) if destination is not None else None,
             "format": self.format,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,6 +15,8 @@ from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, Ecoinven
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_provider_ecoinvent.emulator import EmulatorServer
 
 RECIPE_MH = [ind.id for ind in INDICATORS if ind.method == "ReCiPe 2016 v1.03, midpoint (H)"]
@@ -71,8 +76,16 @@ def test_selectors_of_every_form_resolve_once_unique_and_by_id(ecoinvent_conn: E
             "it names 15 indicators: 1: IPCC 2021 | climate change | global warming potential (GWP100); "
             "4: IPCC 2021 | climate change: fossil | global warming potential (GWP100)",
         ),
+        (
+            "EF v3.1 | climate change",
+            "3.11",
+            "no indicator 'climate change' within method 'EF v3.1'. Closest indicator names: none similar. "
+            "But 'climate change' is a category of method 'EF v3.1' ('method | name' reads the name as an "
+            "indicator): to take every indicator of that category write {'method': 'EF v3.1', 'category': "
+            "'climate change'}; to take one, write 'EF v3.1 | climate change | <indicator>'.",
+        ),
     ],
-    ids=["unknown-method", "unknown-indicator", "not-in-this-version", "unknown-id", "ambiguous"],
+    ids=["unknown-method", "unknown-indicator", "not-in-this-version", "unknown-id", "ambiguous", "category-as-name"],
 )
 def test_a_bad_selector_fails_naming_the_closest_names(
     ecoinvent_conn: EmulatorServer, selector: Any, version: str, message: str
@@ -92,12 +105,33 @@ def test_a_bad_selector_fails_naming_the_closest_names(
         ([{"method": " "}], "must be a non-empty name"),
         ([0], "indicator ids are positive integers"),
         ([1.5], "each selector is an id"),
+        ("[1, {", "is neither a JSON list nor a Python list literal"),
+        ('[7, {"method": "EF v3.1", "category": null}]', "'category' of .* must be a non-empty name"),
     ],
-    ids=["empty", "one-part-name", "unknown-key", "blank-name", "zero-id", "float"],
+    ids=["empty", "one-part-name", "unknown-key", "blank-name", "zero-id", "float", "unreadable-text", "json-null"],
 )
 def test_bad_selector_forms_fail_before_any_call(ecoinvent_conn: EmulatorServer, selectors: Any, message: str) -> None:
     with pytest.raises(EcoinventConfigError, match=message):
         EcoinventHook().resolve_indicators(selectors)
+    assert ecoinvent_conn.stats()["api_calls"] == 0
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        '[7, {"method": "ReCiPe 2016 v1.03, midpoint (H)"}]',  # JSON, as ``tojson`` renders it
+        "[7, {'method': 'ReCiPe 2016 v1.03, midpoint (H)'}]",  # a Python literal, as str(list) renders it
+    ],
+    ids=["json", "python-literal"],
+)
+def test_selectors_rendered_as_text_are_read_as_json_or_python(ecoinvent_conn: EmulatorServer, rendered: str) -> None:
+    resolved = EcoinventHook().resolve_indicators(rendered, version="3.11")
+    assert [r["id"] for r in resolved] == sorted({7, *RECIPE_MH})
+
+
+def test_json_true_in_rendered_selectors_is_named_not_unreadable(ecoinvent_conn: EmulatorServer) -> None:
+    with pytest.raises(EcoinventConfigError, match=r"^indicators: True is not a selector\.$"):
+        EcoinventHook().resolve_indicators("[1, true]", version="3.11")
     assert ecoinvent_conn.stats()["api_calls"] == 0
 
 
@@ -145,9 +179,76 @@ def test_compacted_answers_keep_odd_scores_and_unknown_fields() -> None:
     merged = merge_compact([1, 2], [first, second])
     assert [dataset["id"] for dataset, _ in merged] == [2]
     dataset, parts = merged[0]
-    assert expand(dataset, parts, meta)["impact_scores"] == [
+    assert expand(dataset, parts)["impact_scores"] == [
         {"id": 7, "score": 1.5, "unit": "kg", "extra": [1]},
         {"id": 8, "score": 3},  # an int score is kept as it came, not turned into 3.0
         {"id": 9, "score": None},
         "not a score",
     ]
+
+
+class PerDatasetFields(BaseHTTPRequestHandler):
+    """An API whose scores carry fields that vary per dataset (an uncertainty, a data quality, a unit)."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/token"):
+            self._send({"access_token": "per-dataset-fields-token", "expires_in": 3600})
+            return
+        body = json.loads(raw)
+        datasets = [
+            {"id": d, "impact_scores": [self._score(d, i) for i in body["indicator_ids"]]} for d in body["dataset_ids"]
+        ]
+        self._send({"total": len(datasets), "datasets": datasets})
+
+    @staticmethod
+    def _score(dataset: int, indicator: int) -> dict[str, Any]:
+        return {
+            "id": indicator,
+            "score": dataset * 1000.0 + indicator,
+            "unit": f"kg-{dataset % 2}",
+            "uncertainty": {"sd": dataset},
+            "data_quality": f"dq-{dataset}",
+        }
+
+    def _send(self, payload: Any) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def per_dataset_fields(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PerDatasetFields)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    connection = {"conn_type": "ecoinvent", "host": base, "login": "cid", "password": "per-dataset-secret"}
+    connection["extra"] = {"token_url": f"{base}/token", "max_retries": 0}  # type: ignore[assignment]
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(connection))
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("max_in_flight", [1, 4])
+def test_scores_keep_their_per_dataset_fields_beyond_100_indicators(
+    per_dataset_fields: None, max_in_flight: int
+) -> None:
+    """Merging K > 100 indicators must not give every dataset the first dataset's fields of a score."""
+    ids = list(range(1, 9))
+
+    def scores(k: int) -> dict[int, list[Any]]:
+        stream = EcoinventHook().get_datasets(
+            ids, indicator_ids=range(1, k + 1), version="3.11", max_in_flight=max_in_flight
+        )
+        return {d["id"]: [s for s in d["impact_scores"] if s["id"] <= 100] for d in stream}
+
+    within_one_call, merged = scores(100), scores(101)
+    assert merged == within_one_call
+    assert merged[2][0] == PerDatasetFields._score(2, 1)  # as the API sent it, in order, fields and all

@@ -56,6 +56,7 @@ BAD_DATASETS_ARGUMENTS: list[tuple[str, dict[str, Any], str]] = [
     ("uri-is-folder", {"dataset_ids": [1], "output_uri": "file:///data/"}, "must name a file, not a folder"),
     ("no-output-uri", {"dataset_ids": [1], "output_uri": None}, "output_uri is required"),
     ("max-in-flight-0", {"dataset_ids": [1], "max_in_flight": 0}, "max_in_flight must be a whole number >= 1"),
+    ("max-in-flight-above-pool", {"dataset_ids": [1], "max_in_flight": 64}, "max_in_flight must be at most 32 (the"),
     ("negative-guard", {"dataset_ids": [1], "max_unique_datasets": -1}, "max_unique_datasets must be a whole number"),
     ("reserved-filter", {"search_filters": {"version": "3.9"}}, "search_filters must not set 'version'"),
     ("filter-not-dict", {"search_filters": ["geography"]}, "search_filters must be a dict"),

@@ -136,6 +136,23 @@ def test_unknown_extras_warned_by_name(caplog: pytest.LogCaptureFixture) -> None
     assert "X-Api-Key" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("max_unique_dataset", "max_unique_datasets"),
+        ("max-unique-indicator", "max_unique_indicators"),
+        ("maxUniqueDatasets", "max_unique_datasets"),
+    ],
+)
+def test_a_misspelt_cost_guard_extra_is_refused_naming_the_key(typo: str, meant: str) -> None:
+    with pytest.raises(EcoinventConfigError) as raised:
+        settings(extra={typo: 2})
+    assert str(raised.value) == (
+        f"Connection 'eco': extra {typo!r} is not a known extra; did you mean {meant!r}? "
+        "The cost guard would be off. Rename the key to turn it on."
+    )
+
+
 def test_form_values_normalised() -> None:
     parsed = settings(
         extra={
