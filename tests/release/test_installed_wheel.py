@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ecoinvent.emulator.control import EmulatorControl
+from airflow_provider_ecoinvent.emulator.control import EmulatorControl, parse_startup_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -89,7 +89,8 @@ def emulator_from(installed_wheel: InstalledWheel, log_dir: Path) -> Iterator[di
             assert process.poll() is None, f"the emulator exited: {err.read_text()[-2000:]}"
             assert time.monotonic() < deadline, f"the emulator did not start: {err.read_text()[-2000:]}"
             time.sleep(0.1)
-            lines = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+            # The `export KEY='value'` lines a user pastes into a shell, read the way the emulator's own tools do.
+            lines = dict(filter(None, map(parse_startup_line, out.read_text().splitlines())))
         yield lines
     finally:
         process.terminate()
