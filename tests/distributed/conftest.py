@@ -349,6 +349,21 @@ class Servers:
             time.sleep(0.2)
 
 
+def _settled_leftovers(stack: Any, wait: float = 15.0) -> list[str]:
+    """What is still running once SIGKILLed processes had time to go: a group counts only while it has a
+    member that is not a zombie (``killpg(pgid, 0)`` also succeeds for a group of zombies not yet reaped)."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = [
+            line
+            for line in stack.leftover_processes()
+            if not line.startswith("process group ") or _live_members(int(line.split()[2]))
+        ]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.5)
+
+
 def _live_members(pgid: int) -> list[int]:
     """The processes of group ``pgid`` that are not zombies (an unreaped child still counts for ``killpg``)."""
     members = []
@@ -621,7 +636,7 @@ def cluster(
             if failed:
                 print(f"\n[distributed] a test failed; component logs:\n{stack.diagnostics(80)}")
             stack.stop()
-            left = stack.leftover_processes()
+            left = _settled_leftovers(stack)
             for line in left:
                 if line.startswith("pid "):
                     with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
