@@ -69,15 +69,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "cost-guard-datasets-off",
         "max_unique_datasets fails the task before any scored call",
-        "if scored and limit is not None and unique > limit and not self.dry_run_only:",
-        "if False:",
+        "    if dataset_limit is not None and datasets > dataset_limit:\n",
+        "    if False:\n",
         OPERATORS,
     ),
     Mutation(
         "cost-guard-indicators-off",
         "max_unique_indicators fails the task before any scored call",
-        "if indicators_over and not self.dry_run_only:",
-        "if False:",
+        "    if indicator_limit is not None and indicators > indicator_limit:\n",
+        "    if False:\n",
         OPERATORS,
     ),
     Mutation(
@@ -154,7 +154,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "paging-stops-without-total",
         "a paged answer without total is walked to its short or empty page",
-        "    return count < limit\n",
+        "    return count < largest\n",
         "    return True\n",
         HOOKS,
     ),
