@@ -66,7 +66,7 @@ def run_probe(
     try:
         settings = hook.settings
     except Exception as err:  # an unknown connection id raises Airflow's own exception
-        report.error = f"Could not read connection {hook.ecoinvent_conn_id!r}: {_describe(err)}"
+        report.error = f"Could not read connection {hook.ecoinvent_conn_id!r}: {_describe_connection_error(err)}"
         return report
     report.add_secret(settings.client_secret)
     # Shown without user-info or query string, as every other message shows a URL (it may carry a key).
@@ -240,6 +240,20 @@ class _TokenAnswerRecorder:
             # Hand the bytes read on to the hook's reader, as requests itself caches a consumed body.
             response._content = self.body
         return response
+
+
+def _describe_connection_error(err: Exception) -> str:
+    """Why a connection could not be read. Outside a task, Airflow 3.1 answers an unknown id with an
+    ImportError about the task supervisor (it asks the supervisor after the environment and secrets
+    backends); 3.2 and later raise ``AirflowNotFoundException``. Both mean the id is not defined here."""
+    if type(err).__name__ == "AirflowNotFoundException" or (
+        isinstance(err, ImportError) and "SUPERVISOR_COMMS" in str(err)
+    ):
+        return (
+            "it is not defined where the probe can read it: export AIRFLOW_CONN_<ID> in this shell, or run the "
+            "probe where Airflow's secrets backend is configured"
+        )
+    return _describe(err)
 
 
 def _describe(err: Exception) -> str:

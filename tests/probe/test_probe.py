@@ -216,8 +216,8 @@ def test_unknown_connection_exits_2() -> None:
 
     assert report.exit_code == 2
     assert report.error == (
-        "Could not read connection 'no_such_connection': AirflowNotFoundException: "
-        "The conn_id `no_such_connection` isn't defined"
+        "Could not read connection 'no_such_connection': it is not defined where the probe can read it: export "
+        "AIRFLOW_CONN_<ID> in this shell, or run the probe where Airflow's secrets backend is configured"
     )
     assert report.endpoints == []
 
@@ -402,7 +402,8 @@ def test_command_exit_code_2_with_the_reason(capsys: pytest.CaptureFixture[str])
     assert main(["--conn-id", "no_such_connection"]) == 2
     assert capsys.readouterr().out.endswith(
         "Result: could not connect or authenticate (exit 2): Could not read connection 'no_such_connection': "
-        "AirflowNotFoundException: The conn_id `no_such_connection` isn't defined\n"
+        "it is not defined where the probe can read it: export AIRFLOW_CONN_<ID> in this shell, or run the probe "
+        "where Airflow's secrets backend is configured\n"
     )
 
 
