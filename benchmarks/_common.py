@@ -98,6 +98,26 @@ class Timing:
     cpu: float
 
 
+def attempt_under_fault(call: Callable[[], Any], expected: int, *, root_cause: bool = False) -> dict[str, Any]:
+    """One run of a client under an injected fault: complete, incomplete (datasets short of ``expected``) or
+    failed with its error; ``root_cause`` reports the innermost exception (dlt wraps the HTTP error in
+    pipeline-step exceptions)."""
+    start = time.perf_counter()
+    try:
+        result = call()
+    except Exception as err:
+        cause: BaseException = err
+        while root_cause and cause.__cause__ is not None:
+            cause = cause.__cause__
+        return {
+            "outcome": "failed",
+            "error": f"{type(cause).__name__}: {str(cause)[:120]}",
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+    outcome = "complete" if result.datasets == expected else f"incomplete ({result.datasets}/{expected})"
+    return {"outcome": outcome, "seconds": round(time.perf_counter() - start, 2)}
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Timing, Any]:
     """Run ``fn`` once after a garbage collection; the emulator's CPU time is not ours (other process)."""
     gc.collect()

@@ -14,11 +14,11 @@ Masking is checked with Airflow's own secrets masker: is the access token redact
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks import clients
+from benchmarks._common import attempt_under_fault
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,20 +30,6 @@ FAULTS: dict[str, dict[str, Any]] = {
     "503 once": {"kind": "status", "status": 503},
     "token revoked mid-run (401)": {"kind": "revoke"},
 }
-
-
-def _attempt(call: Callable[[], clients.RunResult], expected: int) -> dict[str, Any]:
-    start = time.perf_counter()
-    try:
-        result = call()
-    except Exception as err:
-        return {
-            "outcome": "failed",
-            "error": f"{type(err).__name__}: {str(err)[:120]}",
-            "seconds": round(time.perf_counter() - start, 2),
-        }
-    outcome = "complete" if result.datasets == expected else f"incomplete ({result.datasets}/{expected})"
-    return {"outcome": outcome, "seconds": round(time.perf_counter() - start, 2)}
 
 
 def _is_masked(secret: str) -> bool:
@@ -68,7 +54,7 @@ def run(emulator: EmulatorProcess, n: int, version: str) -> dict[str, Any]:
                 emulator.reset()
                 options = {key: value for key, value in fault.items() if key != "kind"}
                 emulator.add_fault(fault["kind"], path="/datasets/batch", after=1, count=1, **options)
-                row[name] = _attempt(call, n)
+                row[name] = attempt_under_fault(call, n)
             cases.append(row)
         emulator.reset()
         http_token = clients.http_provider_token()

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from benchmarks import clients
-from benchmarks._common import PAGE_LIMIT, SYSTEM_MODEL, interleave, paired_ratio, summary
+from benchmarks._common import PAGE_LIMIT, SYSTEM_MODEL, attempt_under_fault, interleave, paired_ratio, summary
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -112,23 +111,6 @@ def _ledger_calls(emulator: EmulatorProcess, result: clients.RunResult) -> dict[
     }
 
 
-def _attempt(call: Callable[[], clients.RunResult], expected: int) -> dict[str, Any]:
-    start = time.perf_counter()
-    try:
-        result = call()
-    except Exception as err:
-        cause = err
-        while cause.__cause__ is not None:  # dlt wraps the HTTP error in pipeline-step exceptions
-            cause = cause.__cause__
-        return {
-            "outcome": "failed",
-            "error": f"{type(cause).__name__}: {str(cause)[:120]}",
-            "seconds": round(time.perf_counter() - start, 2),
-        }
-    outcome = "complete" if result.datasets == expected else f"incomplete ({result.datasets}/{expected})"
-    return {"outcome": outcome, "seconds": round(time.perf_counter() - start, 2)}
-
-
 def run(emulator: EmulatorProcess, n: int, repeats: int, indicators: int, version: str, fault_n: int) -> dict[str, Any]:
     ids = list(range(1, n + 1))
     indicator_ids = list(range(1, indicators + 1))
@@ -197,7 +179,7 @@ def _faults(
             emulator.reset()
             options = {key: value for key, value in fault.items() if key != "kind"}
             emulator.add_fault(fault["kind"], path="/datasets/batch", after=1, count=1, **options)
-            row[name] = _attempt(call, n)
+            row[name] = attempt_under_fault(call, n, root_cause=True)
             row[name]["batch_calls"] = emulator.stats()["requests"].get("POST /datasets/batch", 0)
         cases.append(row)
     return cases
