@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote, quote_plus
 
+from airflow_provider_ecoinvent._json import decode
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
 from airflow_provider_ecoinvent._transport import (
     Unreachable,
@@ -271,7 +272,7 @@ def decode_json_body(status: int, body: bytes, *, method: str, path: str, conn_i
     if not body:
         return None
     try:
-        return json.loads(body)
+        return decode(body)
     except RecursionError:
         raise EcoinventApiError(
             f"ecoinvent API answered {status} to {method} {path} with JSON nested too deeply to read "

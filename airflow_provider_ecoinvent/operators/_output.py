@@ -6,8 +6,8 @@
   as it was. Temporary files of dead attempts are removed once older than a lease that live writers
   keep fresh, so concurrent attempts never remove each other's. It counts the bytes and computes the
   SHA-256 of what it writes, so the manifest needs no second read of the file.
-* :func:`json_line` is the one serialisation of a record (sorted keys, compact, UTF-8), so two runs over
-  the same data produce byte-identical files.
+* :func:`json_line` (from :mod:`.._json`) is the one serialisation of a record (sorted keys, compact,
+  UTF-8), so two runs over the same data produce byte-identical files.
 * :class:`ParquetRowWriter` streams rows into row groups; pyarrow is imported only when it is used.
 """
 
@@ -26,6 +26,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_provider_ecoinvent._json import json_line as json_line
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
 if TYPE_CHECKING:
@@ -61,11 +62,6 @@ FLAT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("version", "string"),
     ("system_model", "string"),
 )
-
-
-def json_line(record: Any) -> bytes:
-    """One JSON Lines record: sorted keys, no spaces, UTF-8 (not ASCII-escaped), newline-terminated."""
-    return (json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def to_storage_path(uri: Any, *, argument: str = "output_uri") -> ObjectStoragePath:

@@ -23,6 +23,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "versions": _PURE,
     "exceptions": _PURE,
     "pools": _PURE,
+    # the JSON codec (msgspec, imported on first use, with the standard library's results)
+    "_json": _PURE,
     "get_provider_info": frozenset({"__init__", "_constants"}),
     "_ids": frozenset({"exceptions"}),
     "_paging": frozenset({"exceptions"}),
@@ -30,7 +32,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     # _transport names EcoinventSettings in annotations only (a TYPE_CHECKING import): no import cycle at run time.
     "_transport": frozenset({"connection", "exceptions"}),
     "connection": frozenset({"_constants", "_transport", "exceptions"}),
-    "_errors": frozenset({"_retry", "_transport", "exceptions"}),
+    "_errors": frozenset({"_json", "_retry", "_transport", "exceptions"}),
     "_tokens": frozenset({"_errors", "_retry", "connection", "exceptions"}),
 }
 _BELOW_HOOKS = frozenset(ALLOWED)
@@ -39,7 +41,7 @@ ALLOWED |= {
     "hooks.async_client": _BELOW_HOOKS - {"get_provider_info", "_ids"},
     "triggers.ecoinvent": frozenset({"_constants", "exceptions", "versions", "hooks.async_client"}),
     "sensors.ecoinvent": frozenset({"_constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
-    "operators._output": frozenset({"exceptions"}),
+    "operators._output": frozenset({"_json", "exceptions"}),
     "operators.ecoinvent": frozenset(
         {
             "_constants",
