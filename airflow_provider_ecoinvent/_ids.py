@@ -104,6 +104,8 @@ def check_cost_guard(datasets: int, indicators: int, dataset_limit: int | None, 
 
 
 def _as_id(value: Any) -> int | None:
+    if type(value) is int:  # the usual case, checked first: ids are validated up to three times per run
+        return value if value > 0 else None
     if isinstance(value, bool):
         return None
     try:

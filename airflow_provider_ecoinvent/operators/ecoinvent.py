@@ -83,7 +83,8 @@ def is_templated(value: Any) -> bool:
     if isinstance(value, Mapping):
         return any(is_templated(key) or is_templated(item) for key, item in value.items())
     if isinstance(value, list | tuple | set | frozenset):
-        return any(is_templated(item) for item in value)
+        # Plain ids are skipped without a call: a list of 100,000 ids is checked at every DAG parse.
+        return any(is_templated(item) for item in value if type(item) is not int)
     return False
 
 
