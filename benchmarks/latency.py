@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_ecoinvent.emulator.control import EmulatorProcess
 
-TARGET_SPEEDUP = 5.0
+TARGET_SPEEDUP = 6.0
 MAX_IN_FLIGHT = 8
 
 

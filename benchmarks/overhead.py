@@ -30,7 +30,14 @@ if TYPE_CHECKING:
 
     from airflow_provider_ecoinvent.emulator.control import EmulatorProcess
 
-TARGET_RATIO = 1.10
+#: Issue 16's targets, wall time, sequential: the hook under the bare loop, the operator (which also writes
+#: canonical JSON Lines, hashes and commits atomically) no slower than the bare loop writing json.dumps lines,
+#: and faster than the http provider's path.
+HOOK_TARGET = 0.95
+OPERATOR_TARGET = 1.00
+TARGET = (
+    f"hook wall <= {HOOK_TARGET:.2f}x bare loop, operator wall <= {OPERATOR_TARGET:.2f}x bare+write and < http provider"
+)
 
 
 def run(
@@ -80,12 +87,13 @@ def run(
                             timings["http provider"], timings["bare+write"], "cpu"
                         ),
                     },
-                    "met_hook": hook_ratio <= TARGET_RATIO,
-                    "met_operator": operator_ratio <= TARGET_RATIO,
+                    "met_hook": hook_ratio <= HOOK_TARGET,
+                    "met_operator": operator_ratio <= OPERATOR_TARGET
+                    and paired_ratio(timings["operator"], timings["http provider"]) < 1.0,
                 }
             )
     return {
-        "target": f"wall time <= {TARGET_RATIO}x the bare requests loop (median of per-round paired ratios)",
+        "target": f"{TARGET} (medians of per-round paired ratios)",
         "met": all(r["met_hook"] and r["met_operator"] for r in results),
         "method": (
             "Same emulator process (no latency), same run; variants interleaved round-robin with the starting "
