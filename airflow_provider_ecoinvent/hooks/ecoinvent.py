@@ -753,7 +753,8 @@ class EcoinventHook(BaseHook):
 class DatasetStream(Iterator[dict[str, Any]]):
     """The datasets of :meth:`EcoinventHook.get_datasets`, streamed in the order of the requested ids.
 
-    At most ``max_in_flight`` batch calls run at once and at most that many batches are held in memory,
+    At most ``max_in_flight`` batch calls run at once (one at a time with ``max_in_flight=1``), the next ones
+    starting while the caller consumes a batch, and at most ``max_in_flight + 1`` batches are held in memory,
     so memory stays flat whatever the number of ids. ``close()`` (or ``on_kill``) cancels what has not
     started. After iteration, ``missing_ids`` lists the requested ids the API did not return (unknown in
     that version, or not licensed).
@@ -841,28 +842,20 @@ class DatasetStream(Iterator[dict[str, Any]]):
             return
         hook = self.hook
         hook.session  # noqa: B018 - create the session before worker threads race to do it
-        if self.max_in_flight == 1:
-            for chunk in self._chunks():
-                self._stop_if_cancelled()
-                yield from self._fetch(chunk)
-            return
         pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="ecoinvent-batch")
         # One future per call: a batch scored for K > 100 indicators is ceil(K / 100) calls, and they count
         # against max_in_flight like any other, so what is held in memory does not grow with K.
         window: deque[tuple[list[int], list[Future[list[Any]]]]] = deque()
-        in_flight = 0
+        chunks = self._chunks()
         try:
-            for chunk in self._chunks():
-                self._stop_if_cancelled()
-                calls = [pool.submit(self._fetch_slice, chunk, part) for part in self._slices]
-                window.append((chunk, calls))
-                in_flight += len(calls)
-                while in_flight >= self.max_in_flight:
-                    in_flight -= len(window[0][1])
-                    yield from self._settle(window.popleft())
+            self._submit(pool, window, chunks)
             while window:
                 self._stop_if_cancelled()
-                yield from self._settle(window.popleft())
+                settled = self._settle(window.popleft())
+                # The next calls go out before this batch is handed over: while the caller writes it, the
+                # server is already working (with max_in_flight=1 too: still one call at a time).
+                self._submit(pool, window, chunks)
+                yield from settled
         finally:
             # Stopped early (on_kill, a failed batch): calls in flight are discarded and must not retry, since a
             # retried scored call is billed for nothing; do not wait for them.
@@ -870,9 +863,19 @@ class DatasetStream(Iterator[dict[str, Any]]):
                 self._abandoned.set()
             pool.shutdown(wait=not window, cancel_futures=True)
 
-    def _fetch(self, chunk: list[int]) -> Iterable[dict[str, Any]]:
-        """One batch, its indicator slices one after the other, scores merged per dataset."""
-        return self._merge(chunk, [self._fetch_slice(chunk, part) for part in self._slices])
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        window: deque[tuple[list[int], list[Future[list[Any]]]]],
+        chunks: Iterator[list[int]],
+    ) -> None:
+        """Start batches (all of a batch's calls) while fewer than ``max_in_flight`` calls are in the window."""
+        while sum(len(calls) for _, calls in window) < self.max_in_flight:
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            self._stop_if_cancelled()
+            window.append((chunk, [pool.submit(self._fetch_slice, chunk, part) for part in self._slices]))
 
     def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[Any]:
         """One call; with several slices its answer is compacted while it waits for the others."""
