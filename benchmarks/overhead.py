@@ -3,7 +3,7 @@
 Zero emulator latency, so the client's own work shows. Five variants, interleaved round-robin in the same
 run against the same emulator process (warm-up round discarded):
 
-* ``hook``: ``get_datasets`` (max_in_flight=1: sequential, like the bare loop), iterated, no file; it also
+* ``hook``: ``get_datasets`` (max_in_flight=1: one call at a time, like the bare loop), iterated, no file; it also
   fetches its token and resolves "latest" inside the timed region (2 cheap calls out of N/100 + 2);
 * ``bare``: the bare loop, token pre-fetched, version hard-coded, no file;
 * ``operator``: ``EcoinventDatasetsOperator.execute`` (max_in_flight=1), JSON Lines with canonical
