@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from airflow.sdk import BaseHook
 
 from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._concurrency import CallGate
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._errors import (
     RENEW_TOKEN,
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
 
     import requests
 
+    from airflow_provider_ecoinvent._concurrency import WidthChange
     from airflow_provider_ecoinvent._tokens import TokenKey
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
@@ -288,6 +290,7 @@ class EcoinventHook(BaseHook):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         cancel: threading.Event | None = None,
+        gate: CallGate | None = None,
     ) -> Any:
         """Call any endpoint under the API prefix and return its parsed JSON.
 
@@ -298,6 +301,8 @@ class EcoinventHook(BaseHook):
         :param headers: extra headers (``X-User-Id`` and ``X-Organization-Id`` are added from the
             connection unless given here).
         :param cancel: once set, no further attempt is made (a stopped run must not retry billed calls).
+        :param gate: the calls in flight of a dataset stream: each attempt waits for a place in it and
+            reports its status, so a 429 lowers the width before the retry (:mod:`.._concurrency`).
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
@@ -317,8 +322,9 @@ class EcoinventHook(BaseHook):
             token = self._token(cancel)
             failure = Failure(method, url, full_path, "", settings.conn_id)
             try:
-                self._count("api_calls")
-                status, answer_headers, body = self._exchange(
+                status, answer_headers, body = self._gated_exchange(
+                    gate,
+                    cancel,
                     method,
                     url,
                     full_path,
@@ -354,6 +360,24 @@ class EcoinventHook(BaseHook):
                 assert isinstance(answer, Retryable)
                 failure = failure._replace(reason=answer.reason, status=status, retry_after=answer.retry_after)
             self._wait_or_give_up(budget, failure, cancel)
+
+    def _gated_exchange(
+        self, gate: CallGate | None, cancel: threading.Event | None, method: str, url: str, path: str, **kwargs: Any
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One counted exchange, within the stream's calls in flight when there is a ``gate``."""
+        if gate is None:
+            self._count("api_calls")
+            return self._exchange(method, url, path, **kwargs)
+        ticket = gate.enter(lambda: self._stop_requested(cancel))
+        if ticket is None:
+            raise EcoinventError(f"{method} {path} abandoned: the run it belonged to was stopped.")
+        status: int | None = None
+        try:
+            self._count("api_calls")
+            status, headers, body = self._exchange(method, url, path, **kwargs)
+        finally:
+            gate.leave(ticket, status)
+        return status, headers, body
 
     def _exchange(self, method: str, url: str, path: str, **kwargs: Any) -> tuple[int, Mapping[str, str], bytes]:
         """One HTTP exchange: redirects never followed, the body read only up to ``max_response_bytes``.
@@ -604,6 +628,7 @@ class EcoinventHook(BaseHook):
         version: str,
         system_model: str,
         cancel: threading.Event | None = None,
+        gate: CallGate | None = None,
     ) -> list[dict[str, Any]]:
         """All datasets of one batch call (paging within it), in the order of ``ids``."""
         body = {"dataset_ids": list(ids), "indicator_ids": list(indicators)}
@@ -612,7 +637,8 @@ class EcoinventHook(BaseHook):
         def fetch(offset: int, limit: int) -> Page:
             query = {"from": offset, "limit": limit, **scope}
             return read_page(
-                self.request("POST", "datasets/batch", query=query, json=body, cancel=cancel), BATCH_LIST_KEYS
+                self.request("POST", "datasets/batch", query=query, json=body, cancel=cancel, gate=gate),
+                BATCH_LIST_KEYS,
             )
 
         by_id: dict[int, dict[str, Any]] = {}
@@ -734,9 +760,11 @@ class DatasetStream(Iterator[dict[str, Any]]):
     """The datasets of :meth:`EcoinventHook.get_datasets`, streamed in the order of the requested ids.
 
     At most ``max_in_flight`` batch calls run at once and at most that many batches are held in memory,
-    so memory stays flat whatever the number of ids. ``close()`` (or ``on_kill``) cancels what has not
-    started. After iteration, ``missing_ids`` lists the requested ids the API did not return (unknown in
-    that version, or not licensed).
+    so memory stays flat whatever the number of ids. The calls actually in flight adapt within that
+    ceiling: a 429 halves them, a run of successes adds one back (:mod:`.._concurrency`), and
+    ``concurrency`` tells the peak, the final width and the number of 429s. ``close()`` (or ``on_kill``)
+    cancels what has not started. After iteration, ``missing_ids`` lists the requested ids the API did not
+    return (unknown in that version, or not licensed).
     """
 
     def __init__(
@@ -756,6 +784,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.returned = 0
         self.missing_ids: list[int] = []
         self.max_in_flight = max_in_flight
+        self._gate = CallGate(max_in_flight, on_change=self._log_width_change)
         self._ids = ids
         self._cancelled = threading.Event()
         # Set when the stream stops early for any reason (close, or a failed batch): calls in flight stop retrying.
@@ -781,6 +810,22 @@ class DatasetStream(Iterator[dict[str, Any]]):
         except StopIteration:
             self._stop_if_cancelled()  # closed early: fail loudly rather than end as if complete
             raise
+
+    @property
+    def concurrency(self) -> dict[str, int]:
+        """``max_in_flight``, ``peak_in_flight``, ``final_in_flight`` and ``rate_limited_calls`` (429s) so far."""
+        return self._gate.figures.as_dict()
+
+    def _log_width_change(self, change: WidthChange) -> None:
+        if change.reason == "429":
+            self.hook.log.info("The API answered 429: calls in flight lowered from %d to %d.", change.old, change.new)
+        else:
+            self.hook.log.info(
+                "Calls in flight raised from %d to %d after a run of successes (at most %d).",
+                change.old,
+                change.new,
+                self.max_in_flight,
+            )
 
     @property
     def cancelled(self) -> bool:
@@ -856,7 +901,9 @@ class DatasetStream(Iterator[dict[str, Any]]):
 
     def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[Any]:
         """One call; with several slices its answer is compacted while it waits for the others."""
-        datasets = self.hook._fetch_batch(chunk, indicators, self.version, self.system_model, self._abandoned)
+        datasets = self.hook._fetch_batch(
+            chunk, indicators, self.version, self.system_model, self._abandoned, self._gate
+        )
         return compact_scores(datasets, self._score_fields) if len(self._slices) > 1 else datasets
 
     def _settle(self, pending: tuple[list[int], list[Future[list[Any]]]]) -> Iterable[dict[str, Any]]:

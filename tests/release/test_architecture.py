@@ -20,6 +20,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "__init__": _PURE,
     "_constants": _PURE,
     "_retry": _PURE,
+    "_concurrency": _PURE,
     "versions": _PURE,
     "exceptions": _PURE,
     "pools": _PURE,
