@@ -12,7 +12,8 @@ How the width moves:
 - **Decrease.** A 429 halves the width (``decrease_factor``), never below 1. Only an attempt that started
   after the last decrease can lower it again, so one burst of refusals counts once, as in TCP.
 - **Increase.** After a run of successes as long as the width (one round of calls) the width grows by 1,
-  up to ``max_in_flight``. Growing back to the width that was last refused is a probe: it waits
+  up to ``max_in_flight``. Only successes while the width is in use count (as in TCP's window
+  validation): a consumer too slow to fill the width must not grow it untested. Growing back to the width that was last refused is a probe: it waits
   ``probe_rounds`` rounds instead of one, and that wait doubles each time the probe is refused again, so a
   steady server limit costs a few 429s per run, not one per round. A probe that succeeds for a full round
   clears the memory: the limit was lifted, and the width grows one round at a time again.
@@ -99,6 +100,8 @@ class AdaptiveWidth:
         self._successes = 0
         #: The width a 429 last refused (0: none, or the limit has since been lifted).
         self._refused_width = 0
+        #: Whether an attempt had to wait for a place since the width last changed.
+        self._limiting = False
 
     def __repr__(self) -> str:
         return (
@@ -110,6 +113,10 @@ class AdaptiveWidth:
         """Whether one more attempt fits within the width now."""
         return self.in_flight < self.width
 
+    def waited(self) -> None:
+        """An attempt found no place and waits: the width, not the caller, sets the pace now."""
+        self._limiting = True
+
     def started(self) -> int:
         """Count an attempt in flight; returns its ticket for :meth:`finished`."""
         self.in_flight += 1
@@ -119,13 +126,18 @@ class AdaptiveWidth:
     def finished(self, ticket: int, *, rate_limited: bool = False, succeeded: bool = True) -> WidthChange | None:
         """An attempt ended: refused with 429, succeeded, or neither (another error: the width stays).
 
+        A success counts toward an increase only while the width is in use (as many attempts in flight as
+        it allows, or one waiting for a place since the last change): a client that cannot fill its width
+        has learnt nothing about a wider one.
+
         :returns: the change of width this outcome causes, or ``None``.
         """
+        width_in_use = self._limiting or self.in_flight >= self.width
         self.in_flight -= 1
         if rate_limited:
             self.rate_limited_calls += 1
             return self._decrease(ticket)
-        if succeeded:
+        if succeeded and width_in_use:
             return self._count_success()
         return None
 
@@ -144,6 +156,7 @@ class AdaptiveWidth:
             self._probe_rounds = min(self._probe_rounds * 2, MAX_PROBE_ROUNDS)
         self._refused_width = old
         self._epoch += 1
+        self._limiting = False
         self.width = max(1, int(old * self._decrease_factor))
         return WidthChange(old, self.width, "429") if self.width != old else None
 
@@ -159,6 +172,7 @@ class AdaptiveWidth:
         if self._successes < self.width * (self._probe_rounds if probing else 1):
             return None
         self._successes = 0
+        self._limiting = False
         old, self.width = self.width, self.width + 1
         return WidthChange(old, self.width, "successes")
 
@@ -191,6 +205,8 @@ class CallGate:
     def enter(self, stopped: Callable[[], bool] | None = None) -> int | None:
         """Wait for a place within the width; returns the attempt's ticket, or ``None`` once ``stopped()``."""
         with self._room:
+            if not self._width.may_start():
+                self._width.waited()
             while not self._width.may_start():
                 if stopped is not None and stopped():
                     return None

@@ -868,6 +868,7 @@ class EcoinventDatasetsOperator(BaseOperator):
             "sha256": written["sha256"],
             "api_calls": hook.api_calls,
             "token_requests": hook.token_requests,
+            "concurrency": written["concurrency"],
             "elapsed_seconds": _elapsed(start),
         }
         self.log.info(
@@ -981,6 +982,7 @@ class EcoinventDatasetsOperator(BaseOperator):
             "missing": missing,
             "bytes": output.bytes_written,
             "sha256": output.sha256,
+            "concurrency": stream.concurrency,
         }
 
     def on_kill(self) -> None:

@@ -3,23 +3,47 @@
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import deque
 
 import pytest
 
 from airflow_provider_ecoinvent._concurrency import AdaptiveWidth, CallGate, WidthChange
 
 
+class Saturated:
+    """A client that always has as many attempts in flight as the width allows (a full thread pool)."""
+
+    def __init__(self, width: AdaptiveWidth) -> None:
+        self.width = width
+        self.outstanding: deque[int] = deque()
+
+    def fill(self) -> None:
+        while self.width.may_start():
+            self.outstanding.append(self.width.started())
+
+    def ok(self, n: int = 1) -> list[WidthChange]:
+        """The oldest attempt succeeds, ``n`` times, the width refilled each time; the changes caused."""
+        changes = []
+        for _ in range(n):
+            self.fill()
+            change = self.width.finished(self.outstanding.popleft())
+            if change is not None:
+                changes.append(change)
+        self.fill()
+        return changes
+
+
+_CLIENTS: weakref.WeakKeyDictionary[AdaptiveWidth, Saturated] = weakref.WeakKeyDictionary()
+
+
 def ok(width: AdaptiveWidth, n: int = 1) -> list[WidthChange]:
-    """``n`` attempts, one after the other, that succeed; the width changes they cause."""
-    changes = []
-    for _ in range(n):
-        change = width.finished(width.started())
-        if change is not None:
-            changes.append(change)
-    return changes
+    """``n`` successes with the width in use (one saturated client per controller); the changes caused."""
+    return _CLIENTS.setdefault(width, Saturated(width)).ok(n)
 
 
 def refused(width: AdaptiveWidth) -> WidthChange | None:
+    """A fresh attempt (started now, after any decrease so far) answered 429."""
     return width.finished(width.started(), rate_limited=True)
 
 
@@ -29,7 +53,7 @@ def test_starts_at_the_ceiling_and_a_server_without_limit_never_lowers_it() -> N
     assert ok(width, 500) == []
     assert width.figures.as_dict() == {
         "max_in_flight": 8,
-        "peak_in_flight": 1,
+        "peak_in_flight": 8,
         "final_in_flight": 8,
         "rate_limited_calls": 0,
     }
@@ -95,6 +119,25 @@ def test_from_one_the_width_probes_the_refused_width_two() -> None:
     assert ok(width, 7) == []
     assert ok(width, 1) == [WidthChange(1, 2, "successes")]
     assert ok(width, 2) == [WidthChange(2, 3, "successes")]  # a full round at 2: the limit is gone
+
+
+def test_successes_below_the_width_do_not_grow_it() -> None:
+    """A consumer that keeps one call in flight has learnt nothing about a width of five."""
+    width = AdaptiveWidth(8)
+    refused(width)  # 8 -> 4
+    for _ in range(100):
+        assert width.finished(width.started()) is None
+    assert width.width == 4
+    assert ok(width, 4) == [WidthChange(4, 5, "successes")]  # with the width in use, one round grows it
+
+
+def test_an_attempt_waiting_for_a_place_shows_the_width_is_in_use() -> None:
+    """Calls that end at different times rarely leave the width exactly full: a waiter counts as full."""
+    width = AdaptiveWidth(8)
+    refused(width)  # 8 -> 4
+    width.waited()
+    assert [width.finished(width.started()) for _ in range(4)] == [None, None, None, WidthChange(4, 5, "successes")]
+    assert [width.finished(width.started()) for _ in range(10)] == [None] * 10  # nobody waited at 5
 
 
 def test_a_probe_refused_again_waits_twice_as_long_before_the_next() -> None:
