@@ -13,10 +13,11 @@ How the width moves:
   after the last decrease can lower it again, so one burst of refusals counts once, as in TCP.
 - **Increase.** After a run of successes as long as the width (one round of calls) the width grows by 1,
   up to ``max_in_flight``. Only successes while the width is in use count (as in TCP's window
-  validation): a consumer too slow to fill the width must not grow it untested. Growing back to the width that was last refused is a probe: it waits
-  ``probe_rounds`` rounds instead of one, and that wait doubles each time the probe is refused again, so a
-  steady server limit costs a few 429s per run, not one per round. A probe that succeeds for a full round
-  clears the memory: the limit was lifted, and the width grows one round at a time again.
+  validation): a consumer too slow to fill the width must not grow it untested.
+- **Probe.** Growing back to the width that was last refused waits ``probe_rounds`` rounds instead of
+  one, and that wait doubles each time the probe is refused again, so a steady server limit costs a few
+  429s per run, not one per round. A probe that succeeds for a full round clears the memory: the limit
+  was lifted, and the width grows one round at a time again.
 """
 
 from __future__ import annotations
