@@ -10,7 +10,8 @@ path reports each attempt to the gate; the retry decision itself stays where it 
 How the width moves:
 
 - **Decrease.** A 429 halves the width (``decrease_factor``), never below 1. Only an attempt that started
-  after the last decrease can lower it again, so one burst of refusals counts once, as in TCP.
+  after the last decrease can halve it again, so one burst of refusals counts once, as in TCP; the rest of
+  that burst only bounds the width by what the server accepted of it (sent minus refused).
 - **Increase.** After a run of successes as long as the width (one round of calls) the width grows by 1,
   up to ``max_in_flight``. Only successes while the width is in use count (as in TCP's window
   validation): a consumer too slow to fill the width must not grow it untested.
@@ -98,6 +99,9 @@ class AdaptiveWidth:
         self._probe_rounds = probe_rounds
         #: Bumped on each decrease; an attempt's ticket is the epoch it started in.
         self._epoch = 0
+        #: Attempts started and refused in this epoch, and in the one the last decrease ended.
+        self._burst = [0, 0]
+        self._last_burst = [0, 0]
         self._successes = 0
         #: The width a 429 last refused (0: none, or the limit has since been lifted).
         self._refused_width = 0
@@ -122,6 +126,7 @@ class AdaptiveWidth:
         """Count an attempt in flight; returns its ticket for :meth:`finished`."""
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self._burst[0] += 1
         return self._epoch
 
     def finished(self, ticket: int, *, rate_limited: bool = False, succeeded: bool = True) -> WidthChange | None:
@@ -149,6 +154,8 @@ class AdaptiveWidth:
 
     def _decrease(self, ticket: int) -> WidthChange | None:
         self._successes = 0
+        if ticket == self._epoch - 1:
+            return self._narrow_to_burst()
         if ticket != self._epoch:
             return None  # started before the last decrease: that decrease already answered it
         old = self.width
@@ -156,10 +163,28 @@ class AdaptiveWidth:
             # The probe was refused again: probe less often (bounded), the limit is still there.
             self._probe_rounds = min(self._probe_rounds * 2, MAX_PROBE_ROUNDS)
         self._refused_width = old
+        self._burst[1] += 1
+        self._last_burst, self._burst = self._burst, [0, 0]
         self._epoch += 1
         self._limiting = False
         self.width = max(1, int(old * self._decrease_factor))
         return WidthChange(old, self.width, "429") if self.width != old else None
+
+    def _narrow_to_burst(self) -> WidthChange | None:
+        """Another 429 from the burst the last decrease answered: no second halving, but a bound.
+
+        Of the ``started`` attempts of that burst the server refused ``refused``, so it took at most
+        ``started - refused`` at once: eight sent against a limit of three narrow the width to three
+        (not to two, through a second halving, or back up through a refused four).
+        """
+        self._last_burst[1] += 1
+        started, refused = self._last_burst
+        accepted = max(1, started - refused)
+        if accepted >= self.width:
+            return None
+        old, self.width = self.width, accepted
+        self._refused_width = min(self._refused_width, accepted + 1)
+        return WidthChange(old, self.width, "429")
 
     def _count_success(self) -> WidthChange | None:
         self._successes += 1

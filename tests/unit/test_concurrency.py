@@ -69,25 +69,29 @@ def test_a_429_halves_the_width_and_never_below_one() -> None:
     assert width.rate_limited_calls == 4
 
 
-def test_one_burst_of_429s_counts_once() -> None:
-    """Eight attempts in flight, five refused: one decrease, since all started before it."""
+def test_one_burst_of_429s_halves_once_then_narrows_to_what_the_server_took() -> None:
+    """Eight attempts in flight, five refused: one halving, then the width bounded by the three accepted."""
     width = AdaptiveWidth(8)
     tickets = [width.started() for _ in range(8)]
     assert width.peak_in_flight == 8
     changes = [width.finished(t, rate_limited=True) for t in tickets[:5]]
-    assert changes == [WidthChange(8, 4, "429"), None, None, None, None]
+    assert changes == [WidthChange(8, 4, "429"), None, None, None, WidthChange(4, 3, "429")]
     assert [width.finished(t) for t in tickets[5:]] == [None, None, None]
-    assert width.width == 4
+    assert width.width == 3
     assert width.rate_limited_calls == 5
     assert width.in_flight == 0
+    # Growing back to 4, the width the server refused in effect, is a probe: 8 rounds of 3 (of the burst's
+    # three accepted calls, the first ended with the width in use and counts).
+    assert ok(width, 22) == []
+    assert ok(width, 1) == [WidthChange(3, 4, "successes")]
 
 
-def test_a_429_from_an_attempt_started_after_the_decrease_lowers_again() -> None:
+def test_a_429_from_an_attempt_started_after_the_decrease_halves_again() -> None:
     width = AdaptiveWidth(8)
-    old = width.started()
-    assert refused(width) == WidthChange(8, 4, "429")
-    assert width.finished(old, rate_limited=True) is None  # from before the decrease
-    assert refused(width) == WidthChange(4, 2, "429")  # from after it
+    burst = [width.started() for _ in range(7)]
+    assert refused(width) == WidthChange(8, 4, "429")  # 8 sent, 1 refused
+    assert width.finished(burst[0], rate_limited=True) is None  # same burst: up to 6 accepted, above 4
+    assert refused(width) == WidthChange(4, 2, "429")  # sent after the decrease
 
 
 def test_a_round_of_successes_grows_the_width_by_one_up_to_the_ceiling() -> None:
