@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    import pytest
 
 N = 1_000
 BATCH = 20  # 50 batch calls
