@@ -598,7 +598,8 @@ class EcoinventHook(BaseHook):
         of indicators: the API scores at most 100 per call, so K indicators take ceil(K / 100) calls per
         batch, whose scores are merged into one record per dataset before it is yielded. ``"latest"``
         is resolved once first, so every batch of the run reads the same version. Up to
-        ``max_in_flight`` calls run at once over the pooled session and the one token.
+        ``max_in_flight`` calls run at once over the pooled session and the one token; fewer while the
+        API answers 429 (the stream halves them, then grows them back: its ``concurrency``).
 
         Validation (non-integer ids) and the connection's cost guard (``max_unique_datasets``,
         ``max_unique_indicators``, counted per call of this method) happen before any call.

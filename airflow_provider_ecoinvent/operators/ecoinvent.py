@@ -553,7 +553,8 @@ class EcoinventDatasetsOperator(BaseOperator):
     :param system_model: default ``"cutoff"``. (templated)
     :param layout: ``"nested"`` or ``"flat"``.
     :param format: ``"jsonl"`` or ``"parquet"`` (flat layout only).
-    :param max_in_flight: concurrent batch calls, default 8, at most 32 (the hook's connection pool).
+    :param max_in_flight: concurrent batch calls, default 8, at most 32 (the hook's connection pool); a
+        ceiling: fewer run while the API answers 429 (the manifest's ``concurrency`` tells how many).
     :param max_unique_datasets: cost guard; ``None`` uses the connection's ``max_unique_datasets``.
     :param max_unique_indicators: cost guard; ``None`` uses the connection's ``max_unique_indicators``.
     :param dry_run: count only: no scored call, no file.
