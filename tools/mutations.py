@@ -104,14 +104,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "sync-token-not-masked",
         "every token the hook obtains is registered with the secret masker",
-        "                    _mask(outcome.value)\n",
-        "                    pass\n",
+        "                mask(step.value.value)\n",
+        "                pass\n",
         HOOKS,
     ),
     Mutation(
         "async-token-not-masked",
         "every token the async client obtains is registered with the secret masker",
-        "await _amask(outcome.value)",
+        "await _amask(step.value.value)",
         "pass",
         HOOKS,
     ),
@@ -175,8 +175,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "retry-outside-the-gate",
         "a call retried after a 429 waits for a place within the lowered width",
-        "        ticket = gate.enter(lambda: self._stop_requested(cancel))\n",
-        "        ticket = 0\n",
+        "    ticket = gate.enter(stopped)\n",
+        "    ticket = 0\n",
         HOOKS,
     ),
 )
