@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 N = 2_000
 BATCH = 20  # 100 batch calls: enough rounds for the width to settle and to grow back
 MAX_IN_FLIGHT = 8
+#: Then 175 calls without the limit: growing back to the width refused takes PROBE_ROUNDS rounds, the rest one each.
+LIFTED_N = 4_000
 _CHANGE = re.compile(r"calls in flight (?:lowered|raised) from (\d+) to (\d+)", re.IGNORECASE)
 
 
@@ -108,15 +110,15 @@ def test_without_a_server_limit_the_width_stays_at_max_in_flight(
 def test_the_width_grows_back_to_max_in_flight_once_the_limit_is_lifted(
     monkeypatch: pytest.MonkeyPatch, width_log: WidthLog
 ) -> None:
-    with EmulatorServer(datasets=N, latency_ms=10) as server:
+    with EmulatorServer(datasets=LIFTED_N, latency_ms=10) as server:
         server.add_fault("concurrency", limit=2)
         hook = connect(server, monkeypatch)
-        stream = hook.get_datasets(range(1, N + 1), indicator_ids=[1], max_in_flight=MAX_IN_FLIGHT)
-        first = [next(stream)["id"] for _ in range(N // 4)]
+        stream = hook.get_datasets(range(1, LIFTED_N + 1), indicator_ids=[1], max_in_flight=MAX_IN_FLIGHT)
+        first = [next(stream)["id"] for _ in range(500)]  # 25 calls under the limit
         lowered = stream.concurrency["final_in_flight"]
         server.clear_faults()
         rest = [dataset["id"] for dataset in stream]
-    assert first + rest == list(range(1, N + 1))
+    assert first + rest == list(range(1, LIFTED_N + 1))
     assert lowered <= 3  # the limit of 2 was found: at it, or probing one above
     figures = stream.concurrency
     assert figures["final_in_flight"] == MAX_IN_FLIGHT

@@ -8,7 +8,7 @@ from collections import deque
 
 import pytest
 
-from airflow_provider_ecoinvent._concurrency import AdaptiveWidth, CallGate, WidthChange
+from airflow_provider_ecoinvent._concurrency import PROBE_ROUNDS, AdaptiveWidth, CallGate, WidthChange
 
 
 class Saturated:
@@ -80,9 +80,9 @@ def test_one_burst_of_429s_halves_once_then_narrows_to_what_the_server_took() ->
     assert width.width == 3
     assert width.rate_limited_calls == 5
     assert width.in_flight == 0
-    # Growing back to 4, the width the server refused in effect, is a probe: 8 rounds of 3 (of the burst's
-    # three accepted calls, the first ended with the width in use and counts).
-    assert ok(width, 22) == []
+    # Growing back to 4, the width the server refused in effect, is a probe: PROBE_ROUNDS rounds of 3 (of
+    # the burst's three accepted calls, the first ended with the width in use and counts).
+    assert ok(width, 3 * PROBE_ROUNDS - 2) == []
     assert ok(width, 1) == [WidthChange(3, 4, "successes")]
 
 
@@ -102,8 +102,8 @@ def test_a_round_of_successes_grows_the_width_by_one_up_to_the_ceiling() -> None
     # Width 3 was never refused: one round (as many successes as the width) grows to it.
     assert ok(width, 1) == []
     assert ok(width, 1) == [WidthChange(2, 3, "successes")]
-    # Growing back to 4 is a probe, after PROBE_ROUNDS (8) rounds of 3.
-    assert ok(width, 23) == []
+    # Growing back to 4 is a probe, after PROBE_ROUNDS rounds of 3.
+    assert ok(width, 3 * PROBE_ROUNDS - 1) == []
     assert ok(width, 1) == [WidthChange(3, 4, "successes")]
     # A full round at 4 succeeds: the limit is gone, one round per step again, and never past the ceiling.
     assert ok(width, 4) == [WidthChange(4, 5, "successes")]
@@ -120,7 +120,7 @@ def test_from_one_the_width_probes_the_refused_width_two() -> None:
     width = AdaptiveWidth(8)
     for _ in range(3):
         refused(width)  # 8 -> 4 -> 2 -> 1: 2 is the width last refused
-    assert ok(width, 7) == []
+    assert ok(width, PROBE_ROUNDS - 1) == []
     assert ok(width, 1) == [WidthChange(1, 2, "successes")]
     assert ok(width, 2) == [WidthChange(2, 3, "successes")]  # a full round at 2: the limit is gone
 
@@ -165,7 +165,7 @@ def test_other_errors_neither_grow_nor_shrink_the_width_and_a_429_restarts_the_r
     tick = width.started()
     refused(width)  # 2 -> 1
     assert width.finished(tick, rate_limited=True) is None
-    assert ok(width, 8) == [WidthChange(1, 2, "successes")]  # back to the refused 2: a probe
+    assert ok(width, PROBE_ROUNDS) == [WidthChange(1, 2, "successes")]  # back to the refused 2: a probe
 
 
 def test_a_ceiling_of_one_stays_one_and_still_counts_429s() -> None:
@@ -219,7 +219,7 @@ def test_the_gate_holds_an_attempt_until_a_place_frees_and_reports_each_change_o
     assert gate.figures.as_dict() == {
         "max_in_flight": 2,
         "peak_in_flight": 2,
-        "final_in_flight": 1,  # growing back to the refused 2 waits for 8 rounds
+        "final_in_flight": 1,  # growing back to the refused 2 waits for PROBE_ROUNDS rounds
         "rate_limited_calls": 2,
     }
 
