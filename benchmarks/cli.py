@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from benchmarks._common import REPO_ROOT, machine, prepare_airflow_env
 
-SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative", "dlt")
+SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative", "dlt", "ratelimit")
 DEFAULT_OUTPUT: Final = REPO_ROOT / "benchmarks" / "results" / "latest.json"
 README: Final = REPO_ROOT / "benchmarks" / "README.md"
 
@@ -56,6 +56,9 @@ class Profile:
     dlt_n: int = 10_000
     dlt_repeats: int = 3
     dlt_fault_n: int = 300
+    #: Section 8, a server limit of 3 calls in flight: N, rounds (latency_ms per call, as in section 3).
+    ratelimit_n: int = 10_000
+    ratelimit_repeats: int = 3
 
     @property
     def catalogue_size(self) -> int:
@@ -87,6 +90,8 @@ PROFILES: Final = {
         alternative_n=300,
         dlt_n=300,
         dlt_repeats=1,
+        ratelimit_n=1_000,
+        ratelimit_repeats=1,
     ),
 }
 
@@ -119,7 +124,7 @@ def _log(message: str) -> float:
 def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
     prepare_airflow_env()
     from airflow_provider_ecoinvent.emulator import EmulatorProcess
-    from benchmarks import alternative, calls, clients, dlt_peer, latency, memory, overhead, parse
+    from benchmarks import alternative, calls, clients, dlt_peer, latency, memory, overhead, parse, ratelimit
 
     results: dict[str, Any] = {}
     needs_main = {"calls", "overhead", "memory", "alternative", "dlt"} & set(sections)
@@ -175,6 +180,18 @@ def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
                 emulator, profile.latency_n, profile.indicators, profile.latency_repeats, version
             )
             results["latency"]["load_average_at_start"] = load
+    if "ratelimit" in sections:
+        load = _log(
+            f"8. server limit of {ratelimit.SERVER_LIMIT} in flight, {profile.latency_ms} ms, N={profile.ratelimit_n}"
+        )
+        with EmulatorProcess(
+            datasets=profile.ratelimit_n, latency_ms=profile.latency_ms, max_concurrency=ratelimit.SERVER_LIMIT
+        ) as emulator:
+            clients.use_emulator(emulator)
+            results["ratelimit"] = ratelimit.run(
+                emulator, profile.ratelimit_n, profile.indicators, profile.ratelimit_repeats
+            )
+            results["ratelimit"]["load_average_at_start"] = load
     if "parse" in sections:
         load = _log("5. DAG parse")
         results["parse"] = parse.run(profile.parse_repeats, quick=profile.name == "smoke")

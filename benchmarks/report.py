@@ -146,7 +146,24 @@ def _summary_rows(results: dict[str, Any]) -> list[list[Any]]:
                 _ok(dlt["met"]),
             ]
         )
+    if "ratelimit" in sections:
+        rows.append(_ratelimit_summary(sections["ratelimit"]))
     return rows
+
+
+def _ratelimit_summary(section: dict[str, Any]) -> list[Any]:
+    adaptive = section["runs"][next(iter(section["runs"]))]
+    widths = ", ".join(f"{r['peak_in_flight']} -> {r['final_in_flight']}" for r in adaptive)
+    refused = ", ".join(f"{r['ledger_429']} of {r['batch_calls']}" for r in adaptive)
+    return [
+        f"8. Server limit {section['server_limit']}, {section['latency_ms']:g} ms, N={section['datasets']:,}"
+        f"{_load(section)}",
+        section["target"],
+        f"wall {section['wall_ratio']}x the run told max_in_flight={section['server_limit']}; 429s {refused} "
+        f"batch calls (at most {section['max_rate_limited_share']:.1%}); widths peak -> final {widths}; ledger "
+        f"agrees: {section['ledger_agrees']}",
+        _ok(section["met"]),
+    ]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -269,7 +286,40 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "What the http provider cannot do: " + " ".join(alternative["cannot_do"])]
     if "dlt" in sections:
         lines += _dlt_lines(sections["dlt"])
+    if "ratelimit" in sections:
+        lines += _ratelimit_lines(sections["ratelimit"])
     return "\n".join(lines) + "\n"
+
+
+def _ratelimit_lines(section: dict[str, Any]) -> list[str]:
+    """Section 8: each variant's wall time, then each timed run's widths and 429s (manifest and ledger)."""
+    lines = [
+        "",
+        f"**8. Server limit of {section['server_limit']} calls in flight** (429 with `Retry-After: 0` above it), "
+        f"{section['latency_ms']:g} ms per call, N={section['datasets']:,}, K={section['indicators']}, "
+        f"{section['rounds']} rounds",
+        "",
+    ]
+    rows = [[name, _s(v["median_wall_s"]), _s(v["median_cpu_s"])] for name, v in section["variants"].items()]
+    lines += _table(["variant", "median wall", "median client CPU"], rows)
+    rows = [
+        [
+            name,
+            run["max_in_flight"],
+            run["peak_in_flight"],
+            run["final_in_flight"],
+            run["rate_limited_calls"],
+            run["ledger_429"],
+            run["batch_calls"],
+            run["emulator_max_in_flight"],
+        ]
+        for name, runs in section["runs"].items()
+        for run in runs
+    ]
+    header = ["run", "max_in_flight", "peak", "final", "429s (manifest)", "429s (ledger)", "batch calls", "server max"]
+    lines += ["", *_table(header, rows)]
+    lines += ["", f"Wall ratio (adaptive / told the limit, median of rounds): {section['wall_ratio']}x."]
+    return lines
 
 
 def _dlt_lines(dlt: dict[str, Any]) -> list[str]:

@@ -158,6 +158,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    return True\n",
         HOOKS,
     ),
+    Mutation(
+        "no-decrease-on-429",
+        "a 429 lowers the dataset stream's calls in flight (never below 1)",
+        "        self.width = max(1, int(old * self._decrease_factor))\n",
+        "        self.width = old\n",
+        HOOKS,
+    ),
+    Mutation(
+        "no-increase-after-successes",
+        "the calls in flight grow back after a run of successes, up to max_in_flight",
+        "        old, self.width = self.width, self.width + 1\n",
+        "        old = self.width\n",
+        HOOKS,
+    ),
+    Mutation(
+        "retry-outside-the-gate",
+        "a call retried after a 429 waits for a place within the lowered width",
+        "    ticket = gate.enter(stopped)\n",
+        "    ticket = 0\n",
+        HOOKS,
+    ),
 )
 
 

@@ -11,13 +11,18 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._call import Answer
 from airflow_provider_ecoinvent._transport import POOL_SIZE
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable
 
     import requests
+
+    from airflow_provider_ecoinvent._call import ApiCall, Broken
+    from airflow_provider_ecoinvent._concurrency import CallGate
 
 #: How soon a retry wait notices stop() while it waits on a run's own cancel event (both can stop it).
 _STOP_TICK: Final = 0.05
@@ -95,7 +100,33 @@ def stop_if_requested(stopped: bool, method: str, path: str) -> None:
     """No further attempt once the run a call belongs to is stopped (``stopped``: the hook's
     ``_stop_requested``): a retried scored call is billed."""
     if stopped:
-        raise EcoinventError(f"{method} {path} abandoned: the run it belonged to was stopped.")
+        raise _abandoned(method, path)
+
+
+def _abandoned(method: str, path: str) -> EcoinventError:
+    return EcoinventError(f"{method} {path} abandoned: the run it belonged to was stopped.")
+
+
+def attempt_within(
+    gate: CallGate | None, attempt: Callable[[], Answer | Broken], stopped: Callable[[], bool], call: ApiCall
+) -> Answer | Broken:
+    """One attempt, within a dataset stream's calls in flight when there is a ``gate`` (:mod:`.._concurrency`).
+
+    The attempt waits for a place within the gate's width, then reports its status to it, so a call retried
+    after a 429 goes out at the lowered width. ``stopped()`` ends the wait (:func:`stop_if_requested`).
+    """
+    if gate is None:
+        return attempt()
+    ticket = gate.enter(stopped)
+    if ticket is None:
+        raise _abandoned(call.method, call.path)
+    status = None
+    try:
+        outcome = attempt()
+        status = outcome.status if isinstance(outcome, Answer) else None
+    finally:
+        gate.leave(ticket, status)
+    return outcome
 
 
 def describe_network_error(err: Exception) -> str:

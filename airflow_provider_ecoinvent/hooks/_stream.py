@@ -1,7 +1,8 @@
 """DatasetStream: the datasets of ``EcoinventHook.get_datasets``, in order, with bounded calls in flight.
 
-Moved out of the hook's module as it was (a pure move): the batching window, cancellation and the
-merging of K > 100 indicators sliced over several calls are a concern of their own.
+The batching window, cancellation, the merging of K > 100 indicators sliced over several calls, and the
+calls in flight adapting to 429s (a :class:`~airflow_provider_ecoinvent._concurrency.CallGate` every
+attempt passes) are a concern of their own, beside the hook's module.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_ecoinvent._concurrency import CallGate
+from airflow_provider_ecoinvent._ids import check_cost_guard, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, Page, read_page, walk_pages
-from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent._transport import POOL_SIZE
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventError
 from airflow_provider_ecoinvent.indicators import compact_scores, expand, indicator_slices, merge_compact
 
 if TYPE_CHECKING:
+    from airflow_provider_ecoinvent._concurrency import WidthChange
+    from airflow_provider_ecoinvent.connection import EcoinventSettings
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 
@@ -26,9 +32,11 @@ class DatasetStream(Iterator[dict[str, Any]]):
 
     At most ``max_in_flight`` batch calls run at once (one at a time with ``max_in_flight=1``), the next ones
     starting while the caller consumes a batch, and at most ``max_in_flight + 1`` batches are held in memory,
-    so memory stays flat whatever the number of ids. ``close()`` (or ``on_kill``) cancels what has not
-    started. After iteration, ``missing_ids`` lists the requested ids the API did not return (unknown in
-    that version, or not licensed).
+    so memory stays flat whatever the number of ids. The calls actually in flight adapt within that
+    ceiling: a 429 halves them, a run of successes adds one back (:mod:`.._concurrency`), and
+    ``concurrency`` tells the peak, the final width and the number of 429s. ``close()`` (or ``on_kill``)
+    cancels what has not started. After iteration, ``missing_ids`` lists the requested ids the API did not
+    return (unknown in that version, or not licensed).
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.returned = 0
         self.missing_ids: list[int] = []
         self.max_in_flight = max_in_flight
+        self._gate = CallGate(max_in_flight, on_change=self._log_width_change)
         self._ids = ids
         self._cancelled = threading.Event()
         # Set when the stream stops early for any reason (close, or a failed batch): calls in flight stop retrying.
@@ -73,6 +82,22 @@ class DatasetStream(Iterator[dict[str, Any]]):
         except StopIteration:
             self._stop_if_cancelled()  # closed early: fail loudly rather than end as if complete
             raise
+
+    @property
+    def concurrency(self) -> dict[str, int]:
+        """``max_in_flight``, ``peak_in_flight``, ``final_in_flight`` and ``rate_limited_calls`` (429s) so far."""
+        return self._gate.figures.as_dict()
+
+    def _log_width_change(self, change: WidthChange) -> None:
+        if change.reason == "429":
+            self.hook.log.info("The API answered 429: calls in flight lowered from %d to %d.", change.old, change.new)
+        else:
+            self.hook.log.info(
+                "Calls in flight raised from %d to %d after a run of successes (at most %d).",
+                change.old,
+                change.new,
+                self.max_in_flight,
+            )
 
     @property
     def cancelled(self) -> bool:
@@ -150,7 +175,9 @@ class DatasetStream(Iterator[dict[str, Any]]):
 
     def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[Any]:
         """One call; with several slices its answer is compacted while it waits for the others."""
-        datasets = fetch_batch(self.hook, chunk, indicators, self.version, self.system_model, self._abandoned)
+        datasets = fetch_batch(
+            self.hook, chunk, indicators, self.version, self.system_model, self._abandoned, self._gate
+        )
         return compact_scores(datasets, self._score_fields) if len(self._slices) > 1 else datasets
 
     def _settle(self, pending: tuple[list[int], list[Future[list[Any]]]]) -> Iterable[dict[str, Any]]:
@@ -179,6 +206,7 @@ def fetch_batch(
     version: str,
     system_model: str,
     cancel: threading.Event | None = None,
+    gate: CallGate | None = None,
 ) -> list[dict[str, Any]]:
     """All datasets of one batch call (paging within it), in the order of ``ids``."""
     body = {"dataset_ids": list(ids), "indicator_ids": list(indicators)}
@@ -186,7 +214,8 @@ def fetch_batch(
 
     def fetch(offset: int, limit: int) -> Page:
         query = {"from": offset, "limit": limit, **scope}
-        return read_page(hook.request("POST", "datasets/batch", query=query, json=body, cancel=cancel), BATCH_LIST_KEYS)
+        answer = hook.request("POST", "datasets/batch", query=query, json=body, cancel=cancel, gate=gate)
+        return read_page(answer, BATCH_LIST_KEYS)
 
     by_id: dict[int, dict[str, Any]] = {}
     # At most len(ids) datasets can come back (ids are de-duplicated): a full last page ends the walk.
@@ -200,4 +229,23 @@ def fetch_batch(
     return [by_id[ident] for ident in ids if ident in by_id]
 
 
-__all__ = ["DatasetStream", "fetch_batch"]
+def checked_selection(
+    settings: EcoinventSettings, dataset_ids: Iterable[int], indicator_ids: Iterable[int], max_in_flight: int
+) -> tuple[list[int], list[int]]:
+    """The de-duplicated ids of a stream, checked before any call: ids, the connection's cost guard, and
+    ``max_in_flight`` within the connections the hook keeps open.
+
+    :raises EcoinventCostGuardError: more distinct datasets or indicators than the connection allows.
+    :raises EcoinventConfigError: ``max_in_flight`` out of range.
+    """
+    ids = validate_dataset_ids(dataset_ids, allow_empty=True)
+    indicators = validate_indicator_ids(indicator_ids)
+    check_cost_guard(len(ids), len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)
+    if not 1 <= max_in_flight <= POOL_SIZE:
+        raise EcoinventConfigError(
+            f"max_in_flight must be from 1 to {POOL_SIZE} (the connections the hook keeps open), got {max_in_flight!r}."
+        )
+    return ids, indicators
+
+
+__all__ = ["DatasetStream", "checked_selection", "fetch_batch"]

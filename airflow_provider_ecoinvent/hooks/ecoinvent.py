@@ -5,24 +5,18 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Unpack
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_ecoinvent._call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import (
-    MAX_INDICATORS,
-    check_cost_guard,
-    validate_dataset_ids,
-    validate_indicator_ids,
-)
+from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, PAGE_LIST_KEYS, Page, read_page, walk_pages
 from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
 from airflow_provider_ecoinvent._transport import (
-    POOL_SIZE,
     CappedBody,
     tls_error,
     trusted_cas,
@@ -46,6 +40,7 @@ from airflow_provider_ecoinvent.hooks._connection_test import (
 )
 from airflow_provider_ecoinvent.hooks._requests import (
     EnvironmentProxies,
+    attempt_within,
     describe_network_error,
     mask,
     new_session,
@@ -53,7 +48,7 @@ from airflow_provider_ecoinvent.hooks._requests import (
     transient_network_errors,
     wait_unless_stopped,
 )
-from airflow_provider_ecoinvent.hooks._stream import DatasetStream
+from airflow_provider_ecoinvent.hooks._stream import DatasetStream, checked_selection
 from airflow_provider_ecoinvent.versions import EcoinventVersion, parse_versions
 
 if TYPE_CHECKING:
@@ -61,6 +56,7 @@ if TYPE_CHECKING:
 
     import requests
 
+    from airflow_provider_ecoinvent._concurrency import CallGate
     from airflow_provider_ecoinvent._tokens import TokenKey
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
@@ -219,7 +215,13 @@ class EcoinventHook(BaseHook):
     # -- transport -------------------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, *, cancel: threading.Event | None = None, **options: Unpack[CallOptions]
+        self,
+        method: str,
+        path: str,
+        *,
+        cancel: threading.Event | None = None,
+        gate: CallGate | None = None,
+        **options: Unpack[CallOptions],
     ) -> Any:
         """Call any endpoint under the API prefix and return its parsed JSON.
 
@@ -229,6 +231,7 @@ class EcoinventHook(BaseHook):
         :param method: HTTP method, e.g. ``"GET"``.
         :param path: path under the prefix, e.g. ``"versions"`` or ``"/datasets/batch"``.
         :param cancel: once set, no further attempt is made (a stopped run must not retry billed calls).
+        :param gate: a dataset stream's calls in flight: each attempt waits within its width (lowered on 429).
         :param options: ``query``, ``json`` and ``headers``
             (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
@@ -243,7 +246,8 @@ class EcoinventHook(BaseHook):
             token = self._token(cancel)
             self._count("api_calls")
             kwargs = {"params": call.params, "json": call.json, "headers": call.headers(token)}
-            step = call.after(self._attempt(settings.api_url, call.method, call.url, call.path, **kwargs))
+            attempt = partial(self._attempt, settings.api_url, call.method, call.url, call.path, **kwargs)
+            step = call.after(attempt_within(gate, attempt, partial(self._stop_requested, cancel), call))
             if isinstance(step, Done):
                 return step.value
             if isinstance(step, Wait):
@@ -421,7 +425,7 @@ class EcoinventHook(BaseHook):
         of indicators: the API scores at most 100 per call, so K indicators take ceil(K / 100) calls per
         batch, whose scores are merged into one record per dataset before it is yielded. ``"latest"``
         is resolved once first, so every batch of the run reads the same version. Up to
-        ``max_in_flight`` calls run at once over the pooled session and the one token.
+        ``max_in_flight`` calls run at once over the pooled session and the one token (fewer after a 429).
 
         Validation (non-integer ids) and the connection's cost guard (``max_unique_datasets``,
         ``max_unique_indicators``, counted per call of this method) happen before any call.
@@ -430,16 +434,7 @@ class EcoinventHook(BaseHook):
             ``missing_ids`` lists the ids the API did not return.
         :raises EcoinventCostGuardError: more distinct datasets or indicators than the connection allows.
         """
-        ids = validate_dataset_ids(dataset_ids, allow_empty=True)
-        indicators = validate_indicator_ids(indicator_ids)
-        check_cost_guard(
-            len(ids), len(indicators), self.settings.max_unique_datasets, self.settings.max_unique_indicators
-        )
-        if not 1 <= max_in_flight <= POOL_SIZE:
-            raise EcoinventConfigError(
-                f"max_in_flight must be from 1 to {POOL_SIZE} (the connections the hook keeps open), "
-                f"got {max_in_flight!r}."
-            )
+        ids, indicators = checked_selection(self.settings, dataset_ids, indicator_ids, max_in_flight)
         if ids and (not version or version == "latest"):
             version = self.resolve_version("latest", system_model)
         return DatasetStream(self, ids, indicators, version, system_model, max_in_flight)

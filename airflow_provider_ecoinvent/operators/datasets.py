@@ -95,7 +95,8 @@ class EcoinventDatasetsOperator(BaseOperator):
     :param system_model: default ``"cutoff"``. (templated)
     :param layout: ``"nested"`` or ``"flat"``.
     :param format: ``"jsonl"`` or ``"parquet"`` (flat layout only).
-    :param max_in_flight: concurrent batch calls, default 8, at most 32 (the hook's connection pool).
+    :param max_in_flight: concurrent batch calls, default 8, at most 32 (the hook's connection pool); a
+        ceiling: fewer run while the API answers 429 (the manifest's ``concurrency`` tells how many).
     :param max_unique_datasets: cost guard; ``None`` uses the connection's ``max_unique_datasets``.
     :param max_unique_indicators: cost guard; ``None`` uses the connection's ``max_unique_indicators``.
     :param dry_run: count only: no scored call, no file.
@@ -287,6 +288,7 @@ class EcoinventDatasetsOperator(BaseOperator):
             "sha256": written["sha256"],
             "api_calls": hook.api_calls,
             "token_requests": hook.token_requests,
+            "concurrency": written["concurrency"],
             "elapsed_seconds": elapsed(start),
         }
         self.log.info(
@@ -407,6 +409,7 @@ class EcoinventDatasetsOperator(BaseOperator):
             "missing": missing,
             "bytes": output.bytes_written,
             "sha256": output.sha256,
+            "concurrency": stream.concurrency,
         }
 
     def on_kill(self) -> None:

@@ -87,3 +87,24 @@ def test_bench_smoke_dlt_peer(tmp_path: Path) -> None:
     assert all(case["dlt (RESTClient)"]["outcome"] for case in dlt["faults"])
     assert "**7. dlt peer**" in proc.stdout
     assert _readme() == readme_before
+
+
+@pytest.mark.timeout(300)
+def test_bench_smoke_ratelimit(tmp_path: Path) -> None:
+    """Section 8 at N = 1,000: both runs complete, and every 429 the server sent is one the manifest counted."""
+    readme_before = _readme()
+    proc, results = _smoke(tmp_path / "latest.json", ("ratelimit",))
+
+    section = results["sections"]["ratelimit"]
+    assert (section["datasets"], section["server_limit"], section["min_batch_calls"]) == (1_000, 3, 10)
+    assert "target" in section
+    assert section["ledger_agrees"]
+    adaptive, told = (section["runs"][name] for name in section["runs"])
+    for run in adaptive + told:
+        assert run["emulator_max_in_flight"] <= 3
+        assert run["rate_limited_calls"] == run["ledger_429"]
+        assert run["batch_calls"] == 10 + run["ledger_429"]  # each 429 was retried once more, nothing else
+        assert 1 <= run["final_in_flight"] <= run["max_in_flight"]
+    assert [run["max_in_flight"] for run in adaptive + told] == [8, 3]
+    assert "**8. Server limit of 3 calls in flight**" in proc.stdout
+    assert _readme() == readme_before

@@ -100,8 +100,15 @@ def test_ids_from_upstream_xcom_scored_nested_manifest_matches_ledger_and_rerun_
         "sha256": hashlib.sha256(raw).hexdigest(),
         "api_calls": stats["api_calls"],
         "token_requests": 1,
+        "concurrency": {
+            "max_in_flight": 4,
+            "peak_in_flight": manifest["concurrency"]["peak_in_flight"],
+            "final_in_flight": 4,  # no 429: the width never moved
+            "rate_limited_calls": 0,
+        },
         "elapsed_seconds": manifest["elapsed_seconds"],
     }
+    assert 1 <= manifest["concurrency"]["peak_in_flight"] <= 3  # three batch calls at most at once
     # The ledger agrees: one /versions call to pin "latest", ceil(250 / 100) batch calls, one token.
     assert stats["requests"] == {"GET /versions": 1, "POST /datasets/batch": math.ceil(250 / 100), "POST /token": 1}
     assert stats["api_calls"] == 1 + 3

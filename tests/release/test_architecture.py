@@ -20,6 +20,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "__init__": _PURE,
     "_constants": _PURE,
     "_retry": _PURE,
+    "_concurrency": _PURE,
     "versions": _PURE,
     "exceptions": _PURE,
     "pools": _PURE,
@@ -41,8 +42,10 @@ _BELOW_HOOKS = frozenset(ALLOWED)
 ALLOWED |= {
     # The sync hook's parts; those naming EcoinventHook do so in annotations only (TYPE_CHECKING).
     "hooks._answers": frozenset({"_paging", "exceptions", "versions"}),
-    "hooks._requests": frozenset({"__init__", "_transport", "exceptions"}),
-    "hooks._stream": frozenset({"_paging", "exceptions", "indicators", "hooks.ecoinvent"}),
+    "hooks._requests": frozenset({"__init__", "_call", "_concurrency", "_transport", "exceptions"}),
+    "hooks._stream": frozenset(
+        {"_concurrency", "_ids", "_paging", "_transport", "connection", "exceptions", "indicators", "hooks.ecoinvent"}
+    ),
     "hooks._connection_test": frozenset({"_retry", "_transport", "connection", "exceptions", "versions"})
     | {"hooks.ecoinvent"},
     "hooks.ecoinvent": _BELOW_HOOKS | {"hooks._answers", "hooks._connection_test", "hooks._requests", "hooks._stream"},
