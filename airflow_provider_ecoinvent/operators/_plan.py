@@ -17,7 +17,9 @@ from airflow_provider_ecoinvent.operators._arguments import (
     positive_int,
     required_text,
 )
+from airflow_provider_ecoinvent.operators._directory import check_directory_uri
 from airflow_provider_ecoinvent.operators._output import check_uri
+from airflow_provider_ecoinvent.operators._partitions import check_partition_size, is_directory_uri, parse_shard
 from airflow_provider_ecoinvent.operators._task import built_by_mapping
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class Plan:
         user_id: str | None,
         organization_id: str | None,
         selectors: list[Any] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.dataset_ids = dataset_ids
         #: With ``selectors``, filled in by their resolution against the pinned version.
@@ -57,6 +60,8 @@ class Plan:
         self.system_model = system_model
         self.user_id = user_id
         self.organization_id = organization_id
+        #: ``(index, count)`` of a fan-out over a dataset directory, ``None`` for the whole request.
+        self.shard = shard
 
 
 def check_static(task: EcoinventDatasetsOperator) -> None:
@@ -79,7 +84,8 @@ def check_static(task: EcoinventDatasetsOperator) -> None:
     for guard in ("max_unique_datasets", "max_unique_indicators"):
         if getattr(task, guard) is not None:
             positive_int(getattr(task, guard), guard, minimum=0)
-    for name in ("dry_run_only", "fail_on_missing"):
+    check_partition_size(task.partition_size)
+    for name in ("dry_run_only", "fail_on_missing", "overwrite"):
         if not isinstance(getattr(task, name), bool):
             argument = "dry_run" if name == "dry_run_only" else name
             raise EcoinventConfigError(f"{argument} must be True or False, got {getattr(task, name)!r}.")
@@ -140,7 +146,8 @@ def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
                 "the datasets are written to a file, never to XCom. Only dry_run=True runs without it."
             )
     elif ready(task.output_uri):
-        check_uri(task.output_uri)
+        check_directory_uri(task.output_uri) if is_directory_uri(task.output_uri) else check_uri(task.output_uri)
+    shard = _check_shard(task, ready)
     if ready(task.ecoinvent_conn_id):
         required_text(task.ecoinvent_conn_id, "ecoinvent_conn_id")
     user_id = optional_text(task.user_id, "user_id") if ready(task.user_id) else None
@@ -157,7 +164,21 @@ def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
         user_id,
         organization_id,
         selectors,
+        shard,
     )
+
+
+def _check_shard(task: EcoinventDatasetsOperator, ready: Callable[[Any], bool]) -> tuple[int, int] | None:
+    """``shard`` checked (once rendered, or now if not templated): a fan-out writes a dataset directory."""
+    if not ready(task.shard):
+        return None
+    shard = parse_shard(task.shard)
+    if shard is not None and ready(task.output_uri) and not is_directory_uri(task.output_uri):
+        raise EcoinventConfigError(
+            f"shard={list(shard)} needs a dataset directory: end output_uri with '/' (got {task.output_uri!r}), "
+            "so that every mapped task writes its parts into it; then run EcoinventDatasetsCommitOperator."
+        )
+    return shard
 
 
 def _check_selectors(

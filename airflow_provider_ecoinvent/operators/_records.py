@@ -15,7 +15,7 @@ from airflow_provider_ecoinvent._json import json_line as json_line
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
 PARQUET_INSTALL_HINT: Final = "pip install 'airflow-provider-ecoinvent[parquet]'"
 
@@ -137,6 +137,52 @@ def flat_rows(dataset: Mapping[str, Any], version: str, system_model: str) -> It
             "score": _float(score.get("score")),
             "score_unit": _text(score.get("unit")),
         }
+
+
+#: JSON lines joined into one write to the output (each write takes a lock and checks for an abort).
+LINES_PER_WRITE: Final = 256
+
+
+class LineBatch:
+    """Hands JSON lines to an output ``LINES_PER_WRITE`` at a time: one locked, abort-checked write per batch
+    instead of per line. :meth:`flush` before the output is committed."""
+
+    def __init__(self, output: Any, size: int = LINES_PER_WRITE) -> None:
+        self._output = output
+        self._size = size
+        self._lines: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        self._lines.append(line)
+        if len(self._lines) >= self._size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._lines:
+            self._output.write(b"".join(self._lines))
+            self._lines.clear()
+
+
+def write_dataset(
+    output: Any,
+    parquet: ParquetRowWriter | None,
+    dataset: Mapping[str, Any],
+    layout: str,
+    scope: Sequence[str],
+) -> int:
+    """Write one dataset in ``layout`` to ``output`` (``scope``: version, system model); returns the records
+    written. The one writing rule of both output modes, so a part holds the bytes a single file would."""
+    if layout == "nested":
+        output.write(json_line(nested_record(dataset)))
+        return 1
+    records = 0
+    for row in flat_rows(dataset, scope[0], scope[1]):
+        if parquet is not None:
+            parquet.write(row)
+        else:
+            output.write(json_line(row))
+        records += 1
+    return records
 
 
 # -- Parquet -------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_ecoinvent.operators._directory import directory_path
 from airflow_provider_ecoinvent.operators._output import require_filesystem, to_storage_path
+from airflow_provider_ecoinvent.operators._partitions import is_directory_uri
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,7 +58,7 @@ def output_path(uri: Any, *, writing: bool = True) -> ObjectStoragePath | None:
         return None
     if writing:
         require_filesystem(uri)
-    return to_storage_path(uri)
+    return directory_path(uri) if is_directory_uri(uri) else to_storage_path(uri)
 
 
 def built_by_mapping(task: BaseOperator) -> bool:

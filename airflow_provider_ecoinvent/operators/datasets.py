@@ -21,14 +21,10 @@ from airflow_provider_ecoinvent.operators._arguments import (
     listed,
 )
 from airflow_provider_ecoinvent.operators._output import AtomicOutput
+from airflow_provider_ecoinvent.operators._partitioned import PartitionedWriter, directory_run
+from airflow_provider_ecoinvent.operators._partitions import DEFAULT_PARTITION_SIZE, is_directory_uri
 from airflow_provider_ecoinvent.operators._plan import Plan, check_static, plan_run
-from airflow_provider_ecoinvent.operators._records import (
-    ParquetRowWriter,
-    flat_rows,
-    json_line,
-    nested_record,
-    require_pyarrow,
-)
+from airflow_provider_ecoinvent.operators._records import LineBatch, ParquetRowWriter, require_pyarrow, write_dataset
 from airflow_provider_ecoinvent.operators._task import (
     Progress,
     elapsed,
@@ -49,8 +45,6 @@ if TYPE_CHECKING:
 
 #: Missing dataset ids listed in a manifest (the count is always complete).
 MISSING_IDS_IN_MANIFEST: Final = 20
-#: JSON lines joined into one write to the output (each write takes a lock and checks for an abort).
-LINES_PER_WRITE: Final = 256
 
 
 class EcoinventDatasetsOperator(BaseOperator):
@@ -84,7 +78,15 @@ class EcoinventDatasetsOperator(BaseOperator):
     :class:`EcoinventCostGuardError` before any scored call when more distinct datasets or indicators are
     selected. ``dry_run=True`` counts what a run would consume and returns it without scoring or writing.
 
-    :param output_uri: destination file, any ``ObjectStoragePath`` URI. Required unless ``dry_run``. (templated)
+    Dataset directory (``output_uri`` ending with ``/``): parts of at most ``partition_size`` datasets, each
+    committed atomically with a ``_parts/`` record (key, size, SHA-256), then ``_manifest.json`` and
+    ``_SUCCESS``. A retry or rerun reuses every part whose record and bytes still match and fetches only the
+    others; a complete directory is skipped without a scored call. ``shard=(index, count)``
+    (``.expand(shard=shards(n))``) writes one share of the parts, then :class:`EcoinventDatasetsCommitOperator`
+    completes the directory. See docs/output.md.
+
+    :param output_uri: destination file, any ``ObjectStoragePath`` URI; ending with ``/``, a dataset
+        directory. Required unless ``dry_run``. (templated)
     :param dataset_ids: ids to fetch: a list, or its string rendering such as ``"[1, 2]"``. (templated)
     :param query: free-text search selecting the datasets instead of ``dataset_ids``. (templated)
     :param search_filters: search filters, e.g. ``{"geography": "Switzerland (CH)"}``. (templated)
@@ -105,6 +107,10 @@ class EcoinventDatasetsOperator(BaseOperator):
     :param organization_id: ``X-Organization-Id`` for this task, overriding the connection's. (templated)
     :param progress_interval: seconds between progress lines in the task log.
     :param ecoinvent_conn_id: the Airflow connection. (templated)
+    :param partition_size: dataset directory: at most this many datasets per part (default 1000).
+    :param overwrite: dataset directory: rewrite every part, even those found valid.
+    :param shard: dataset directory: ``(index, count)`` writes the parts whose number modulo ``count`` is
+        ``index``; ``None`` (default) writes them all. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -119,6 +125,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         "ecoinvent_conn_id",
         "user_id",
         "organization_id",
+        "shard",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"search_filters": "json", "indicators": "json"}
     ui_color = "#abebc6"
@@ -145,6 +152,9 @@ class EcoinventDatasetsOperator(BaseOperator):
         organization_id: str | None = None,
         progress_interval: float = 10.0,
         ecoinvent_conn_id: str = DEFAULT_CONN_ID,
+        partition_size: int = DEFAULT_PARTITION_SIZE,
+        overwrite: bool = False,
+        shard: Sequence[int] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -177,7 +187,11 @@ class EcoinventDatasetsOperator(BaseOperator):
         self.organization_id = organization_id
         self.progress_interval = progress_interval
         self.ecoinvent_conn_id = ecoinvent_conn_id
+        self.partition_size = partition_size
+        self.overwrite = overwrite
+        self.shard = shard
         # Run state (never deep-copied with a value: set in execute only).
+        self._writer: PartitionedWriter | None = None
         self._stream: DatasetStream | None = None
         self._output: AtomicOutput | None = None
         self._kill_requested = False
@@ -273,6 +287,11 @@ class EcoinventDatasetsOperator(BaseOperator):
             return manifest
 
         assert destination is not None
+        if is_directory_uri(self.output_uri):  # a dataset directory: parts, resumed (operators._partitioned)
+            self._writer, summary = directory_run(self, plan, version, ids, destination, common, context)
+            manifest = self._writer.run(hook, ids, summary, start)
+            publish_to_outlets(self, context, manifest)
+            return manifest
         if not ids:
             self.log.warning("No datasets selected; writing an empty file.")
         written = self._write(hook, plan, version, ids, destination)
@@ -353,26 +372,12 @@ class EcoinventDatasetsOperator(BaseOperator):
                 if self._kill_requested:
                     raise EcoinventError("The task was killed before writing; nothing was written.")
                 parquet = ParquetRowWriter(output) if self.format == "parquet" else None
-                # Lines are joined and written a batch at a time: one write per LINES_PER_WRITE records.
-                lines: list[bytes] = []
+                lines = LineBatch(output)
                 for dataset in stream:
-                    if self.layout == "nested":
-                        lines.append(json_line(nested_record(dataset)))
-                        records += 1
-                    else:
-                        for row in flat_rows(dataset, version, plan.system_model):
-                            if parquet is not None:
-                                parquet.write(row)
-                            else:
-                                lines.append(json_line(row))
-                            records += 1
+                    records += write_dataset(lines, parquet, dataset, self.layout, (version, plan.system_model))
                     datasets += 1
                     progress.advance()
-                    if len(lines) >= LINES_PER_WRITE:
-                        output.write(b"".join(lines))
-                        lines.clear()
-                if lines:
-                    output.write(b"".join(lines))
+                lines.flush()
                 if self._kill_requested:
                     raise EcoinventError("The task was killed; the partial output was removed.")
                 progress.report()
@@ -416,6 +421,8 @@ class EcoinventDatasetsOperator(BaseOperator):
         """Stop the hook's calls and the batches in flight, and remove the partial file; never raises."""
         self._kill_requested = True
         stop_hook(self._hook)
+        if self._writer is not None:
+            self._writer.kill()
         stream = self._stream
         if stream is not None:
             try:

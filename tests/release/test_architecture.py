@@ -57,10 +57,12 @@ ALLOWED |= {
     "operators._records": frozenset({"_json", "exceptions"}),
     "operators._output": frozenset({"exceptions", "operators._records"}),
     "operators._arguments": frozenset({"exceptions"}),
-    "operators._task": frozenset({"hooks.ecoinvent", "operators._output"}),
+    "operators._task": frozenset(
+        {"hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
+    ),
     "operators._plan": frozenset(
         {"_ids", "_transport", "exceptions", "indicators", "operators._arguments", "operators._output"}
-        | {"operators._task"}
+        | {"operators._task", "operators._directory", "operators._partitions"}
         | {"operators.datasets"}  # the operator's type, in annotations only
     ),
     "operators.generic": frozenset(
@@ -70,9 +72,24 @@ ALLOWED |= {
     "operators.datasets": frozenset(
         {"_constants", "_ids", "exceptions", "hooks.ecoinvent"}
         | {"operators._arguments", "operators._output", "operators._plan", "operators._records", "operators._task"}
+        | {"operators._partitioned", "operators._partitions"}
     ),
-    # The public import path of both operators.
-    "operators.ecoinvent": frozenset({"operators.datasets", "operators.generic"}),
+    # Partitioned output (issue 14): the plan (pure), the directory's bookkeeping, the run, the fan-out's
+    # final step.
+    "operators._partitions": frozenset({"exceptions"}),
+    "operators._directory": frozenset({"exceptions", "operators._output", "operators._partitions"}),
+    "operators._partitioned": frozenset(
+        {"exceptions", "hooks.ecoinvent", "operators._directory", "operators._output", "operators._partitions"}
+        | {"operators._records", "operators._task"}
+        | {"operators._plan", "operators.datasets"}  # the operator's and the plan's types, in annotations only
+    ),
+    "operators.commit": frozenset(
+        {"exceptions", "operators._directory", "operators._partitioned", "operators._partitions", "operators._task"}
+    ),
+    # The public import path of the operators.
+    "operators.ecoinvent": frozenset(
+        {"operators.datasets", "operators.generic", "operators.commit", "operators._partitions"}
+    ),
     # The probe: a command over the hook, comparing answers with the shapes the provider expects.
     "probe.expected": frozenset({"hooks.ecoinvent", "versions"}),
     "probe.compare": frozenset({"probe.expected"}),
