@@ -144,6 +144,13 @@ class PartitionedWriter:
         self.log = log
         self.killed = False
         self._stream: DatasetStream | None = None
+        #: The calls in flight of this task's stream (nothing fetched: the ceiling, untouched).
+        self._concurrency: dict[str, int] = {
+            "max_in_flight": max_in_flight,
+            "peak_in_flight": 0,
+            "final_in_flight": max_in_flight,
+            "rate_limited_calls": 0,
+        }
         self._current: _PartFile | None = None
         self._started = time.monotonic()
 
@@ -199,6 +206,7 @@ class PartitionedWriter:
             "refetched_parts": refetched,
             "api_calls": hook.api_calls,
             "token_requests": hook.token_requests,
+            "concurrency": self._concurrency,
             "elapsed_seconds": round(time.monotonic() - self._started, 3),
         }
 
@@ -292,6 +300,7 @@ class PartitionedWriter:
                 raise EcoinventError("The task was killed; the parts committed so far are kept for the retry.") from err
             raise
         finally:
+            self._concurrency = stream.concurrency
             with contextlib.suppress(Exception):
                 stream.close()
             self._stream = None

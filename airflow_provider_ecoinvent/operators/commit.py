@@ -18,6 +18,7 @@ the shard (map index) or part to clear.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from airflow.sdk import BaseOperator
@@ -34,7 +35,7 @@ from airflow_provider_ecoinvent.operators._partitions import SHARDS_FOLDER, is_d
 from airflow_provider_ecoinvent.operators._task import publish_to_outlets
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from airflow.sdk import Context
 
@@ -203,7 +204,21 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
         )
         for key in _SUMMED:
             manifest[key] = sum(int(record.get(key) or 0) for record in records)
+        manifest["concurrency"] = _combined_concurrency(records)
         return manifest
+
+
+def _combined_concurrency(records: list[dict[str, Any]]) -> dict[str, int]:
+    """The shards' calls in flight: the highest ceiling and peak, the lowest final width, every 429 counted."""
+    figures = [record["concurrency"] for record in records if isinstance(record.get("concurrency"), Mapping)]
+    if not figures:
+        return {}
+    return {
+        "max_in_flight": max(int(f.get("max_in_flight") or 0) for f in figures),
+        "peak_in_flight": max(int(f.get("peak_in_flight") or 0) for f in figures),
+        "final_in_flight": min(int(f.get("final_in_flight") or 0) for f in figures),
+        "rate_limited_calls": sum(int(f.get("rate_limited_calls") or 0) for f in figures),
+    }
 
 
 def _written_at(record: Mapping[str, Any]) -> float:

@@ -60,3 +60,31 @@ def test_a_limit_of_three_against_eight_in_flight_succeeds_and_writes_the_same_b
     assert figures["max_in_flight"] == 8
     assert 3 <= figures["peak_in_flight"] <= 8
     assert 1 <= figures["final_in_flight"] <= 4
+
+
+def test_a_dataset_directory_reports_its_shards_calls_in_flight_and_every_429_in_the_manifest(
+    dag_runner: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with EmulatorServer(datasets=N, latency_ms=10, max_concurrency=3) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", server.connection_json(batch_size=BATCH))
+        runner = dag_runner(
+            f"""
+            from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsCommitOperator, shards
+
+            ingest = EcoinventDatasetsOperator.partial(
+                task_id="ingest", dataset_ids=list(range(1, {N + 1})), indicator_ids=[1, 2, 3],
+                output_uri="file://{tmp_path}/release/", partition_size=100, max_in_flight=8,
+            ).expand(shard=shards(2))
+            ingest >> EcoinventDatasetsCommitOperator(task_id="commit", output_uri="file://{tmp_path}/release/")
+            """
+        )
+        result = runner.run()
+        stats = server.stats()
+    assert result.state == "success", result.errors
+    manifest = result.xcom["commit"]
+    figures = manifest["concurrency"]
+    # Both shards' 429s are counted, and the ledger saw exactly those.
+    assert figures["rate_limited_calls"] == stats["statuses"]["429"] == stats["concurrency_rejections"] >= 1
+    assert figures["max_in_flight"] == 8
+    assert 3 <= figures["peak_in_flight"] <= 8
+    assert 1 <= figures["final_in_flight"] <= 8
