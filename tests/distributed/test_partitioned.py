@@ -1,16 +1,18 @@
 """Partitioned output (an ``output_uri`` ending with ``/``) on the distributed deployment, with a crash.
 
 Runs after ``test_cluster.py`` on the same deployment (see ``conftest.py``). Both DAGs of
-``dags/dist_partitioned.py`` send one request (200 datasets, 8 parts of 25, flat Parquet, one scored call
-per part); a fault-free unsharded run is the reference every other run is compared with, object by object.
-Outcomes are read from the emulator's ledger, the object store and the task instances in PostgreSQL.
+``dags/dist_partitioned.py`` send one request (200 datasets in parts of at most 25, flat Parquet, batches
+of 25 ids); a fault-free unsharded run is the reference every other run is compared with, object by
+object. Outcomes are read from the emulator's ledger, the object store and the task instances in
+PostgreSQL. The ledger holds unions of ids; a run fetched each id once when it billed exactly the ids
+asked for in exactly the number of full batches they need.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import signal
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,13 +24,16 @@ pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
 
 INGEST_DAG = "dist_partitioned_ingest"
 FANOUT_DAG = "dist_partitioned_fanout"
-#: What both DAGs ask for (``dags/dist_partitioned.py``): ids 1-200 in parts of 25, batches of 25.
+#: What both DAGs ask for (``dags/dist_partitioned.py``): ids 1-200 in parts of at most 25, 4 shards.
 DATASETS = list(range(1, 201))
 PARTITION_SIZE = 25
-PARTS = 8
 SHARDS = 4
-#: The DAGs' ``max_in_flight``: at most this many scored calls (so parts) are in flight when a worker dies.
+#: The DAGs' ``max_in_flight`` and their connection's ``batch_size`` (``conftest.SMALL_BATCH``).
 MAX_IN_FLIGHT = 2
+BATCH = 25
+#: Bookkeeping that differs between runs of one request: the manifest (timings, counts of reused and
+#: fetched parts, the directory's URI) and the shard records. Every other object must be identical.
+RUN_SPECIFIC = ("_manifest.json", "_shards/")
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -43,13 +48,15 @@ def relative_keys(cluster: Cluster, prefix: str) -> list[str]:
     return [key[len(prefix) :] for key in cluster.list_keys(prefix)]
 
 
-def part_names(cluster: Cluster, prefix: str) -> list[str]:
-    """The data files of the directory (what pyarrow.dataset, DuckDB and Spark read)."""
-    return [name for name in relative_keys(cluster, prefix) if PurePosixPath(name).name.startswith("part-")]
+def dataset_objects(cluster: Cluster, prefix: str) -> dict[str, bytes]:
+    """The directory's objects that any run of the request writes identically: parts, part records, _SUCCESS."""
+    names = [name for name in relative_keys(cluster, prefix) if not name.startswith(RUN_SPECIFIC)]
+    return {name: cluster.read_key(prefix + name) for name in names}
 
 
-def part_objects(cluster: Cluster, prefix: str) -> dict[str, bytes]:
-    return {name: cluster.read_key(prefix + name) for name in part_names(cluster, prefix)}
+def recorded_parts(cluster: Cluster, prefix: str) -> set[str]:
+    """Parts committed with their record (``_parts/<name>.json``): what a retry may trust and keep."""
+    return {name[len("_parts/") : -len(".json")] for name in relative_keys(cluster, prefix + "_parts/")}
 
 
 def manifest(cluster: Cluster, prefix: str) -> dict[str, Any]:
@@ -57,51 +64,45 @@ def manifest(cluster: Cluster, prefix: str) -> dict[str, Any]:
     return found
 
 
-def ids_of(parts: list[dict[str, Any]], names: set[str]) -> list[int]:
-    """The requested dataset ids that the named parts hold (from the manifest's ids ranges)."""
-    ranges = [(p["first_dataset_id"], p["last_dataset_id"]) for p in parts if p["name"] in names]
-    return [i for i in DATASETS if any(first <= i <= last for first, last in ranges)]
+def ids_of(parts: list[dict[str, Any]]) -> list[int]:
+    """The requested dataset ids the given manifest parts hold (parts cover contiguous runs of the sorted ids)."""
+    return [i for i in DATASETS if any(p["first_dataset_id"] <= i <= p["last_dataset_id"] for p in parts)]
 
 
-def names(value: list[Any]) -> set[str]:
-    """Part names from a manifest list (of names, or of part entries)."""
-    return {item["name"] if isinstance(item, dict) else str(item) for item in value}
+def calls_for(ids: list[int]) -> int:
+    """Scored calls that fetching ``ids`` once costs: one batch per ``BATCH`` ids."""
+    return math.ceil(len(ids) / BATCH)
 
 
 def assert_same_dataset(cluster: Cluster, prefix: str, reference: dict[str, Any]) -> dict[str, Any]:
-    """The directory holds the reference's parts byte for byte, its manifest (same fingerprint, same part
-    entries) and an empty ``_SUCCESS``, and no temporary object; returns the directory's manifest."""
-    assert part_objects(cluster, prefix) == reference["parts"], "the parts differ from a fault-free run's"
-    found = manifest(cluster, prefix)
-    assert found["fingerprint"] == reference["manifest"]["fingerprint"]
-    assert found["parts"] == reference["manifest"]["parts"]
-    assert (found["record_count"], found["datasets_written"]) == (
-        reference["manifest"]["record_count"],
-        reference["manifest"]["datasets_written"],
-    )
+    """The directory holds the reference's parts and part records byte for byte, an empty ``_SUCCESS``, the
+    same manifest entries (fingerprint, parts, counts) and no temporary object; returns its manifest."""
+    assert dataset_objects(cluster, prefix) == reference["objects"], "the objects differ from a fault-free run's"
     assert cluster.read_key(prefix + "_SUCCESS") == b""
+    found = manifest(cluster, prefix)
+    for key in ("fingerprint", "parts", "record_count", "datasets_written", "missing_datasets"):
+        assert found[key] == reference["manifest"][key], key
     assert cluster.partial_keys(prefix) == [], "a temporary object was left behind"
     return found
 
 
 @pytest.fixture(scope="module")
 def clean_dataset(cluster: Cluster) -> dict[str, Any]:
-    """A fault-free unsharded run: the reference objects, manifest and billed work."""
+    """A fault-free unsharded run: the reference objects and manifest."""
     uri, prefix = directory(cluster, "clean")
     cluster.emulator.reset()
     run_id = cluster.trigger(INGEST_DAG, {"output_uri": uri})
     cluster.wait_for_run(INGEST_DAG, run_id)
-    reference = {
-        "parts": part_objects(cluster, prefix),
-        "manifest": manifest(cluster, prefix),
-        "scored_calls": cluster.scored_calls(),
-        "dataset_ids": cluster.usage()["dataset_ids"],
-    }
-    assert len(reference["parts"]) == PARTS, sorted(reference["parts"])
-    assert names(reference["manifest"]["parts"]) == set(reference["parts"])
-    assert reference["scored_calls"] == PARTS  # one call per part: the crash test counts parts by calls
-    assert reference["dataset_ids"] == DATASETS
-    assert cluster.read_key(prefix + "_SUCCESS") == b""
+    reference = {"objects": dataset_objects(cluster, prefix), "manifest": manifest(cluster, prefix)}
+    parts = reference["manifest"]["parts"]
+    assert len(parts) > SHARDS, parts  # every shard has parts to write
+    assert ids_of(parts) == DATASETS
+    assert {f"_parts/{p['name']}.json" for p in parts} | {p["name"] for p in parts} | {"_SUCCESS"} == set(
+        reference["objects"]
+    )
+    # One stream over the whole selection: each id fetched once, in full batches.
+    assert cluster.usage()["dataset_ids"] == DATASETS
+    assert cluster.scored_calls() == calls_for(DATASETS)
     return reference
 
 
@@ -129,15 +130,15 @@ def test_fanned_out_shards_run_on_both_workers_and_the_commit_publishes_the_data
     (commit,) = [row for row in rows if row[0] == "commit"]
     assert commit[2] == "success", rows
 
-    # Every shard recorded its share; the commit verified them and published the dataset.
-    keys = relative_keys(cluster, prefix)
-    assert [k for k in keys if k.startswith("_shards/")] == [
+    # Every shard recorded its share; the commit verified them and published what one task writes.
+    assert [k for k in relative_keys(cluster, prefix) if k.startswith("_shards/")] == [
         f"_shards/shard-{index:05d}-of-{SHARDS:05d}.json" for index in range(SHARDS)
-    ], keys
+    ]
     assert_same_dataset(cluster, prefix, clean_dataset)
-    # The shards together fetched each part once, like one task would.
-    assert cluster.scored_calls() == PARTS
+    # Each id was fetched once: every shard streamed its own parts (numbers index, index + SHARDS, ...).
+    parts = clean_dataset["manifest"]["parts"]
     assert cluster.usage()["dataset_ids"] == DATASETS
+    assert cluster.scored_calls() == sum(calls_for(ids_of(parts[index::SHARDS])) for index in range(SHARDS))
 
 
 # -- a worker killed between parts -------------------------------------------------------------------
@@ -150,17 +151,15 @@ def test_killed_worker_retry_fetches_only_the_missing_parts(cluster: Cluster, cl
     try:
         run_id = cluster.trigger(INGEST_DAG, {"output_uri": uri})
         victim = cluster.wait_for("the task to run", lambda: cluster.running_on(INGEST_DAG, run_id))
-        cluster.wait_for(
-            "two parts to be committed", lambda: len(part_names(cluster, prefix)) >= 2, timeout=120, every=0.2
-        )
+        cluster.wait_for("two parts to be committed", lambda: len(recorded_parts(cluster, prefix)) >= 2, every=0.2)
         cluster.kill_component(victim, signal.SIGKILL)
     finally:
         cluster.emulator.clear_faults()
     try:
-        # What the killed try fetched, once the calls it left in flight at the emulator have ended.
+        # What the killed try fetched and kept, once the calls it left in flight at the emulator have ended.
         cluster.wait_for("the killed try's calls to end", lambda: cluster.emulator.stats()["in_flight"] == 0)
         first_try_ids = set(cluster.usage()["dataset_ids"])
-        kept = set(part_names(cluster, prefix))
+        kept = recorded_parts(cluster, prefix)
         assert not {"_manifest.json", "_SUCCESS"} & set(relative_keys(cluster, prefix)), "published before done"
         cluster.emulator.reset()  # from here on, the ledger holds the retry's calls only
 
@@ -176,17 +175,21 @@ def test_killed_worker_retry_fetches_only_the_missing_parts(cluster: Cluster, cl
         assert history == [(1, victim)], history
 
         found = assert_same_dataset(cluster, prefix, clean_dataset)
-        parts = clean_dataset["manifest"]["parts"]
-        missing = names(parts) - kept
-        assert 2 <= len(kept) < PARTS, kept
-        # The retry fetched the missing parts' ids, each once (one call per part), and nothing it kept.
-        assert cluster.usage()["dataset_ids"] == ids_of(parts, missing)
-        assert cluster.scored_calls() == len(missing)
-        # Fetched twice: only what the killed try had in flight (at most MAX_IN_FLIGHT parts).
-        assert len(first_try_ids & set(ids_of(parts, missing))) <= MAX_IN_FLIGHT * PARTITION_SIZE
-        assert names(found["reused_parts"]) == kept
-        assert names(found["fetched_parts"]) == missing
-        assert found["skipped"] is False
+        missing = [p for p in clean_dataset["manifest"]["parts"] if p["name"] not in kept]
+        assert len(kept) >= 2, kept
+        assert missing, "the kill came after the last part: nothing was left to resume"
+        assert (found["reused_parts"], found["fetched_parts"], found["refetched_parts"]) == (
+            len(kept),
+            len(missing),
+            [],
+        )
+        # The retry fetched the missing parts' ids only, each once (in full batches), none of the kept ones.
+        assert cluster.usage()["dataset_ids"] == ids_of(missing)
+        assert cluster.scored_calls() == calls_for(ids_of(missing))
+        # Fetched by both tries: only what the killed one had not committed yet, the part it was writing and
+        # the batches it had in flight.
+        twice = first_try_ids & set(ids_of(missing))
+        assert len(twice) <= PARTITION_SIZE + MAX_IN_FLIGHT * BATCH, sorted(twice)
     finally:
         cluster.start_component(victim)
         cluster.wait_for_workers()

@@ -65,9 +65,11 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["ecoinvent", "distributed-test"],
 ):
+    # [START sharded]
     ingest = EcoinventDatasetsOperator.partial(task_id="score_shard", **REQUEST).expand(shard=shards(SHARDS))
     # No API call: it needs no slot of the ecoinvent_api pool.
     commit = EcoinventDatasetsCommitOperator(
         task_id="commit", output_uri="{{ dag_run.conf['output_uri'] }}", pool="default_pool"
     )
     ingest >> commit
+    # [END sharded]
