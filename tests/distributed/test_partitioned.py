@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -74,6 +75,22 @@ def calls_for(ids: list[int]) -> int:
     return math.ceil(len(ids) / BATCH)
 
 
+def report(cluster: Cluster, dag_id: str, run_id: str, what: str) -> None:
+    """Print the run's figures for docs/running-at-scale.md (shown with ``PYTEST_ARGS=-s``)."""
+    rows = cluster.ti_query(
+        "SELECT task_id, map_index, try_number, hostname, EXTRACT(EPOCH FROM start_date - queued_dttm),"
+        " EXTRACT(EPOCH FROM end_date - start_date) FROM task_instance WHERE dag_id = %s AND run_id = %s"
+        " ORDER BY task_id, map_index",
+        dag_id,
+        run_id,
+    )
+    for task_id, map_index, try_number, host, waited, ran in rows:
+        print(
+            f"[distributed] {what}: {task_id}[{map_index}] try {try_number} on {host}: "
+            f"queued {float(waited or 0):.1f} s, ran {float(ran or 0):.1f} s"
+        )
+
+
 def assert_same_dataset(cluster: Cluster, prefix: str, reference: dict[str, Any]) -> dict[str, Any]:
     """The directory holds the reference's parts and part records byte for byte, an empty ``_SUCCESS``, the
     same manifest entries (fingerprint, parts, counts) and no temporary object; returns its manifest."""
@@ -103,6 +120,12 @@ def clean_dataset(cluster: Cluster) -> dict[str, Any]:
     # One stream over the whole selection: each id fetched once, in full batches.
     assert cluster.usage()["dataset_ids"] == DATASETS
     assert cluster.scored_calls() == calls_for(DATASETS)
+    found = reference["manifest"]
+    print(
+        f"\n[distributed] clean partitioned run: {len(parts)} parts, {found['record_count']} rows,"
+        f" {sum(p['bytes'] for p in parts)} bytes of Parquet, {cluster.scored_calls()} scored calls"
+    )
+    report(cluster, INGEST_DAG, run_id, "clean")
     return reference
 
 
@@ -139,6 +162,7 @@ def test_fanned_out_shards_run_on_both_workers_and_the_commit_publishes_the_data
     parts = clean_dataset["manifest"]["parts"]
     assert cluster.usage()["dataset_ids"] == DATASETS
     assert cluster.scored_calls() == sum(calls_for(ids_of(parts[index::SHARDS])) for index in range(SHARDS))
+    report(cluster, FANOUT_DAG, run_id, "fan-out")
 
 
 # -- a worker killed between parts -------------------------------------------------------------------
@@ -153,6 +177,7 @@ def test_killed_worker_retry_fetches_only_the_missing_parts(cluster: Cluster, cl
         victim = cluster.wait_for("the task to run", lambda: cluster.running_on(INGEST_DAG, run_id))
         cluster.wait_for("two parts to be committed", lambda: len(recorded_parts(cluster, prefix)) >= 2, every=0.2)
         cluster.kill_component(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
     finally:
         cluster.emulator.clear_faults()
     try:
@@ -190,6 +215,12 @@ def test_killed_worker_retry_fetches_only_the_missing_parts(cluster: Cluster, cl
         # the batches it had in flight.
         twice = first_try_ids & set(ids_of(missing))
         assert len(twice) <= PARTITION_SIZE + MAX_IN_FLIGHT * BATCH, sorted(twice)
+        print(
+            f"\n[distributed] resume: {len(kept)} parts kept, {len(missing)} fetched in"
+            f" {cluster.scored_calls()} calls (a clean run: {calls_for(DATASETS)}), {len(twice)} ids fetched by"
+            f" both tries; success {time.monotonic() - killed_at:.0f} s after the kill"
+        )
+        report(cluster, INGEST_DAG, run_id, "resume")
     finally:
         cluster.start_component(victim)
         cluster.wait_for_workers()
