@@ -2,8 +2,8 @@
 
 Runs after ``test_cluster.py`` on the same deployment (see ``conftest.py``). Both DAGs of
 ``dags/dist_partitioned.py`` send one request (200 datasets in parts of at most 25, flat Parquet, batches
-of 25 ids); a fault-free unsharded run is the reference every other run is compared with, object by
-object. Outcomes are read from the emulator's ledger, the object store and the task instances in
+of 25 ids). The fault-free fanned-out run is the reference: the crash test's resumed single task must write
+exactly its objects. Outcomes are read from the emulator's ledger, the object store and the task instances in
 PostgreSQL. The ledger holds unions of ids; a run fetched each id once when it billed exactly the ids
 asked for in exactly the number of full batches they need.
 """
@@ -57,7 +57,7 @@ def dataset_objects(cluster: Cluster, prefix: str) -> dict[str, bytes]:
 
 def recorded_parts(cluster: Cluster, prefix: str) -> set[str]:
     """Parts committed with their record (``_parts/<name>.json``): what a retry may trust and keep."""
-    return {name[len("_parts/") : -len(".json")] for name in relative_keys(cluster, prefix + "_parts/")}
+    return {name.removesuffix(".json") for name in relative_keys(cluster, prefix + "_parts/")}
 
 
 def manifest(cluster: Cluster, prefix: str) -> dict[str, Any]:
@@ -104,37 +104,9 @@ def assert_same_dataset(cluster: Cluster, prefix: str, reference: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def clean_dataset(cluster: Cluster) -> dict[str, Any]:
-    """A fault-free unsharded run: the reference objects and manifest."""
-    uri, prefix = directory(cluster, "clean")
-    cluster.emulator.reset()
-    run_id = cluster.trigger(INGEST_DAG, {"output_uri": uri})
-    cluster.wait_for_run(INGEST_DAG, run_id)
-    reference = {"objects": dataset_objects(cluster, prefix), "manifest": manifest(cluster, prefix)}
-    parts = reference["manifest"]["parts"]
-    assert len(parts) > SHARDS, parts  # every shard has parts to write
-    assert ids_of(parts) == DATASETS
-    assert {f"_parts/{p['name']}.json" for p in parts} | {p["name"] for p in parts} | {"_SUCCESS"} == set(
-        reference["objects"]
-    )
-    # One stream over the whole selection: each id fetched once, in full batches.
-    assert cluster.usage()["dataset_ids"] == DATASETS
-    assert cluster.scored_calls() == calls_for(DATASETS)
-    found = reference["manifest"]
-    print(
-        f"\n[distributed] clean partitioned run: {len(parts)} parts, {found['record_count']} rows,"
-        f" {sum(p['bytes'] for p in parts)} bytes of Parquet, {cluster.scored_calls()} scored calls"
-    )
-    report(cluster, INGEST_DAG, run_id, "clean")
-    return reference
-
-
-# -- fan-out ----------------------------------------------------------------------------------------
-
-
-def test_fanned_out_shards_run_on_both_workers_and_the_commit_publishes_the_dataset(
-    cluster: Cluster, clean_dataset: dict[str, Any]
-) -> None:
+def fanned_out(cluster: Cluster) -> dict[str, Any]:
+    """The request dealt to ``SHARDS`` mapped tasks, then committed, without faults: the run, its objects and
+    manifest (the crash test's reference: a resumed single task must write exactly these), its billed work."""
     uri, prefix = directory(cluster, "fanout")
     cluster.emulator.reset()
     # Slow batches keep two shards running at once; each worker runs one task at a time.
@@ -144,8 +116,24 @@ def test_fanned_out_shards_run_on_both_workers_and_the_commit_publishes_the_data
         cluster.wait_for_run(FANOUT_DAG, run_id)
     finally:
         cluster.emulator.clear_faults()
+    report(cluster, FANOUT_DAG, run_id, "fan-out")
+    return {
+        "run_id": run_id,
+        "prefix": prefix,
+        "objects": dataset_objects(cluster, prefix),
+        "manifest": manifest(cluster, prefix),
+        "dataset_ids": cluster.usage()["dataset_ids"],
+        "scored_calls": cluster.scored_calls(),
+    }
 
-    rows = cluster.task_states(FANOUT_DAG, run_id)
+
+# -- fan-out ----------------------------------------------------------------------------------------
+
+
+def test_fanned_out_shards_run_on_both_workers_and_the_commit_publishes_the_dataset(
+    cluster: Cluster, fanned_out: dict[str, Any]
+) -> None:
+    rows = cluster.task_states(FANOUT_DAG, fanned_out["run_id"])
     shards = [row for row in rows if row[0] == "score_shard"]
     assert [row[1] for row in shards] == list(range(SHARDS)), rows
     assert {row[2] for row in shards} == {"success"}, rows
@@ -153,22 +141,33 @@ def test_fanned_out_shards_run_on_both_workers_and_the_commit_publishes_the_data
     (commit,) = [row for row in rows if row[0] == "commit"]
     assert commit[2] == "success", rows
 
-    # Every shard recorded its share; the commit verified them and published what one task writes.
+    # Every shard recorded its share; the commit verified them and published the whole request.
+    prefix, found = fanned_out["prefix"], fanned_out["manifest"]
     assert [k for k in relative_keys(cluster, prefix) if k.startswith("_shards/")] == [
         f"_shards/shard-{index:05d}-of-{SHARDS:05d}.json" for index in range(SHARDS)
     ]
-    assert_same_dataset(cluster, prefix, clean_dataset)
+    parts = found["parts"]
+    assert len(parts) > SHARDS, parts  # every shard had parts to write
+    assert ids_of(parts) == DATASETS
+    assert (found["datasets_written"], found["missing_datasets"]) == (len(DATASETS), 0)
+    assert set(fanned_out["objects"]) == {p["name"] for p in parts} | {f"_parts/{p['name']}.json" for p in parts} | {
+        "_SUCCESS"
+    }
+    assert fanned_out["objects"]["_SUCCESS"] == b""
+    assert cluster.partial_keys(prefix) == []
     # Each id was fetched once: every shard streamed its own parts (numbers index, index + SHARDS, ...).
-    parts = clean_dataset["manifest"]["parts"]
-    assert cluster.usage()["dataset_ids"] == DATASETS
-    assert cluster.scored_calls() == sum(calls_for(ids_of(parts[index::SHARDS])) for index in range(SHARDS))
-    report(cluster, FANOUT_DAG, run_id, "fan-out")
+    assert fanned_out["dataset_ids"] == DATASETS
+    assert fanned_out["scored_calls"] == sum(calls_for(ids_of(parts[index::SHARDS])) for index in range(SHARDS))
+    print(
+        f"\n[distributed] fan-out: {len(parts)} parts, {found['record_count']} rows,"
+        f" {sum(p['bytes'] for p in parts)} bytes of Parquet, {fanned_out['scored_calls']} scored calls"
+    )
 
 
 # -- a worker killed between parts -------------------------------------------------------------------
 
 
-def test_killed_worker_retry_fetches_only_the_missing_parts(cluster: Cluster, clean_dataset: dict[str, Any]) -> None:
+def test_killed_worker_retry_fetches_only_the_missing_parts(cluster: Cluster, fanned_out: dict[str, Any]) -> None:
     uri, prefix = directory(cluster, "killed")
     cluster.emulator.reset()
     cluster.emulator.add_fault("latency", path="/datasets/batch", ms=2000, count=None)
@@ -199,9 +198,12 @@ def test_killed_worker_retry_fetches_only_the_missing_parts(cluster: Cluster, cl
         )
         assert history == [(1, victim)], history
 
-        found = assert_same_dataset(cluster, prefix, clean_dataset)
-        missing = [p for p in clean_dataset["manifest"]["parts"] if p["name"] not in kept]
+        found = assert_same_dataset(cluster, prefix, fanned_out)
+        parts = fanned_out["manifest"]["parts"]
+        missing = [p for p in parts if p["name"] not in kept]
         assert len(kept) >= 2, kept
+        assert kept <= {p["name"] for p in parts}, kept
+        assert set(ids_of([p for p in parts if p["name"] in kept])) <= first_try_ids
         assert missing, "the kill came after the last part: nothing was left to resume"
         assert (found["reused_parts"], found["fetched_parts"], found["refetched_parts"]) == (
             len(kept),
