@@ -16,10 +16,11 @@ kill between the two leaves a part that is refetched, never one that is trusted 
 
 **Temporary files of dead tries.** Each temporary file's name carries its writer's *owner*: a hash of the
 task instance (dag, run, task, map index) and the try number. Airflow runs one try of a task instance at
-a time, so a try removes at once the temporary files of the earlier tries of its own task instance (they
-are dead: SIGKILL ran no clean-up). Any other temporary file (another task instance's, a mapped sibling's,
-one without owner) is left to the lease rule of :class:`AtomicOutput`: removed only once unmodified for
-the lease, which live writers keep fresh. So clean-up never touches a file that a live attempt writes.
+a time, so a try, before it writes anything, removes at once the temporary files of the earlier tries of
+its own task instance (same or lower try number: they are dead, SIGKILL ran no clean-up). Any other
+temporary file (another task instance's, a mapped sibling's, one without owner) is left to the lease rule
+of :class:`AtomicOutput`: removed only once unmodified for the lease, which live writers keep fresh. So
+clean-up never touches a file that a live attempt writes.
 """
 
 from __future__ import annotations
@@ -200,7 +201,12 @@ class Directory:
         self.remove(MANIFEST_NAME)
 
     def remove_dead_tries(self) -> list[str]:
-        """Remove the temporary files of the earlier tries of this task instance (see the module docstring)."""
+        """Remove the temporary files of the earlier tries of this task instance (see the module docstring).
+
+        Called before this try writes anything, so every file of this task instance with a try number up to
+        this one's is a dead try's: the same number too, since a try restarted in place (a cleared running
+        task, ``dag.test`` on the same run) keeps its number.
+        """
         if self.owner is None:
             return []
         task, _, current = self.owner.partition("-t")
@@ -208,7 +214,7 @@ class Directory:
         for folder in ("", PARTS_FOLDER, SHARDS_FOLDER):
             for name in self.listing(folder):
                 found = _OWNER.search(name)
-                if found is None or found["task"] != task or int(found["try"]) >= int(current):
+                if found is None or found["task"] != task or int(found["try"]) > int(current):
                     continue
                 path = f"{folder}/{name}" if folder else name
                 self.remove(path)

@@ -144,6 +144,7 @@ class PartitionedWriter:
         reused, fetch, refetched = self._sort_out(assigned)
         head = {**summary, "fingerprint": fingerprint, "output_uri": str(self.directory)}
         if not fetch and self.shard is None:
+            self._check_missing(list(reused.values()))
             stored = self._complete_already(fingerprint)
             if stored is not None:
                 return {**stored, **self._outcome(hook, 0, len(reused), [])}
@@ -231,7 +232,7 @@ class PartitionedWriter:
             f"e.g. {missing[:MISSING_IDS_LISTED]}"
         )
         if self.fail_on_missing:
-            raise EcoinventError(f"{text}; fail_on_missing=True, so no manifest was written.")
+            raise EcoinventError(f"{text}; fail_on_missing=True, so the task fails and writes no manifest.")
         self.log.warning("%s.", text)
 
     # -- fetching -----------------------------------------------------------------------------------

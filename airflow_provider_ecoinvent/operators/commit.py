@@ -82,12 +82,12 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self._check_uri()
         directory = Directory(directory_path(self.output_uri), attempt_owner(context))
-        count = self._count(directory)
-        records = self._shard_records(directory, count)
-        newest = max(records, key=lambda record: float(record.get("written_at") or 0))
-        self._check_fresh(records, newest, count)
-        entries = self._check_parts(directory, records, newest, count)
-        manifest = self._manifest(records, newest, entries)
+        try:
+            records, entries = self._checked(directory)
+        except EcoinventOutputError:
+            directory.withdraw_success()  # what is there can no longer be vouched for
+            raise
+        manifest = self._manifest(records, max(records, key=_written_at), entries)
         directory.withdraw_success()
         directory.remove_unplanned(entry["name"] for entry in entries)
         directory.remove_expired_partials()
@@ -95,7 +95,7 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
         self.log.info(
             "Committed %s: %d shards, %d parts, %d records, %d datasets (%d missing).",
             directory,
-            count,
+            len(records),
             len(entries),
             manifest["record_count"],
             manifest["datasets_written"],
@@ -103,6 +103,14 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
         )
         publish_to_outlets(self, context, manifest)
         return manifest
+
+    def _checked(self, directory: Directory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every shard's record, fresh, and every part they list, verified; else EcoinventOutputError."""
+        count = self._count(directory)
+        records = self._shard_records(directory, count)
+        newest = max(records, key=_written_at)
+        self._check_fresh(records, newest, count)
+        return records, self._check_parts(directory, records, newest, count)
 
     def _count(self, directory: Directory) -> int:
         if self.shard_count is not None:
@@ -195,3 +203,8 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
         for key in _SUMMED:
             manifest[key] = sum(int(record.get(key) or 0) for record in records)
         return manifest
+
+
+def _written_at(record: Mapping[str, Any]) -> float:
+    stamp = record.get("written_at")
+    return float(stamp) if isinstance(stamp, int | float) else 0.0
