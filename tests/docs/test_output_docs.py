@@ -87,3 +87,37 @@ def test_the_tables_are_read() -> None:
     assert documented("flat")[0] == ("dataset_id", "int64")
     assert ("requested_version", "string") in documented("manifest")
     assert any(name == "within_cost_guard" for name, _ in documented("manifest-dry-run"))
+
+
+@pytest.mark.integration
+def test_documented_directory_manifest_is_what_the_operator_returns(
+    write_dag: Callable[[str, str], DAG], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    from airflow.utils.state import DagRunState
+
+    dag = write_dag(
+        "docs_output_directory",
+        f"""
+        import json
+        import pendulum
+        from airflow.sdk import DAG, task
+        from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+
+        with DAG("docs_output_directory", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+            ingest = EcoinventDatasetsOperator(
+                task_id="ingest", dataset_ids=[1, 2, 3], indicator_ids=[1], output_uri="file://{tmp_path}/d/"
+            )
+
+            @task
+            def keep(manifest: dict) -> None:
+                with open("{tmp_path}/manifest.json", "w") as file:
+                    json.dump(manifest, file)
+
+            keep(ingest.output)
+        """,
+    )
+    assert dag.test().state == DagRunState.SUCCESS
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(manifest) == names("manifest-directory")
+    assert manifest == json.loads((tmp_path / "d" / "_manifest.json").read_text())
+    assert ("refetched_parts", "list of strings") in documented("manifest-directory")
