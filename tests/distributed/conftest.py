@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_ecoinvent.emulator import EmulatorServer
+from airflow_provider_ecoinvent.operators._output import PARTIAL_SUFFIX
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -72,6 +73,8 @@ REQUIRED_DAGS = frozenset(
         "dist_slow_ingest",
         "dist_versions_sensor",
         "dist_pool_fanout",
+        "dist_partitioned_ingest",
+        "dist_partitioned_fanout",
     }
 )
 
@@ -530,6 +533,11 @@ class Cluster(stack_support.AirflowStack):  # type: ignore[misc]
             run_id,
         )
 
+    def running_on(self, dag_id: str, run_id: str) -> str | None:
+        """The worker running the run's single task, once it runs."""
+        rows = [r for r in self.task_states(dag_id, run_id) if r[2] == "running" and r[4]]
+        return str(rows[0][4]) if rows else None
+
     def list_keys(self, prefix: str = "") -> list[str]:
         keys: list[str] = []
         for page in self.servers.s3().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
@@ -539,6 +547,20 @@ class Cluster(stack_support.AirflowStack):  # type: ignore[misc]
     def read_key(self, key: str) -> bytes:
         body: bytes = self.servers.s3().get_object(Bucket=BUCKET, Key=key)["Body"].read()
         return body
+
+    def partial_keys(self, prefix: str = "") -> list[str]:
+        """Temporary objects (``.<name>.<uuid>.partial``) under ``prefix``."""
+        return [key for key in self.list_keys(prefix) if key.endswith(PARTIAL_SUFFIX)]
+
+    # -- the emulator's ledger ------------------------------------------------------------------------
+
+    def usage(self) -> dict[str, Any]:
+        """The emulator's billed usage of the suite's client (ids included)."""
+        found: dict[str, Any] = self.emulator.stats(include_ids=True)["usage"].get(self.emulator.client_id, {})
+        return found
+
+    def scored_calls(self) -> int:
+        return int(self.emulator.stats()["scored_calls"])
 
 
 def cluster_env(home: Path, api_port: int, emulator: EmulatorServer, found: Servers) -> dict[str, str]:

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ecoinvent.operators._output import PARTIAL_SUFFIX
-
 if TYPE_CHECKING:
     from conftest import Cluster
 
@@ -40,33 +38,13 @@ POOL_SLOTS = 2
 # -- helpers ----------------------------------------------------------------------------------------
 
 
-def usage(cluster: Cluster) -> dict[str, Any]:
-    """The emulator's billed usage of the suite's client (ids included)."""
-    found: dict[str, Any] = cluster.emulator.stats(include_ids=True)["usage"].get(cluster.emulator.client_id, {})
-    return found
-
-
-def scored_calls(cluster: Cluster) -> int:
-    return int(cluster.emulator.stats()["scored_calls"])
-
-
 def workers_of(cluster: Cluster, dag_id: str, run_id: str, task_id: str) -> list[str]:
     return [row[4] for row in cluster.task_states(dag_id, run_id) if row[0] == task_id]
-
-
-def partial_keys(cluster: Cluster, prefix: str = "") -> list[str]:
-    return [key for key in cluster.list_keys(prefix) if key.endswith(PARTIAL_SUFFIX)]
 
 
 def run_key(run_id: str) -> str:
     """The ingestion example's file name for a run (its template replaces ``:`` and ``+``)."""
     return run_id.replace(":", "_").replace("+", "_") + ".jsonl"
-
-
-def running_on(cluster: Cluster, dag_id: str, run_id: str) -> str | None:
-    """The worker running the run's single task, once it runs."""
-    rows = [r for r in cluster.task_states(dag_id, run_id) if r[2] == "running" and r[4]]
-    return str(rows[0][4]) if rows else None
 
 
 def warehouse_rows(cluster: Cluster) -> list[tuple[Any, ...]]:
@@ -115,8 +93,8 @@ def clean_slow_run(cluster: Cluster) -> dict[str, Any]:
     cluster.wait_for_run(SLOW_DAG, run_id)
     return {
         "bytes": cluster.read_key("out/faults/clean.jsonl"),
-        "scored_calls": scored_calls(cluster),
-        "dataset_ids": usage(cluster)["dataset_ids"],
+        "scored_calls": cluster.scored_calls(),
+        "dataset_ids": cluster.usage()["dataset_ids"],
     }
 
 
@@ -131,13 +109,13 @@ def test_ingestion_example_writes_to_s3_what_was_billed(cluster: Cluster) -> Non
     keys = [k for k in cluster.list_keys("out/scored/") if k.endswith(run_key(run_id))]
     assert len(keys) == 1, cluster.list_keys()
     records = [json.loads(line) for line in cluster.read_key(keys[0]).splitlines() if line.strip()]
-    billed = usage(cluster)
+    billed = cluster.usage()
     assert records, "the ingestion wrote an empty file"
     assert sorted(r["id"] for r in records) == billed["dataset_ids"]
     # The example selects its indicators by name; they resolve to these ids in the emulator's catalogue.
     assert billed["indicator_ids"] == [1, 22, 28]
     assert all([s["id"] for s in r["impact_scores"]] == [1, 22, 28] for r in records)
-    assert partial_keys(cluster) == []
+    assert cluster.partial_keys() == []
     hosts = {row[4] for row in cluster.task_states(INGEST_DAG, run_id)}
     assert hosts <= {"w1", "w2"}, hosts
 
@@ -161,7 +139,7 @@ def test_system_models_fan_out_runs_on_both_workers(cluster: Cluster) -> None:
     files = cluster.list_keys(f"out/system_models/{day}/{latest}/")
     assert len(files) == len(mapped), files
     assert all(cluster.read_key(key) for key in files), "an empty output file"
-    assert partial_keys(cluster, "out/system_models/") == []
+    assert cluster.partial_keys("out/system_models/") == []
 
 
 # -- warehouse hand-off -----------------------------------------------------------------------------
@@ -256,9 +234,9 @@ def test_failed_task_leaves_nothing_on_s3(cluster: Cluster) -> None:
         cluster.emulator.clear_faults()
     (row,) = cluster.task_states(SLOW_DAG, run_id)
     assert row[2:4] == ("failed", 3), row  # the first try and both retries
-    assert scored_calls(cluster) >= 3, "the tries never reached the write"
+    assert cluster.scored_calls() >= 3, "the tries never reached the write"
     assert "out/faults/failed.jsonl" not in cluster.list_keys("out/faults/")
-    assert partial_keys(cluster, "out/faults/") == []
+    assert cluster.partial_keys("out/faults/") == []
 
 
 def test_killed_worker_task_is_retried_on_the_other_worker(cluster: Cluster, clean_slow_run: dict[str, Any]) -> None:
@@ -267,8 +245,8 @@ def test_killed_worker_task_is_retried_on_the_other_worker(cluster: Cluster, cle
     cluster.emulator.add_fault("latency", path="/datasets/batch", ms=1500, count=None)
     try:
         run_id = cluster.trigger(SLOW_DAG, {"output_uri": f"{cluster.output_root}/faults/killed.jsonl"})
-        victim = cluster.wait_for("the task to run", lambda: running_on(cluster, SLOW_DAG, run_id))
-        cluster.wait_for("the task to be mid-write", lambda: scored_calls(cluster) >= 2, every=0.3)
+        victim = cluster.wait_for("the task to run", lambda: cluster.running_on(SLOW_DAG, run_id))
+        cluster.wait_for("the task to be mid-write", lambda: cluster.scored_calls() >= 2, every=0.3)
         cluster.kill_component(victim, signal.SIGKILL)
         assert key not in cluster.list_keys("out/faults/"), "a killed task's output is visible"
     finally:
@@ -285,7 +263,7 @@ def test_killed_worker_task_is_retried_on_the_other_worker(cluster: Cluster, cle
         )
         assert [(h[0], h[1]) for h in history] == [(1, victim)], history
         assert cluster.read_key(key) == clean_slow_run["bytes"], "the retried output differs from a clean run's"
-        assert partial_keys(cluster, "out/faults/") == [], "a temporary object was left behind"
+        assert cluster.partial_keys("out/faults/") == [], "a temporary object was left behind"
     finally:
         cluster.start_component(victim)
         cluster.wait_for_workers()
@@ -297,8 +275,8 @@ def test_scheduler_restart_mid_run_bills_nothing_twice(cluster: Cluster, clean_s
     cluster.emulator.add_fault("latency", path="/datasets/batch", ms=800, count=None)
     try:
         run_id = cluster.trigger(SLOW_DAG, {"output_uri": f"{cluster.output_root}/faults/scheduler.jsonl"})
-        cluster.wait_for("the task to run", lambda: running_on(cluster, SLOW_DAG, run_id))
-        cluster.wait_for("the task to be mid-write", lambda: scored_calls(cluster) >= 1, every=0.3)
+        cluster.wait_for("the task to run", lambda: cluster.running_on(SLOW_DAG, run_id))
+        cluster.wait_for("the task to be mid-write", lambda: cluster.scored_calls() >= 1, every=0.3)
         cluster.restart_component("scheduler", signal.SIGKILL)
     finally:
         cluster.emulator.clear_faults()
@@ -306,8 +284,8 @@ def test_scheduler_restart_mid_run_bills_nothing_twice(cluster: Cluster, clean_s
 
     (row,) = cluster.task_states(SLOW_DAG, run_id)
     assert row[2:4] == ("success", 1), row  # the running task was adopted, not run again
-    assert scored_calls(cluster) == clean_slow_run["scored_calls"] == SLOW_BATCHES
-    assert usage(cluster)["dataset_ids"] == clean_slow_run["dataset_ids"] == SLOW_DATASETS
+    assert cluster.scored_calls() == clean_slow_run["scored_calls"] == SLOW_BATCHES
+    assert cluster.usage()["dataset_ids"] == clean_slow_run["dataset_ids"] == SLOW_DATASETS
     assert cluster.read_key(key) == clean_slow_run["bytes"]
 
 
