@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from benchmarks._common import REPO_ROOT, machine, prepare_airflow_env
 
-SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative", "dlt")
+SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative", "dlt", "release")
 DEFAULT_OUTPUT: Final = REPO_ROOT / "benchmarks" / "results" / "latest.json"
 README: Final = REPO_ROOT / "benchmarks" / "README.md"
 
@@ -56,6 +56,11 @@ class Profile:
     dlt_n: int = 10_000
     dlt_repeats: int = 3
     dlt_fault_n: int = 300
+    #: Section 8, a full release: N datasets x K indicators at this latency, parts of this many datasets.
+    release_datasets: int = 25_000
+    release_indicators: int = 250
+    release_latency_ms: float = 100.0
+    release_partition_size: int = 1_000
 
     @property
     def catalogue_size(self) -> int:
@@ -87,6 +92,11 @@ PROFILES: Final = {
         alternative_n=300,
         dlt_n=300,
         dlt_repeats=1,
+        # 10 parts of 2 calls each (K > 100 takes two): the kill at 50 % and the retry at a tiny size.
+        release_datasets=1_000,
+        release_indicators=150,
+        release_latency_ms=10.0,
+        release_partition_size=100,
     ),
 }
 
@@ -119,7 +129,7 @@ def _log(message: str) -> float:
 def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
     prepare_airflow_env()
     from airflow_provider_ecoinvent.emulator import EmulatorProcess
-    from benchmarks import alternative, calls, clients, dlt_peer, latency, memory, overhead, parse
+    from benchmarks import alternative, calls, clients, dlt_peer, latency, memory, overhead, parse, release
 
     results: dict[str, Any] = {}
     needs_main = {"calls", "overhead", "memory", "alternative", "dlt"} & set(sections)
@@ -175,6 +185,18 @@ def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
                 emulator, profile.latency_n, profile.indicators, profile.latency_repeats, version
             )
             results["latency"]["load_average_at_start"] = load
+    if "release" in sections:
+        load = _log(
+            f"8. full release, N={profile.release_datasets}, K={profile.release_indicators}, "
+            f"{profile.release_latency_ms} ms"
+        )
+        results["release"] = release.run(
+            profile.release_datasets,
+            profile.release_indicators,
+            profile.release_latency_ms,
+            profile.release_partition_size,
+        )
+        results["release"]["load_average_at_start"] = load
     if "parse" in sections:
         load = _log("5. DAG parse")
         results["parse"] = parse.run(profile.parse_repeats, quick=profile.name == "smoke")
@@ -211,6 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     write_readme = args.readme if args.readme is not None else not (args.smoke or args.only)
     if write_readme:
-        update_readme(README, markdown)
+        update_readme(README, results)
     _log(f"done in {meta['duration_s']} s; results in {args.output}")
     return 0
