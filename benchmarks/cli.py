@@ -92,11 +92,11 @@ PROFILES: Final = {
         alternative_n=300,
         dlt_n=300,
         dlt_repeats=1,
-        # 10 parts of 2 calls each (K > 100 takes two): the kill at 50 % and the retry at a tiny size.
-        release_datasets=1_000,
+        # About 10 parts of about 200 datasets, 2 calls per batch (K > 100): the kill and the retry, tiny.
+        release_datasets=2_000,
         release_indicators=150,
         release_latency_ms=10.0,
-        release_partition_size=100,
+        release_partition_size=400,
     ),
 }
 

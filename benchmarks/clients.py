@@ -82,10 +82,17 @@ def hook_fetch(ids: Sequence[int], indicator_ids: Sequence[int], *, max_in_fligh
 
 
 def operator_ingest(
-    ids: Sequence[int], indicator_ids: Sequence[int], output: Path | str, *, max_in_flight: int = 8, **options: Any
+    ids: Sequence[int],
+    indicator_ids: Sequence[int],
+    output: Path | str,
+    *,
+    max_in_flight: int = 8,
+    context: dict[str, Any] | None = None,
+    **options: Any,
 ) -> RunResult:
-    """``EcoinventDatasetsOperator(...).execute(context={})``: JSON Lines, nested layout, version "latest",
-    unless ``options`` (more operator arguments) say otherwise; ``output`` is a path or a URI.
+    """``EcoinventDatasetsOperator(...).execute(context)``: JSON Lines, nested layout, version "latest",
+    unless ``options`` (more operator arguments) say otherwise; ``output`` is a path or a URI; ``context``
+    defaults to an empty one (no task instance).
 
     The operator is built inside the timed region (its constructor validates and sorts the ids too), so
     the figure is, if anything, pessimistic for us.
@@ -103,13 +110,12 @@ def operator_ingest(
         ecoinvent_conn_id=ECOINVENT_CONN_ID,
         **options,
     )
-    context: Any = {}
     # Called the way the task runner calls it (the sentinel keeps Airflow's "outside the Task Runner"
     # safeguard quiet); no DAG run, no metadata database, no XCom push.
     from airflow.sdk.bases.operator import ExecutorSafeguard
 
     sentinel = {f"{type(operator).__name__}__sentinel": ExecutorSafeguard.sentinel_value}
-    manifest = operator.execute(context, **sentinel)
+    manifest = operator.execute(context or {}, **sentinel)
     return RunResult(manifest["datasets_written"], manifest["api_calls"], manifest["token_requests"], manifest)
 
 

@@ -8,6 +8,7 @@ hang: a busy CI machine must not fail it. dlt is in the test extra, so the secon
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +92,8 @@ def test_bench_smoke_dlt_peer(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(300)
 def test_bench_smoke_full_release(tmp_path: Path) -> None:
-    """Section 8 at a tiny size: 1,000 datasets x 150 indicators in 10 parts of 2 calls each, killed at 5 parts.
+    """Section 8 at a tiny size: 2,000 datasets x 150 indicators (2 calls per batch of 100) in parts of at most
+    400 datasets, a run SIGKILLed once half its parts are committed, then its retry.
 
     Call counts are exact at any size: the clean run makes the minimum of batch calls, the retry scores only
     the parts the killed run had not committed, and its parts equal the clean run's byte for byte.
@@ -100,16 +102,18 @@ def test_bench_smoke_full_release(tmp_path: Path) -> None:
     proc, results = _smoke(tmp_path / "latest.json", ("release",))
 
     release = results["sections"]["release"]
-    assert (release["datasets"], release["indicators"], release["parts"]) == (1_000, 150, 10)
+    assert (release["datasets"], release["indicators"], release["partition_size"]) == (2_000, 150, 400)
+    parts = release["parts"]
+    assert 5 <= parts <= 2_000 // 100  # content-defined parts: about half of partition_size, never more
     clean, killed, retry = release["clean"], release["killed"], release["retry"]
-    assert clean["batch_calls"] == clean["min_batch_calls"] == clean["scored_calls"] == 20
-    assert clean["records"] == 150_000
-    assert clean["latency_bound_seconds"] == pytest.approx(20 * 0.010 / 8)
+    assert clean["batch_calls"] == clean["min_batch_calls"] == clean["scored_calls"] == 40
+    assert clean["records"] == 2_000 * 150
+    assert clean["latency_bound_seconds"] == pytest.approx(40 * 0.010 / 8)
     assert clean["maxrss_mb"] > 0
-    assert killed["returncode"] == -9  # SIGKILL: no on_kill, no finally
-    assert killed["parts_at_kill"] in (5, 6)  # the emulator holds every call after the 6th part's
-    assert retry["scored_calls"] == retry["expected_scored_calls"] == 2 * (10 - killed["parts_at_kill"])
-    assert retry["reused_parts"] == killed["parts_at_kill"]
+    assert killed["returncode"] == -signal.SIGKILL  # no on_kill, no finally
+    assert parts // 2 <= killed["parts_at_kill"] < parts
+    assert 0 < retry["scored_calls"] == retry["expected_scored_calls"] < clean["scored_calls"]
+    assert (retry["reused_parts"], retry["fetched_parts"]) == (killed["parts_at_kill"], parts - killed["parts_at_kill"])
     assert retry["partial_files_left"] == 0
     assert retry["identical_to_clean"] is True
     assert release["met"] is True

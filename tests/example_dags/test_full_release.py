@@ -24,7 +24,7 @@ DATASETS = 25_000
 RELEASE = "3.11"
 #: What the example DAG scores: every indicator of EF v3.1 in the emulator's 3.11 catalogue (25).
 EF31_IDS = sorted(i.id for i in indicators_for(RELEASE) if i.method == "EF v3.1")
-PARTS = DATASETS // 1000
+PARTITION_SIZE = 1000
 SHARDS = 4
 
 
@@ -82,12 +82,13 @@ def test_full_release_example_writes_one_parquet_dataset_and_a_rerun_scores_noth
     assert manifest["request"]["version"] == RELEASE
     assert manifest["request"]["indicator_ids"] == EF31_IDS
     assert (manifest["request"]["layout"], manifest["request"]["format"]) == ("flat", "parquet")
+    # The parts cover ids 1..25,000 in order, without gap or overlap, none over partition_size.
     parts = manifest["parts"]
-    assert len(parts) == PARTS
-    assert [(p["first_dataset_id"], p["last_dataset_id"], p["datasets"]) for p in parts] == [
-        (1000 * i + 1, 1000 * (i + 1), 1000) for i in range(PARTS)
-    ]
-    assert sum(p["records"] for p in parts) == manifest["record_count"]
+    assert len(parts) >= DATASETS // PARTITION_SIZE
+    assert [p["first_dataset_id"] for p in parts] == [1] + [p["last_dataset_id"] + 1 for p in parts[:-1]]
+    assert parts[-1]["last_dataset_id"] == DATASETS
+    assert all(p["datasets"] == p["last_dataset_id"] - p["first_dataset_id"] + 1 <= PARTITION_SIZE for p in parts)
+    assert all(p["records"] == p["datasets"] * len(EF31_IDS) for p in parts)
     # Exactly the manifest's parts are in the directory, each with its recorded size and hash; nothing partial.
     assert sorted(path.name for path in directory.glob("part-*")) == sorted(p["name"] for p in parts)
     for part in parts:
@@ -101,8 +102,12 @@ def test_full_release_example_writes_one_parquet_dataset_and_a_rerun_scores_noth
     assert len(set(table.column("dataset_id").to_pylist())) == DATASETS
     assert sorted(set(table.column("indicator_id").to_pylist())) == EF31_IDS
 
-    # The ledger: 250 scored calls (100 datasets x 25 indicators each), every dataset and indicator once.
-    assert first["requests"]["POST /datasets/batch"] == first["scored_calls"] == DATASETS // 100
+    # The ledger: every dataset and indicator scored once, in the fewest calls each shard can make: it takes
+    # the parts number % 4 == index (in id order) and fetches their datasets 100 a call, 25 indicators each.
+    shard_datasets = [sum(p["datasets"] for p in parts[index::SHARDS]) for index in range(SHARDS)]
+    calls = sum(-(-datasets // 100) for datasets in shard_datasets)
+    assert DATASETS // 100 <= calls <= DATASETS // 100 + SHARDS - 1
+    assert first["requests"]["POST /datasets/batch"] == first["scored_calls"] == calls
     assert first["usage"][emulator.client_id]["datasets"] == DATASETS
     assert first["usage"][emulator.client_id]["indicators"] == len(EF31_IDS)
 
@@ -116,5 +121,5 @@ def test_full_release_example_writes_one_parquet_dataset_and_a_rerun_scores_noth
     again, _ = _commit_xcom_and_asset_extras(rerun)
     assert again["skipped"] is True
     assert again["fingerprint"] == manifest["fingerprint"]
-    assert again["fetched_parts"] == [] or again["fetched_parts"] == 0
+    assert (again["fetched_parts"], again["reused_parts"], again["refetched_parts"]) == (0, len(parts), [])
     assert [p["sha256"] for p in again["parts"]] == [p["sha256"] for p in parts]
