@@ -64,8 +64,6 @@ def _commit_xcom_and_asset_extras(run: Any) -> tuple[Any, list[dict[str, Any]]]:
 def test_full_release_example_writes_one_parquet_dataset_and_a_rerun_scores_nothing(
     run_example: Callable[..., Any], tmp_path: Path
 ) -> None:
-    import pyarrow.dataset as ds
-
     with EmulatorServer(datasets=DATASETS) as emulator:  # no latency: the emulator's default
         run = run_example("ecoinvent_full_release", emulator, tmp_path)
         first = emulator.stats()
@@ -97,7 +95,13 @@ def test_full_release_example_writes_one_parquet_dataset_and_a_rerun_scores_noth
     assert [path for path in directory.rglob("*") if path.name.endswith(".partial")] == []
 
     # The directory reads as one table: the bookkeeping (_manifest.json, _parts/, _shards/, _SUCCESS) is ignored.
-    table = ds.dataset(directory, format="parquet").to_table(columns=["dataset_id", "indicator_id"])
+    # [START howto_read_dataset_directory]
+    import pyarrow.dataset as ds
+
+    # Names starting with "_" or "." are skipped: only the part files are read, as one table.
+    scores = ds.dataset(directory, format="parquet")  # a local path; for object storage add filesystem=...
+    table = scores.to_table(columns=["dataset_id", "indicator_id", "score"])
+    # [END howto_read_dataset_directory]
     assert table.num_rows == 625_000
     assert len(set(table.column("dataset_id").to_pylist())) == DATASETS
     assert sorted(set(table.column("indicator_id").to_pylist())) == EF31_IDS
