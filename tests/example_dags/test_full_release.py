@@ -64,16 +64,16 @@ def _commit_xcom_and_asset_extras(run: Any) -> tuple[Any, list[dict[str, Any]]]:
 def test_full_release_example_writes_one_parquet_dataset_and_a_rerun_scores_nothing(
     run_example: Callable[..., Any], tmp_path: Path
 ) -> None:
+    directory = tmp_path / "full_release" / RELEASE / "cutoff" / "ef_v3.1"
     with EmulatorServer(datasets=DATASETS) as emulator:  # no latency: the emulator's default
         run = run_example("ecoinvent_full_release", emulator, tmp_path)
         first = emulator.stats()
+        manifest = json.loads((directory / "_manifest.json").read_text())
+        assert (directory / "_SUCCESS").read_bytes() == b""
         emulator.reset()
         rerun = run_example("ecoinvent_full_release", emulator, tmp_path)
         second = emulator.stats()
 
-    directory = tmp_path / "full_release" / RELEASE / "cutoff" / "ef_v3.1"
-    manifest = json.loads((directory / "_manifest.json").read_text())
-    assert (directory / "_SUCCESS").read_bytes() == b""
     assert manifest["record_count"] == DATASETS * len(EF31_IDS) == 625_000
     assert manifest["datasets_written"] == DATASETS
     assert manifest["missing_datasets"] == 0
@@ -123,6 +123,7 @@ def test_full_release_example_writes_one_parquet_dataset_and_a_rerun_scores_noth
     assert second["scored_calls"] == 0
     assert "POST /datasets/batch" not in second["requests"]
     again, _ = _commit_xcom_and_asset_extras(rerun)
+    assert json.loads((directory / "_manifest.json").read_text()) == again
     assert again["skipped"] is True
     assert again["fingerprint"] == manifest["fingerprint"]
     assert (again["fetched_parts"], again["reused_parts"], again["refetched_parts"]) == (0, len(parts), [])
