@@ -317,7 +317,7 @@ def _release_lines(release: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"**8. Full release**, N={release['datasets']:,} datasets x K={release['indicators']} indicators, "
-        f"{release['latency_ms']:g} ms per call, flat Parquet in {release['parts']} parts of "
+        f"{release['latency_ms']:g} ms per call, flat Parquet in {release['parts']} parts of at most "
         f"{release['partition_size']:,} datasets, {release['max_in_flight']} calls in flight. {release['method']}.",
         "",
     ]
