@@ -16,6 +16,7 @@ __all__ = [
     "EcoinventCostGuardError",
     "EcoinventError",
     "EcoinventIndicatorError",
+    "EcoinventOutputError",
     "EcoinventRateLimitError",
     "EcoinventRetriesExhaustedError",
     "EcoinventUnreachableError",
@@ -89,6 +90,14 @@ class EcoinventUnreachableError(EcoinventApiError):
 
 class EcoinventCostGuardError(EcoinventError):
     """The run would score more distinct datasets or indicators than the configured licence cost guard allows."""
+
+
+class EcoinventOutputError(EcoinventError):
+    """A partitioned output directory cannot be committed: a shard is missing or stale, or a part is
+    missing, truncated or altered.
+
+    The message names the shard or part and the mapped task to clear (re-run) so that it is written again.
+    """
 
 
 def _rebuild_api_error(

@@ -206,12 +206,17 @@ class AtomicOutput:
     clean-up to the holder, which does it as it lets go. Writes after an abort fail; nothing is committed.
     """
 
-    def __init__(self, destination: ObjectStoragePath, *, lease_seconds: float | None = None) -> None:
+    def __init__(
+        self, destination: ObjectStoragePath, *, lease_seconds: float | None = None, owner: str | None = None
+    ) -> None:
         lease = configured_lease_seconds() if lease_seconds is None else lease_seconds
         if isinstance(lease, bool) or not isinstance(lease, int | float) or not lease > 0:
             raise EcoinventConfigError(f"lease_seconds must be a positive number of seconds, got {lease!r}.")
         self.destination = destination
-        self.temporary = destination.parent / f".{destination.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
+        # ``owner`` (the writing task instance and try, see operators._directory.attempt_owner) lets a later try
+        # of the same task instance recognise, and remove at once, the temporary files of its dead tries.
+        unique = uuid.uuid4().hex if owner is None else f"{owner}.{uuid.uuid4().hex}"
+        self.temporary = destination.parent / f".{destination.name}.{unique}{PARTIAL_SUFFIX}"
         self.lease_seconds = float(lease)
         self.bytes_written = 0
         self._sha256 = hashlib.sha256()

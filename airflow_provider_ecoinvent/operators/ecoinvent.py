@@ -36,6 +36,13 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventError,
 )
 from airflow_provider_ecoinvent.indicators import parse_selectors
+from airflow_provider_ecoinvent.operators._directory import (
+    Directory,
+    attempt_owner,
+    check_directory_uri,
+    directory_path,
+)
+from airflow_provider_ecoinvent.operators._outlets import publish_to_outlets as _publish_to_outlets
 from airflow_provider_ecoinvent.operators._output import (
     AtomicOutput,
     ParquetRowWriter,
@@ -47,6 +54,16 @@ from airflow_provider_ecoinvent.operators._output import (
     require_pyarrow,
     to_storage_path,
 )
+from airflow_provider_ecoinvent.operators._partitioned import PartitionedWriter
+from airflow_provider_ecoinvent.operators._partitions import (
+    DEFAULT_PARTITION_SIZE,
+    Request,
+    check_partition_size,
+    is_directory_uri,
+    parse_shard,
+    shards,
+)
+from airflow_provider_ecoinvent.operators.commit import EcoinventDatasetsCommitOperator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -55,7 +72,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_ecoinvent.hooks.ecoinvent import DatasetStream, EcoinventHook
 
-__all__ = ["EcoinventDatasetsOperator", "EcoinventOperator"]
+__all__ = ["EcoinventDatasetsCommitOperator", "EcoinventDatasetsOperator", "EcoinventOperator", "shards"]
 
 #: Default cap on what :class:`EcoinventOperator` pushes to XCom (XCom lives in the metadata database).
 DEFAULT_MAX_XCOM_BYTES: Final = 1024 * 1024
@@ -147,20 +164,6 @@ def _elapsed(start: float) -> float:
     return round(time.monotonic() - start, 3)
 
 
-def _publish_to_outlets(task: BaseOperator, context: Context, manifest: Mapping[str, Any]) -> None:
-    """Put the manifest in the ``extra`` of the asset events of every ``Asset`` in ``outlets``."""
-    from airflow.sdk import Asset
-
-    outlets = [outlet for outlet in task.outlets or () if isinstance(outlet, Asset)]
-    if not outlets:
-        return
-    events = context.get("outlet_events")
-    if events is None:
-        return
-    for asset in outlets:
-        events[asset].extra.update(manifest)
-
-
 def _lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | None) -> Any:
     """OpenLineage facets, or ``None`` when the openlineage provider (an optional extra) is absent."""
     try:
@@ -182,7 +185,7 @@ def _output_path(uri: Any, *, writing: bool = True) -> ObjectStoragePath | None:
         return None
     if writing:
         require_filesystem(uri)
-    return to_storage_path(uri)
+    return directory_path(uri) if is_directory_uri(uri) else to_storage_path(uri)
 
 
 def _built_by_mapping(task: BaseOperator) -> bool:
@@ -497,6 +500,7 @@ class _Plan:
         user_id: str | None,
         organization_id: str | None,
         selectors: list[Any] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.dataset_ids = dataset_ids
         #: With ``selectors``, filled in by their resolution against the pinned version.
@@ -509,6 +513,8 @@ class _Plan:
         self.system_model = system_model
         self.user_id = user_id
         self.organization_id = organization_id
+        #: ``(index, count)`` of a fan-out over a dataset directory, ``None`` for the whole request.
+        self.shard = shard
 
 
 class EcoinventDatasetsOperator(BaseOperator):
@@ -576,6 +582,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         "ecoinvent_conn_id",
         "user_id",
         "organization_id",
+        "shard",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"search_filters": "json", "indicators": "json"}
     ui_color = "#abebc6"
@@ -602,6 +609,9 @@ class EcoinventDatasetsOperator(BaseOperator):
         organization_id: str | None = None,
         progress_interval: float = 10.0,
         ecoinvent_conn_id: str = DEFAULT_CONN_ID,
+        partition_size: int = DEFAULT_PARTITION_SIZE,
+        overwrite: bool = False,
+        shard: Sequence[int] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -634,7 +644,11 @@ class EcoinventDatasetsOperator(BaseOperator):
         self.organization_id = organization_id
         self.progress_interval = progress_interval
         self.ecoinvent_conn_id = ecoinvent_conn_id
+        self.partition_size = partition_size
+        self.overwrite = overwrite
+        self.shard = shard
         # Run state (never deep-copied with a value: set in execute only).
+        self._writer: PartitionedWriter | None = None
         self._stream: DatasetStream | None = None
         self._output: AtomicOutput | None = None
         self._kill_requested = False
@@ -665,7 +679,8 @@ class EcoinventDatasetsOperator(BaseOperator):
         for guard in ("max_unique_datasets", "max_unique_indicators"):
             if getattr(self, guard) is not None:
                 _positive_int(getattr(self, guard), guard, minimum=0)
-        for name in ("dry_run_only", "fail_on_missing"):
+        check_partition_size(self.partition_size)
+        for name in ("dry_run_only", "fail_on_missing", "overwrite"):
             if not isinstance(getattr(self, name), bool):
                 argument = "dry_run" if name == "dry_run_only" else name
                 raise EcoinventConfigError(f"{argument} must be True or False, got {getattr(self, name)!r}.")
@@ -726,7 +741,8 @@ class EcoinventDatasetsOperator(BaseOperator):
                     "the datasets are written to a file, never to XCom. Only dry_run=True runs without it."
                 )
         elif ready(self.output_uri):
-            check_uri(self.output_uri)
+            check_directory_uri(self.output_uri) if is_directory_uri(self.output_uri) else check_uri(self.output_uri)
+        shard = self._check_shard(ready)
         if ready(self.ecoinvent_conn_id):
             _required_text(self.ecoinvent_conn_id, "ecoinvent_conn_id")
         user_id = _optional_text(self.user_id, "user_id") if ready(self.user_id) else None
@@ -745,7 +761,20 @@ class EcoinventDatasetsOperator(BaseOperator):
             user_id,
             organization_id,
             selectors,
+            shard,
         )
+
+    def _check_shard(self, ready: Callable[[Any], bool]) -> tuple[int, int] | None:
+        """``shard`` checked (once rendered, or now if not templated): a fan-out writes a dataset directory."""
+        if not ready(self.shard):
+            return None
+        shard = parse_shard(self.shard)
+        if shard is not None and ready(self.output_uri) and not is_directory_uri(self.output_uri):
+            raise EcoinventConfigError(
+                f"shard={list(shard)} needs a dataset directory: end output_uri with '/' (got {self.output_uri!r}), "
+                "so that every mapped task writes its parts into it; then run EcoinventDatasetsCommitOperator."
+            )
+        return shard
 
     def _check_selectors(self, indicator_ids: list[int], ready: Callable[[Any], bool]) -> list[Any] | None:
         """``indicators`` checked (once rendered, or now if not templated); one of it and ``indicator_ids``."""
@@ -853,6 +882,10 @@ class EcoinventDatasetsOperator(BaseOperator):
             return manifest
 
         assert destination is not None
+        if is_directory_uri(self.output_uri):
+            manifest = self._write_directory(hook, plan, version, ids, destination, common, context, start)
+            _publish_to_outlets(self, context, manifest)
+            return manifest
         if not ids:
             self.log.warning("No datasets selected; writing an empty file.")
         written = self._write(hook, plan, version, ids, destination)
@@ -882,6 +915,37 @@ class EcoinventDatasetsOperator(BaseOperator):
         )
         _publish_to_outlets(self, context, manifest)
         return manifest
+
+    def _write_directory(
+        self,
+        hook: EcoinventHook,
+        plan: _Plan,
+        version: str,
+        ids: list[int],
+        root: ObjectStoragePath,
+        common: dict[str, Any],
+        context: Context,
+        start: float,
+    ) -> dict[str, Any]:
+        """Directory mode (``output_uri`` ends with ``/``): parts, resumed and verified (operators._partitioned)."""
+        request = Request(
+            version, plan.system_model, tuple(plan.indicator_ids), self.layout, self.format, self.partition_size
+        )
+        selection = {"kind": common["selection"], "query": plan.query, "search_filters": plan.search_filters}
+        summary = {**common, "dry_run": False, "request": request.as_json({**selection, "datasets": len(ids)})}
+        summary["output_uri"] = str(self.output_uri).strip()
+        self._writer = PartitionedWriter(
+            Directory(root, attempt_owner(context)),
+            request,
+            shard=plan.shard,
+            overwrite=self.overwrite,
+            fail_on_missing=self.fail_on_missing,
+            max_in_flight=self.max_in_flight,
+            log=self.log,
+        )
+        if self._kill_requested:
+            raise EcoinventError("The task was killed before writing; nothing was written.")
+        return self._writer.run(hook, ids, summary, start)
 
     def _resolve_indicators(self, hook: EcoinventHook, plan: _Plan, version: str) -> list[dict[str, Any]] | None:
         """Resolve ``indicators`` against the pinned version (a free listing) into ``plan.indicator_ids``.
@@ -987,6 +1051,8 @@ class EcoinventDatasetsOperator(BaseOperator):
         """Stop the hook's calls and the batches in flight, and remove the partial file; never raises."""
         self._kill_requested = True
         _stop_hook(self._hook)
+        if self._writer is not None:
+            self._writer.kill()
         stream = self._stream
         if stream is not None:
             try:

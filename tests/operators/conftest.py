@@ -69,7 +69,8 @@ class DagRunner:
         self.dag_id = dag_id
         self.dag = write_dag(dag_id, source)
 
-    def run(self) -> DagResult:
+    def run(self, **test_kwargs: Any) -> DagResult:
+        """One ``dag.test(**test_kwargs)``; the same ``logical_date`` twice is the same run, its tasks retried."""
         from airflow.models.asset import AssetEvent
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
@@ -77,7 +78,7 @@ class DagRunner:
 
         for stale in self.errors.glob("*.json"):
             stale.unlink()
-        dag_run = self.dag.test()
+        dag_run = self.dag.test(**test_kwargs)
         with create_session() as session:
             states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
             rows = session.execute(

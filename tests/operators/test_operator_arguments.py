@@ -53,7 +53,8 @@ BAD_DATASETS_ARGUMENTS: list[tuple[str, dict[str, Any], str]] = [
     ("unknown-layout", {"dataset_ids": [1], "layout": "wide"}, "layout must be one of nested, flat, got 'wide'"),
     ("parquet-nested", {"dataset_ids": [1], "format": "parquet"}, "set layout='flat'"),
     ("uri-without-scheme", {"dataset_ids": [1], "output_uri": "/data/out.jsonl"}, "must be a URI with a scheme"),
-    ("uri-is-folder", {"dataset_ids": [1], "output_uri": "file:///data/"}, "must name a file, not a folder"),
+    # A folder is a dataset directory (partitioned output, issue 14), but a store's root is not one.
+    ("uri-is-root-folder", {"dataset_ids": [1], "output_uri": "file:///"}, "names no folder: a dataset directory"),
     ("no-output-uri", {"dataset_ids": [1], "output_uri": None}, "output_uri is required"),
     ("max-in-flight-0", {"dataset_ids": [1], "max_in_flight": 0}, "max_in_flight must be a whole number >= 1"),
     ("max-in-flight-above-pool", {"dataset_ids": [1], "max_in_flight": 64}, "max_in_flight must be at most 32 (the"),

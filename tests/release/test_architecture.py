@@ -40,6 +40,22 @@ ALLOWED |= {
     "triggers.ecoinvent": frozenset({"_constants", "exceptions", "versions", "hooks.async_client"}),
     "sensors.ecoinvent": frozenset({"_constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
     "operators._output": frozenset({"exceptions"}),
+    # Partitioned output: the plan (pure), the directory's bookkeeping, the run, the fan-out's final step.
+    "operators._partitions": frozenset({"exceptions"}),
+    "operators._outlets": _PURE,
+    "operators._directory": frozenset({"exceptions", "operators._output", "operators._partitions"}),
+    "operators._partitioned": frozenset(
+        {"exceptions", "hooks.ecoinvent", "operators._directory", "operators._output", "operators._partitions"}
+    ),
+    "operators.commit": frozenset(
+        {
+            "exceptions",
+            "operators._directory",
+            "operators._outlets",
+            "operators._partitioned",
+            "operators._partitions",
+        }
+    ),
     "operators.ecoinvent": frozenset(
         {
             "_constants",
@@ -49,7 +65,12 @@ ALLOWED |= {
             "exceptions",
             "hooks.ecoinvent",
             "indicators",
+            "operators._directory",
+            "operators._outlets",
             "operators._output",
+            "operators._partitioned",
+            "operators._partitions",
+            "operators.commit",
         }
     ),
     # The probe: a command over the hook, comparing answers with the shapes the provider expects.

@@ -1,0 +1,349 @@
+"""Partitioned output, the run: which parts to fetch, one stream over their ids, written part by part.
+
+Used by :class:`EcoinventDatasetsOperator` when ``output_uri`` ends with ``/``. The plan, names and keys
+come from :mod:`._partitions`, the directory's bookkeeping from :mod:`._directory`. Each part is written
+with :class:`AtomicOutput` in exactly the bytes single-file mode writes for the same datasets (same
+serialisation, same layouts, same Parquet writer), and committed before its record is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent.operators._output import (
+    AtomicOutput,
+    ParquetRowWriter,
+    flat_rows,
+    json_line,
+    nested_record,
+)
+from airflow_provider_ecoinvent.operators._partitions import (
+    MANIFEST_NAME,
+    SHARDS_FOLDER,
+    SUCCESS_NAME,
+    PlannedPart,
+    Request,
+    mine,
+    plan,
+    record_name,
+    shard_record_name,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from airflow_provider_ecoinvent.hooks.ecoinvent import DatasetStream, EcoinventHook
+    from airflow_provider_ecoinvent.operators._directory import Directory
+
+#: Missing dataset ids listed in a manifest (the count is always complete).
+MISSING_IDS_LISTED: Final = 20
+
+
+def write_dataset(
+    output: AtomicOutput,
+    parquet: ParquetRowWriter | None,
+    dataset: Mapping[str, Any],
+    layout: str,
+    scope: Sequence[str],
+) -> int:
+    """Write one dataset in ``layout`` (``scope``: version, system model); returns the records written."""
+    if layout == "nested":
+        output.write(json_line(nested_record(dataset)))
+        return 1
+    records = 0
+    for row in flat_rows(dataset, scope[0], scope[1]):
+        if parquet is not None:
+            parquet.write(row)
+        else:
+            output.write(json_line(row))
+        records += 1
+    return records
+
+
+def manifest_entry(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A part as listed in ``_manifest.json`` and in shard records."""
+    keys = ("name", "first_dataset_id", "last_dataset_id", "datasets", "records", "bytes", "sha256")
+    return {key: record[key] for key in keys}
+
+
+def totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The counts of a manifest, summed over part records (or shard records' ``parts`` with their missing ids)."""
+    missing = sorted(ident for record in records for ident in record.get("missing_dataset_ids", ()))
+    return {
+        "parts": [manifest_entry(record) for record in records],
+        "part_count": len(records),
+        "record_count": sum(int(record["records"]) for record in records),
+        "datasets_written": sum(int(record["datasets"]) for record in records),
+        "bytes": sum(int(record["bytes"]) for record in records),
+        "missing_datasets": len(missing),
+        "missing_dataset_ids": missing[:MISSING_IDS_LISTED],
+    }
+
+
+class _PartFile:
+    """One part being written: its atomic output, Parquet writer and counts."""
+
+    def __init__(self, directory: Directory, part: PlannedPart, file_format: str) -> None:
+        directory.remove(record_name(part.name))  # the record goes first: a part without one is never trusted
+        self.part = part
+        self.output = directory.output(part.name)
+        self.output.open()
+        self.parquet = ParquetRowWriter(self.output) if file_format == "parquet" else None
+        self.datasets = self.records = 0
+        self.returned: set[int] = set()
+
+    def commit(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        self.output.commit()
+
+
+class PartitionedWriter:
+    """Writes one request's parts (all, or one shard's) into a dataset directory, resuming what is there."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        request: Request,
+        *,
+        shard: tuple[int, int] | None,
+        overwrite: bool,
+        fail_on_missing: bool,
+        max_in_flight: int,
+        log: Any,
+    ) -> None:
+        self.directory = directory
+        self.request = request
+        self.shard = shard
+        self.overwrite = overwrite
+        self.fail_on_missing = fail_on_missing
+        self.max_in_flight = max_in_flight
+        self.log = log
+        self.killed = False
+        self._stream: DatasetStream | None = None
+        self._current: _PartFile | None = None
+        self._started = time.monotonic()
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def run(
+        self, hook: EcoinventHook, ids: Sequence[int], summary: Mapping[str, Any], started: float
+    ) -> dict[str, Any]:
+        """Write the parts; returns the manifest (or, for a shard, its shard record) with ``summary`` in it.
+
+        :param started: ``time.monotonic()`` at the start of the task, for ``elapsed_seconds``.
+        """
+        self._started = started
+        parts = plan(self.request, ids)
+        fingerprint = self.request.fingerprint(ids)
+        self.directory.remove_dead_tries()
+        assigned = [part for part in parts if mine(part.number, self.shard)]
+        reused, fetch, refetched = self._sort_out(assigned)
+        head = {**summary, "fingerprint": fingerprint, "output_uri": str(self.directory)}
+        if not fetch and self.shard is None:
+            self._check_missing(list(reused.values()))
+            stored = self._complete_already(fingerprint)
+            if stored is not None:
+                return {**stored, **self._outcome(hook, 0, len(reused), [])}
+        if fetch:
+            self.directory.withdraw_success()
+            reused.update(self._fetch(hook, fetch))
+        records = [reused[part.name] for part in assigned]
+        self._check_missing(records)
+        result = {
+            **head,
+            **totals(records),
+            "plan_part_count": len(parts),
+            **self._outcome(hook, len(fetch), len(assigned) - len(fetch), refetched),
+        }
+        if self.shard is None:
+            self.directory.withdraw_success()
+            self.directory.remove_unplanned(part.name for part in parts)
+            self.directory.remove_expired_partials()
+            self.directory.complete(result)
+        else:
+            result["shard"] = list(self.shard)
+            result["written_at"] = time.time()
+            self._write_shard_record(result)
+        return result
+
+    def _outcome(self, hook: EcoinventHook, fetched: int, reused: int, refetched: list[str]) -> dict[str, Any]:
+        return {
+            "skipped": fetched == 0,
+            "fetched_parts": fetched,
+            "reused_parts": reused,
+            "refetched_parts": refetched,
+            "api_calls": hook.api_calls,
+            "token_requests": hook.token_requests,
+            "elapsed_seconds": round(time.monotonic() - self._started, 3),
+        }
+
+    def _sort_out(
+        self, assigned: Sequence[PlannedPart]
+    ) -> tuple[dict[str, dict[str, Any]], list[PlannedPart], list[str]]:
+        """Which parts are reused (name -> record), which are fetched, and which of those were there but bad."""
+        reused: dict[str, dict[str, Any]] = {}
+        fetch: list[PlannedPart] = []
+        refetched: list[str] = []
+        for part in assigned:
+            if self.overwrite:
+                fetch.append(part)
+                continue
+            record, reason = self.directory.trusted_record(part)
+            if record is not None:
+                reused[part.name] = record
+                continue
+            fetch.append(part)
+            if reason != "no record":
+                refetched.append(part.name)
+                self.log.warning("Part %s is refetched: found %s.", part.name, reason)
+        self.log.info(
+            "%d parts to write in %s: %d reused, %d to fetch (%d of them found corrupt or stale).",
+            len(assigned),
+            self.directory,
+            len(reused),
+            len(fetch),
+            len(refetched),
+        )
+        return reused, fetch, refetched
+
+    def _complete_already(self, fingerprint: str) -> dict[str, Any] | None:
+        """The stored manifest when the directory already holds this request, complete; ``None`` otherwise."""
+        stored = self.directory.read_json(MANIFEST_NAME)
+        if stored is None or stored.get("fingerprint") != fingerprint:
+            return None
+        self.directory.remove_expired_partials()
+        if not self.directory.exists(SUCCESS_NAME):  # killed between the manifest and the marker
+            with self.directory.output(SUCCESS_NAME) as output:
+                output.commit()
+        self.log.info("%s already holds this request, complete and verified: nothing fetched.", self.directory)
+        return stored
+
+    def _check_missing(self, records: Sequence[Mapping[str, Any]]) -> None:
+        missing = sorted(ident for record in records for ident in record.get("missing_dataset_ids", ()))
+        if not missing:
+            return
+        request = self.request
+        text = (
+            f"{len(missing)} requested datasets are not in version {request.version} ({request.system_model}), "
+            f"e.g. {missing[:MISSING_IDS_LISTED]}"
+        )
+        if self.fail_on_missing:
+            raise EcoinventError(f"{text}; fail_on_missing=True, so the task fails and writes no manifest.")
+        self.log.warning("%s.", text)
+
+    # -- fetching -----------------------------------------------------------------------------------
+
+    def _fetch(self, hook: EcoinventHook, parts: Sequence[PlannedPart]) -> dict[str, dict[str, Any]]:
+        """One stream over the ids of ``parts``; each part committed as soon as its last dataset is written."""
+        ids = [ident for part in parts for ident in part.ids]
+        request = self.request
+        stream = hook.get_datasets(
+            ids,
+            indicator_ids=list(request.indicator_ids),
+            version=request.version,
+            system_model=request.system_model,
+            max_in_flight=self.max_in_flight,
+        )
+        self._stream = stream
+        written: dict[str, dict[str, Any]] = {}
+        pending = iter(parts)
+        try:
+            for dataset in stream:
+                ident = int(dataset["id"])
+                current = self._part_for(ident, pending, written)
+                current.records += write_dataset(
+                    current.output, current.parquet, dataset, request.layout, (request.version, request.system_model)
+                )
+                current.datasets += 1
+                current.returned.add(ident)
+                self._stop_if_killed()
+            self._finish(written)
+            for part in pending:
+                self._open(part)
+                self._finish(written)
+        except Exception as err:
+            self._abort()
+            if self.killed:
+                raise EcoinventError("The task was killed; the parts committed so far are kept for the retry.") from err
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+            self._stream = None
+        return written
+
+    def _part_for(self, ident: int, pending: Iterator[PlannedPart], written: dict[str, dict[str, Any]]) -> _PartFile:
+        """The open part that ``ident`` belongs to, finishing the parts before it (ids come sorted)."""
+        while self._current is None or ident > self._current.part.ids[-1]:
+            self._finish(written)
+            self._open(next(pending))
+        return self._current
+
+    def _open(self, part: PlannedPart) -> None:
+        self._stop_if_killed()
+        self._current = _PartFile(self.directory, part, self.request.file_format)
+
+    def _finish(self, written: dict[str, dict[str, Any]]) -> None:
+        """Commit the open part, then its record (the record last: it is what makes the part trusted)."""
+        current, self._current = self._current, None
+        if current is None:
+            return
+        self._stop_if_killed()
+        current.commit()
+        part = current.part
+        record = {
+            "name": part.name,
+            "key": part.key,
+            "first_dataset_id": part.ids[0],
+            "last_dataset_id": part.ids[-1],
+            "planned_datasets": len(part.ids),
+            "datasets": current.datasets,
+            "records": current.records,
+            "bytes": current.output.bytes_written,
+            "sha256": current.output.sha256,
+            "missing_dataset_ids": [ident for ident in part.ids if ident not in current.returned],
+        }
+        self.directory.write_json(record_name(part.name), record)
+        written[part.name] = record
+        self.log.info(
+            "Committed part %s: %d datasets, %d records, %d bytes.",
+            part.name,
+            current.datasets,
+            current.records,
+            record["bytes"],
+        )
+
+    def _stop_if_killed(self) -> None:
+        if self.killed:
+            raise EcoinventError("The task was killed; the parts committed so far are kept for the retry.")
+
+    def _abort(self) -> None:
+        current, self._current = self._current, None
+        if current is not None:
+            current.output.abort()
+
+    def _write_shard_record(self, result: dict[str, Any]) -> None:
+        """This shard's record; records of another shard count (an earlier fan-out) are removed."""
+        assert self.shard is not None
+        index, count = self.shard
+        name = shard_record_name(index, count)
+        for other in self.directory.listing(SHARDS_FOLDER):
+            if other.startswith("shard-") and not other.endswith(f"-of-{count:05d}.json"):
+                self.directory.remove(f"{SHARDS_FOLDER}/{other}")
+        self.directory.write_json(name, result)
+
+    def kill(self) -> None:
+        """From ``on_kill``: stop the stream and remove the part being written; never raises, never blocks."""
+        self.killed = True
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+        current = self._current
+        if current is not None:
+            with contextlib.suppress(Exception):
+                current.output.abort()

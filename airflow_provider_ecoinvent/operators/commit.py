@@ -1,0 +1,210 @@
+"""The final step of a fan-out: check every shard's parts, then write ``_manifest.json`` and ``_SUCCESS``.
+
+::
+
+    ingest = EcoinventDatasetsOperator.partial(task_id="ingest", ..., output_uri="s3://.../").expand(
+        shard=shards(8)
+    )
+    commit = EcoinventDatasetsCommitOperator(task_id="commit", output_uri="s3://.../", outlets=[asset])
+    ingest >> commit
+
+It makes no API call. Each mapped task wrote its parts and a shard record (``_shards/shard-i-of-n.json``);
+this step requires all ``n`` records, written for one request (one fingerprint: the newest record's), and
+reads every listed part again to check its size and SHA-256. Only then does the directory get its manifest,
+and its ``_SUCCESS`` marker last. Anything missing or stale fails with :class:`EcoinventOutputError` naming
+the shard (map index) or part to clear.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventOutputError
+from airflow_provider_ecoinvent.operators._directory import (
+    Directory,
+    attempt_owner,
+    check_directory_uri,
+    directory_path,
+)
+from airflow_provider_ecoinvent.operators._outlets import publish_to_outlets
+from airflow_provider_ecoinvent.operators._partitioned import MISSING_IDS_LISTED
+from airflow_provider_ecoinvent.operators._partitions import SHARDS_FOLDER, is_directory_uri, shard_record_name
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from airflow.sdk import Context
+
+__all__ = ["EcoinventDatasetsCommitOperator"]
+
+_SHARD_RECORD: Final = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
+#: Keys of a shard record that describe the shard, not the dataset.
+_SHARD_ONLY: Final = ("shard", "written_at", "elapsed_seconds", "token_requests")
+_SUMMED: Final = ("fetched_parts", "reused_parts", "api_calls", "missing_datasets")
+
+
+class EcoinventDatasetsCommitOperator(BaseOperator):
+    """Complete a dataset directory written by ``EcoinventDatasetsOperator(...).expand(shard=shards(n))``.
+
+    :param output_uri: the dataset directory the mapped tasks wrote, ending with ``/``. (templated)
+    :param shard_count: the number of shards expected; ``None`` reads it from the shard records (which must
+        then agree on one count).
+    :returns: the manifest (also in the ``extra`` of the outlet asset events).
+    :raises EcoinventOutputError: a shard is missing or stale, or a part is missing or altered.
+    """
+
+    template_fields: Sequence[str] = ("output_uri",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {}
+    ui_color = "#82e0aa"
+
+    def __init__(self, *, output_uri: str, shard_count: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.output_uri = output_uri
+        self.shard_count = shard_count
+        if shard_count is not None and (
+            isinstance(shard_count, bool) or not isinstance(shard_count, int) or shard_count < 1
+        ):
+            raise EcoinventConfigError(f"shard_count must be a whole number >= 1 or None, got {shard_count!r}.")
+        if not (isinstance(output_uri, str) and "{{" in output_uri):
+            self._check_uri()
+
+    def _check_uri(self) -> None:
+        if not is_directory_uri(self.output_uri):
+            raise EcoinventConfigError(
+                f"output_uri must name the dataset directory the mapped tasks wrote, ending with '/'; "
+                f"got {self.output_uri!r}."
+            )
+        check_directory_uri(self.output_uri)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self._check_uri()
+        directory = Directory(directory_path(self.output_uri), attempt_owner(context))
+        try:
+            records, entries = self._checked(directory)
+        except EcoinventOutputError:
+            directory.withdraw_success()  # what is there can no longer be vouched for
+            raise
+        manifest = self._manifest(records, max(records, key=_written_at), entries)
+        directory.withdraw_success()
+        directory.remove_unplanned(entry["name"] for entry in entries)
+        directory.remove_expired_partials()
+        directory.complete(manifest)
+        self.log.info(
+            "Committed %s: %d shards, %d parts, %d records, %d datasets (%d missing).",
+            directory,
+            len(records),
+            len(entries),
+            manifest["record_count"],
+            manifest["datasets_written"],
+            manifest["missing_datasets"],
+        )
+        publish_to_outlets(self, context, manifest)
+        return manifest
+
+    def _checked(self, directory: Directory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every shard's record, fresh, and every part they list, verified; else EcoinventOutputError."""
+        count = self._count(directory)
+        records = self._shard_records(directory, count)
+        newest = max(records, key=_written_at)
+        self._check_fresh(records, newest, count)
+        return records, self._check_parts(directory, records, newest, count)
+
+    def _count(self, directory: Directory) -> int:
+        if self.shard_count is not None:
+            return int(self.shard_count)
+        counts = sorted(
+            {int(found[2]) for found in map(_SHARD_RECORD.match, directory.listing(SHARDS_FOLDER)) if found}
+        )
+        if not counts:
+            raise EcoinventOutputError(
+                f"No shard records in {directory}{SHARDS_FOLDER}/: run the mapped ingestion task "
+                "(EcoinventDatasetsOperator with shard=...) into this directory before this step."
+            )
+        if len(counts) > 1:
+            raise EcoinventOutputError(
+                f"{directory}{SHARDS_FOLDER}/ holds records of fan-outs over {counts} shards: set shard_count to the "
+                "current one, or clear (re-run) the mapped ingestion task."
+            )
+        return counts[0]
+
+    def _shard_records(self, directory: Directory, count: int) -> list[dict[str, Any]]:
+        records, missing = [], []
+        for index in range(count):
+            record = directory.read_json(shard_record_name(index, count))
+            if record is None:
+                missing.append(index)
+            else:
+                records.append(record)
+        if missing:
+            names = ", ".join(shard_record_name(index, count) for index in missing)
+            raise EcoinventOutputError(
+                f"Shard(s) {missing} of {count} are missing in {directory} (no {names}): clear (re-run) the mapped "
+                f"ingestion task instance(s) with map index {missing}, then this step."
+            )
+        return records
+
+    def _check_fresh(self, records: list[dict[str, Any]], newest: Mapping[str, Any], count: int) -> None:
+        """Every shard wrote for the newest request (fingerprint) and the same plan."""
+        stale = [
+            int(record["shard"][0]) for record in records if record.get("fingerprint") != newest.get("fingerprint")
+        ]
+        if stale:
+            raise EcoinventOutputError(
+                f"Shard(s) {stale} of {count} are stale: written for another request (fingerprint differs from the "
+                f"newest shard's, {str(newest.get('fingerprint'))[:12]}...). Clear (re-run) the mapped ingestion task "
+                f"instance(s) with map index {stale}, then this step."
+            )
+
+    def _check_parts(
+        self, directory: Directory, records: list[dict[str, Any]], newest: Mapping[str, Any], count: int
+    ) -> list[dict[str, Any]]:
+        """Every listed part, read again: present, with the recorded size and SHA-256."""
+        entries: list[dict[str, Any]] = []
+        for record in records:
+            index = int(record["shard"][0])
+            for entry in record.get("parts", ()):
+                problem = directory.verify(entry)
+                if problem is not None:
+                    raise EcoinventOutputError(
+                        f"Part {entry['name']} of shard {index} of {count} {problem}: clear (re-run) the mapped "
+                        f"ingestion task instance with map index {index} (it refetches the part), then this step."
+                    )
+                entries.append(dict(entry))
+        planned = newest.get("plan_part_count")
+        if planned != len(entries):
+            raise EcoinventOutputError(
+                f"The shards list {len(entries)} parts, the plan has {planned}: clear (re-run) the whole mapped "
+                "ingestion task, then this step."
+            )
+        return sorted(entries, key=lambda entry: int(entry["first_dataset_id"]))
+
+    @staticmethod
+    def _manifest(
+        records: list[dict[str, Any]], newest: Mapping[str, Any], entries: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        manifest = {key: value for key, value in newest.items() if key not in _SHARD_ONLY}
+        missing = sorted(ident for record in records for ident in record.get("missing_dataset_ids", ()))
+        manifest.update(
+            {
+                "parts": entries,
+                "part_count": len(entries),
+                "record_count": sum(int(entry["records"]) for entry in entries),
+                "datasets_written": sum(int(entry["datasets"]) for entry in entries),
+                "bytes": sum(int(entry["bytes"]) for entry in entries),
+                "missing_dataset_ids": missing[:MISSING_IDS_LISTED],
+                "refetched_parts": sorted(name for record in records for name in record.get("refetched_parts", ())),
+                "skipped": all(bool(record.get("skipped")) for record in records),
+                "shards": len(records),
+            }
+        )
+        for key in _SUMMED:
+            manifest[key] = sum(int(record.get(key) or 0) for record in records)
+        return manifest
+
+
+def _written_at(record: Mapping[str, Any]) -> float:
+    stamp = record.get("written_at")
+    return float(stamp) if isinstance(stamp, int | float) else 0.0
