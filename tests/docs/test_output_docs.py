@@ -56,13 +56,17 @@ def test_documented_fields_are_what_the_operator_writes(
                 output_uri="file://{tmp_path}/f.parquet",
             )
             dry = EcoinventDatasetsOperator(task_id="dry", dataset_ids=[1, 2], indicator_ids=[1], dry_run=True)
+            directory = EcoinventDatasetsOperator(
+                task_id="directory", dataset_ids=[1, 2, 3], indicator_ids=[1], output_uri="file://{tmp_path}/d/",
+                partition_size=2,
+            )
 
             @task
-            def keep(real: dict, dry_run: dict) -> None:
+            def keep(real: dict, dry_run: dict, directory: dict) -> None:
                 with open("{tmp_path}/manifests.json", "w") as file:
-                    json.dump({{"real": real, "dry_run": dry_run}}, file)
+                    json.dump({{"real": real, "dry_run": dry_run, "directory": directory}}, file)
 
-            keep(nested.output, dry.output)
+            keep(nested.output, dry.output, directory.output)
         """,
     )
     assert dag.test().state == DagRunState.SUCCESS
@@ -79,6 +83,10 @@ def test_documented_fields_are_what_the_operator_writes(
     assert real == names("manifest")
     assert dry_run - real == names("manifest-dry-run")
     assert not names("manifest-dry-run") & real
+    # A dataset directory's manifest: the single-file fields but the file's own, and the documented ones.
+    directory = set(manifests["directory"])
+    assert directory - real == names("manifest-directory")
+    assert real - directory == {"returned_datasets", "sha256"}
 
 
 def test_the_tables_are_read() -> None:
@@ -87,3 +95,4 @@ def test_the_tables_are_read() -> None:
     assert documented("flat")[0] == ("dataset_id", "int64")
     assert ("requested_version", "string") in documented("manifest")
     assert any(name == "within_cost_guard" for name, _ in documented("manifest-dry-run"))
+    assert ("fingerprint", "string") in documented("manifest-directory")
