@@ -38,7 +38,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Final
 
-from benchmarks._common import PAGE_LIMIT, child_env, min_batch_calls, run_child
+from benchmarks._common import PAGE_LIMIT, child_env, min_batch_calls, process_cpu_seconds, run_child
 
 #: The operator's default: batch calls in flight in one task.
 MAX_IN_FLIGHT: Final = 8
@@ -70,7 +70,7 @@ def _child(directory: Path, n: int, k: int, partition_size: int, try_number: int
     from benchmarks import clients
 
     baseline = _maxrss_mb()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = clients.operator_ingest(
         range(1, n + 1),
         range(1, k + 1),
@@ -81,11 +81,12 @@ def _child(directory: Path, n: int, k: int, partition_size: int, try_number: int
         format="parquet",
         partition_size=partition_size,
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     manifest = result.manifest or {}
     parts = manifest.get("parts", [])
     return {
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
         "maxrss_after_imports_mb": round(baseline, 1),
         "maxrss_mb": round(_maxrss_mb(), 1),
         "manifest": {key: value for key, value in manifest.items() if key != "parts"},
@@ -118,11 +119,13 @@ def _sha256(path: Path) -> str:
 
 
 def _ledger(emulator: Any) -> dict[str, Any]:
+    """The emulator's counts, and the CPU its process burnt (start-up included: a catalogue of N datasets)."""
     stats = emulator.stats()
     return {
         "batch_calls": int(stats["requests"].get("POST /datasets/batch", 0)),
         "scored_calls": int(stats["scored_calls"]),
         "max_in_flight": int(stats["max_in_flight"]),
+        "emulator_cpu_seconds": round(process_cpu_seconds(emulator.process.pid), 3),
     }
 
 
@@ -222,6 +225,8 @@ def run(n: int, k: int, latency_ms: float, partition_size: int) -> dict[str, Any
         "process per run (same catalogue); the killed run is held after half its parts, then SIGKILLed",
         "clean": {
             "seconds": clean["seconds"],
+            "client_cpu_seconds": clean["cpu_seconds"],
+            "emulator_cpu_seconds": clean["ledger"]["emulator_cpu_seconds"],
             "latency_bound_seconds": round(limit, 3),
             "ratio_to_bound": round(clean["seconds"] / limit, 2) if limit else math.nan,
             "batch_calls": batch_calls,
@@ -236,6 +241,8 @@ def run(n: int, k: int, latency_ms: float, partition_size: int) -> dict[str, Any
         "killed": killed,
         "retry": {
             "seconds": retry["seconds"],
+            "client_cpu_seconds": retry["cpu_seconds"],
+            "emulator_cpu_seconds": retry["ledger"]["emulator_cpu_seconds"],
             "scored_calls": retry_calls,
             "expected_scored_calls": expected_retry_calls,
             "time_vs_clean": round(retry["seconds"] / clean["seconds"], 2) if clean["seconds"] else math.nan,

@@ -356,6 +356,15 @@ def _release_lines(release: dict[str, Any]) -> list[str]:
         f"{clean['ratio_to_bound']}x that ({clean['records']:,} rows, {clean['bytes']:,} bytes; the emulator served "
         f"at most {clean['emulator_max_in_flight']} calls at once).",
     ]
+    if "client_cpu_seconds" in clean:
+        lines += [
+            "",
+            f"CPU: the clean run's client used {_s(clean['client_cpu_seconds'])} and the emulator "
+            f"{_s(clean['emulator_cpu_seconds'])} (its start-up included); the retry's "
+            f"{_s(retry['client_cpu_seconds'])} and {_s(retry['emulator_cpu_seconds'])}. Where their sum over the "
+            "usable cores exceeds the latency bound, the run is CPU-bound: encoding, decoding and writing the rows, "
+            "not waiting for the API.",
+        ]
     return lines
 
 
