@@ -144,6 +144,8 @@ class Directory:
     def listing(self, folder: str = "") -> list[str]:
         """Names of the files in ``folder`` (``""``: the directory itself); empty if it does not exist."""
         base = self.full(folder).rstrip("/") if folder else self.base
+        with contextlib.suppress(Exception):  # object stores cache listings; other tasks wrote meanwhile
+            self.fs.invalidate_cache(base)
         try:
             found = self.fs.ls(base, detail=False)
         except (FileNotFoundError, NotADirectoryError):

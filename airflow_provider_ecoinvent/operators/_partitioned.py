@@ -142,7 +142,7 @@ class PartitionedWriter:
         self.directory.remove_dead_tries()
         assigned = [part for part in parts if mine(part.number, self.shard)]
         reused, fetch, refetched = self._sort_out(assigned)
-        head = {**summary, "fingerprint": fingerprint, "output_uri": str(self.directory)}
+        head = {**summary, "fingerprint": fingerprint}
         if not fetch and self.shard is None:
             self._check_missing(list(reused.values()))
             stored = self._complete_already(fingerprint)

@@ -548,7 +548,15 @@ class EcoinventDatasetsOperator(BaseOperator):
     :class:`EcoinventCostGuardError` before any scored call when more distinct datasets or indicators are
     selected. ``dry_run=True`` counts what a run would consume and returns it without scoring or writing.
 
-    :param output_uri: destination file, any ``ObjectStoragePath`` URI. Required unless ``dry_run``. (templated)
+    Dataset directory (``output_uri`` ending with ``/``): the records go to part files of at most
+    ``partition_size`` datasets, each committed atomically with a ``_parts/`` record (key, size, SHA-256),
+    then ``_manifest.json`` and ``_SUCCESS``. A retry or rerun reuses every part whose record and bytes
+    still match and fetches only the others; a complete directory is skipped without a scored call.
+    ``shard=(index, count)`` (``.expand(shard=shards(n))``) writes one share of the parts; then
+    :class:`EcoinventDatasetsCommitOperator` completes the directory. See docs/output.md.
+
+    :param output_uri: destination file, any ``ObjectStoragePath`` URI; ending with ``/``, a dataset
+        directory. Required unless ``dry_run``. (templated)
     :param dataset_ids: ids to fetch: a list, or its string rendering such as ``"[1, 2]"``. (templated)
     :param query: free-text search selecting the datasets instead of ``dataset_ids``. (templated)
     :param search_filters: search filters, e.g. ``{"geography": "Switzerland (CH)"}``. (templated)
@@ -568,6 +576,10 @@ class EcoinventDatasetsOperator(BaseOperator):
     :param organization_id: ``X-Organization-Id`` for this task, overriding the connection's. (templated)
     :param progress_interval: seconds between progress lines in the task log.
     :param ecoinvent_conn_id: the Airflow connection. (templated)
+    :param partition_size: directory mode: at most this many datasets per part (default 1000).
+    :param overwrite: directory mode: rewrite every part, even those found valid.
+    :param shard: directory mode: ``(index, count)``, this task writes the parts whose number modulo
+        ``count`` is ``index``; ``None`` (default) writes them all. (templated)
     """
 
     template_fields: Sequence[str] = (

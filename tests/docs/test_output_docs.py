@@ -56,17 +56,13 @@ def test_documented_fields_are_what_the_operator_writes(
                 output_uri="file://{tmp_path}/f.parquet",
             )
             dry = EcoinventDatasetsOperator(task_id="dry", dataset_ids=[1, 2], indicator_ids=[1], dry_run=True)
-            directory = EcoinventDatasetsOperator(
-                task_id="directory", dataset_ids=[1, 2, 3], indicator_ids=[1], output_uri="file://{tmp_path}/d/",
-                partition_size=2,
-            )
 
             @task
-            def keep(real: dict, dry_run: dict, directory: dict) -> None:
+            def keep(real: dict, dry_run: dict) -> None:
                 with open("{tmp_path}/manifests.json", "w") as file:
-                    json.dump({{"real": real, "dry_run": dry_run, "directory": directory}}, file)
+                    json.dump({{"real": real, "dry_run": dry_run}}, file)
 
-            keep(nested.output, dry.output, directory.output)
+            keep(nested.output, dry.output)
         """,
     )
     assert dag.test().state == DagRunState.SUCCESS
@@ -83,10 +79,6 @@ def test_documented_fields_are_what_the_operator_writes(
     assert real == names("manifest")
     assert dry_run - real == names("manifest-dry-run")
     assert not names("manifest-dry-run") & real
-    # A dataset directory's manifest: the single-file fields but the file's own, and the documented ones.
-    directory = set(manifests["directory"])
-    assert directory - real == names("manifest-directory")
-    assert real - directory == {"returned_datasets", "sha256"}
 
 
 def test_the_tables_are_read() -> None:
@@ -95,4 +87,37 @@ def test_the_tables_are_read() -> None:
     assert documented("flat")[0] == ("dataset_id", "int64")
     assert ("requested_version", "string") in documented("manifest")
     assert any(name == "within_cost_guard" for name, _ in documented("manifest-dry-run"))
-    assert ("fingerprint", "string") in documented("manifest-directory")
+
+
+@pytest.mark.integration
+def test_documented_directory_manifest_is_what_the_operator_returns(
+    write_dag: Callable[[str, str], DAG], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    from airflow.utils.state import DagRunState
+
+    dag = write_dag(
+        "docs_output_directory",
+        f"""
+        import json
+        import pendulum
+        from airflow.sdk import DAG, task
+        from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+
+        with DAG("docs_output_directory", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+            ingest = EcoinventDatasetsOperator(
+                task_id="ingest", dataset_ids=[1, 2, 3], indicator_ids=[1], output_uri="file://{tmp_path}/d/"
+            )
+
+            @task
+            def keep(manifest: dict) -> None:
+                with open("{tmp_path}/manifest.json", "w") as file:
+                    json.dump(manifest, file)
+
+            keep(ingest.output)
+        """,
+    )
+    assert dag.test().state == DagRunState.SUCCESS
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(manifest) == names("manifest-directory")
+    assert manifest == json.loads((tmp_path / "d" / "_manifest.json").read_text())
+    assert ("refetched_parts", "list of strings") in documented("manifest-directory")
