@@ -26,7 +26,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError
 
@@ -35,6 +35,12 @@ MAX_WALK_ITEMS = 1_000_000
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+
+#: The API's page size limit (``limit`` <= 100 on every paged endpoint, contract section 4).
+PAGE_LIMIT: Final = 100
+#: Where the list of a paged answer may sit, and of a batch answer (the probe checks answers against these).
+PAGE_LIST_KEYS: Final = ("results", "indicators", "datasets", "data")
+BATCH_LIST_KEYS: Final = ("datasets", "results")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -104,14 +104,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "sync-token-not-masked",
         "every token the hook obtains is registered with the secret masker",
-        "                    _mask(outcome.value)\n",
-        "                    pass\n",
+        "                mask(step.value.value)\n",
+        "                pass\n",
         HOOKS,
     ),
     Mutation(
         "async-token-not-masked",
         "every token the async client obtains is registered with the secret masker",
-        "await _amask(outcome.value)",
+        "await _amask(step.value.value)",
         "pass",
         HOOKS,
     ),

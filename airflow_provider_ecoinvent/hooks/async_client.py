@@ -24,35 +24,18 @@ import importlib
 import logging
 import platform
 import time
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 import httpx
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
 from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._call import RENEW, Answer, ApiCall, Broken, CallOptions, Done, Step, TokenCall, Wait
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._errors import (
-    RENEW_TOKEN,
-    RETRY_LOG_FORMAT,
-    SUCCESS,
-    Failure,
-    Retryable,
-    decode_json_body,
-    next_delay_or_raise,
-    read_api_status,
-    retry_log_args,
-)
-from airflow_provider_ecoinvent._retry import RetryBudget, RetryPolicy
-from airflow_provider_ecoinvent._tokens import (
-    AccessToken,
-    build_token_request,
-    read_token_response,
-)
+from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._transport import (
     POOL_SIZE,
     CappedBody,
-    api_path,
     find_tls_error,
     tls_context,
     tls_error,
@@ -66,9 +49,10 @@ from airflow_provider_ecoinvent.versions import EcoinventVersion, parse_versions
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable
     from types import TracebackType
 
+    from airflow_provider_ecoinvent._tokens import AccessToken
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
 _log = logging.getLogger(__name__)
@@ -210,109 +194,69 @@ class EcoinventAsyncClient:
 
     async def _fetch_token(self) -> AccessToken:
         settings, http = await self._client()
-        token_request = build_token_request(settings)
-        path = urlsplit(settings.token_url).path or "/"
-        budget = self.retry_policy.start(self._clock)
-        while True:
-            failure = Failure("POST", settings.token_url, path, "", settings.conn_id, service="token endpoint")
-            try:
-                self.token_requests += 1
-                status, answer_headers, body = await self._exchange(
-                    http, "POST", token_request.url, path, data=token_request.form, headers=token_request.headers
-                )
-            except httpx.TransportError as err:
-                if find_tls_error(err) is not None:
-                    raise tls_error(settings.token_url, err, conn_id=settings.conn_id) from None
-                failure = _network_failure(failure, err)
-            else:
-                outcome = read_token_response(
-                    status,
-                    body,
-                    answer_headers.get("Retry-After"),
-                    settings=settings,
-                    now=self._clock(),
-                    location=answer_headers.get("Location"),
-                )
-                if isinstance(outcome, AccessToken):
-                    await _amask(outcome.value)
-                    self.log.info("Obtained an ecoinvent access token valid for %g s.", outcome.lifetime)
-                    return outcome
-                failure = failure._replace(reason=outcome.reason, status=status, retry_after=outcome.retry_after)
-            await self._wait_or_give_up(budget, failure)
+        exchange = TokenCall(settings, budget=self.retry_policy.start(self._clock), log=self.log, clock=self._clock)
+        step: Step = Wait(0.0)
+        while not isinstance(step, Done):
+            self.token_requests += 1
+            send = self._attempt(http, settings.token_url, "POST", exchange.url, exchange.path, **exchange.send_kwargs)
+            step = exchange.after(await send)
+            if isinstance(step, Wait):
+                await self._sleep(step.seconds)
+        await _amask(step.value.value)
+        return step.value  # type: ignore[no-any-return]
 
     # -- transport -------------------------------------------------------------------------------
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> Any:
+    async def request(self, method: str, path: str, **options: Unpack[CallOptions]) -> Any:
         """Call any endpoint under the API prefix and return its parsed JSON (``None`` for an empty body).
 
-        :param method: HTTP method, e.g. ``"GET"``.
-        :param path: path under the prefix, e.g. ``"versions"`` or ``"/datasets/batch"``.
-        :param query: query parameters; ``None`` values are dropped, a list becomes a repeated parameter.
-        :param json: request body, sent as JSON.
-        :param headers: extra headers (``X-User-Id`` / ``X-Organization-Id`` come from the connection).
+        The same call as :meth:`~airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook.request`
+        (the decisions are :class:`~airflow_provider_ecoinvent._call.ApiCall`'s); this coroutine only sends,
+        sleeps and swaps tokens.
+
+        :param options: ``query``, ``json`` and ``headers`` (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
         :raises EcoinventConfigError: the connection is missing or invalid.
         """
         settings, http = await self._client()
-        method = method.upper()
-        full_path = api_path(settings.api_prefix, path)  # refuses a path leaving the prefix, before any token
-        url = settings.api_url + full_path
-        call_headers = {**settings.usage_headers, **(headers or {})}
-        params = {key: value for key, value in (query or {}).items() if value is not None} or None
         budget = self.retry_policy.start(self._clock)
-        renewed_after_401 = False
-        while True:
+        call = ApiCall(settings, method, path, options, budget=budget, log=self.log, secrets=self._secrets)
+        step: Step = RENEW
+        while not isinstance(step, Done):
             token = await self._get_token()
-            failure = Failure(method, url, full_path, "", settings.conn_id)
-            try:
-                self.api_calls += 1
-                status, answer_headers, body = await self._exchange(
-                    http,
-                    method,
-                    url,
-                    full_path,
-                    params=params,
-                    json=json,
-                    headers={**call_headers, "Authorization": f"Bearer {token.value}"},
-                )
-            except httpx.TransportError as err:
-                if find_tls_error(err) is not None:
-                    raise tls_error(settings.api_url, err, conn_id=settings.conn_id) from None
-                failure = _network_failure(failure, err)
-            else:
-                answer = read_api_status(
-                    status,
-                    body,
-                    answer_headers.get("Retry-After"),
-                    method=method,
-                    path=full_path,
-                    conn_id=settings.conn_id,
-                    secrets=self._secrets(),
-                    renewed_after_401=renewed_after_401,
-                    location=answer_headers.get("Location"),
-                )
-                if answer == SUCCESS:
-                    return decode_json_body(
-                        status, body, method=method, path=full_path, conn_id=settings.conn_id, secrets=self._secrets()
-                    )
-                if answer == RENEW_TOKEN:
-                    self.log.info("The API answered 401 to %s %s; renewing the token once.", method, full_path)
-                    self._invalidate(token)
-                    renewed_after_401 = True
-                    continue
-                assert isinstance(answer, Retryable)
-                failure = failure._replace(reason=answer.reason, status=status, retry_after=answer.retry_after)
-            await self._wait_or_give_up(budget, failure)
+            self.api_calls += 1
+            send = self._attempt(
+                http,
+                settings.api_url,
+                call.method,
+                call.url,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers=call.headers(token),
+            )
+            step = call.after(await send)
+            if step == RENEW:
+                self._invalidate(token)
+            elif isinstance(step, Wait):
+                await self._sleep(step.seconds)
+        return step.value
+
+    async def _attempt(
+        self, http: httpx.AsyncClient, server: str, method: str, url: str, path: str, **kwargs: Any
+    ) -> Answer | Broken:
+        """One exchange (:meth:`_exchange`), a network failure reported as :class:`Broken`.
+
+        :raises EcoinventApiError: TLS failed with ``server`` (retrying cannot fix it), or the answer is too large.
+        """
+        try:
+            return Answer(*await self._exchange(http, method, url, path, **kwargs))
+        except httpx.TransportError as err:
+            if find_tls_error(err) is not None:
+                raise tls_error(server, err, conn_id=(await self.get_settings()).conn_id) from None
+            return Broken(_describe_network_error(err), unreachable_reason(err))
 
     async def _exchange(
         self, http: httpx.AsyncClient, method: str, url: str, path: str, **kwargs: Any
@@ -337,12 +281,6 @@ class EcoinventAsyncClient:
     def _secrets(self) -> list[str]:
         secrets = [self._settings.client_secret] if self._settings else []
         return secrets + ([self._token.value] if self._token else [])
-
-    async def _wait_or_give_up(self, budget: RetryBudget, failure: Failure) -> None:
-        """Wait before the next attempt, or raise the error that ends the call (``next_delay_or_raise``)."""
-        delay = next_delay_or_raise(budget, failure)
-        self.log.warning(RETRY_LOG_FORMAT, *retry_log_args(failure, budget, delay))
-        await self._sleep(delay)
 
     # -- typed API -------------------------------------------------------------------------------
 
@@ -374,11 +312,6 @@ def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
         trust_env=True,
         follow_redirects=False,
     )
-
-
-def _network_failure(failure: Failure, err: httpx.TransportError) -> Failure:
-    """``failure`` completed with why the network failed, and whether the host is unreachable for good."""
-    return failure._replace(reason=_describe_network_error(err), unreachable=unreachable_reason(err))
 
 
 def _describe_network_error(err: httpx.TransportError) -> str:

@@ -176,6 +176,8 @@ class Directory:
             return None, "an unreadable record"
         if record["key"] != part.key:
             return None, "written for another request (another part key)"
+        if record.get("file") is False:  # all its datasets missing in the version: recorded, no file
+            return (None, "a file for a part recorded empty") if self.exists(part.name) else (record, "valid")
         measured = self.measure(part.name)
         if measured is None:
             return None, "its record but no file"

@@ -6,9 +6,9 @@
   as it was. Temporary files of dead attempts are removed once older than a lease that live writers
   keep fresh, so concurrent attempts never remove each other's. It counts the bytes and computes the
   SHA-256 of what it writes, so the manifest needs no second read of the file.
-* :func:`json_line` is the one serialisation of a record (sorted keys, compact, UTF-8), so two runs over
-  the same data produce byte-identical files.
-* :class:`ParquetRowWriter` streams rows into row groups; pyarrow is imported only when it is used.
+
+What goes into the file (JSON Lines records, Parquet rows) is :mod:`._records`'s; its names stay importable
+from here.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ import contextlib
 import datetime
 import hashlib
 import importlib.util
-import json
 import logging
-import math
 import os
 import threading
 import time
@@ -27,9 +25,19 @@ import uuid
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+from airflow_provider_ecoinvent.operators._records import (
+    FLAT_COLUMNS,
+    PARQUET_INSTALL_HINT,
+    ParquetRowWriter,
+    flat_rows,
+    json_line,
+    nested_record,
+    require_pyarrow,
+    sorted_scores,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
     from airflow.sdk import ObjectStoragePath
@@ -43,29 +51,6 @@ WRITE_BUFFER_BYTES: Final = 1 << 20
 #: A temporary file unmodified for this long belongs to a dead attempt and may be removed. Live writers
 #: refresh theirs four times per lease, so this only bounds how long a dead attempt's file lingers.
 DEFAULT_PARTIAL_LEASE_SECONDS: Final = 15 * 60.0
-PARQUET_INSTALL_HINT: Final = "pip install 'airflow-provider-ecoinvent[parquet]'"
-
-#: Columns of the flat layout, in file order, with their Parquet types.
-FLAT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
-    ("dataset_id", "int64"),
-    ("activity", "string"),
-    ("product", "string"),
-    ("geography", "string"),
-    ("unit", "string"),
-    ("indicator_id", "int64"),
-    ("method", "string"),
-    ("category", "string"),
-    ("indicator", "string"),
-    ("score", "float64"),
-    ("score_unit", "string"),
-    ("version", "string"),
-    ("system_model", "string"),
-)
-
-
-def json_line(record: Any) -> bytes:
-    """One JSON Lines record: sorted keys, no spaces, UTF-8 (not ASCII-escaped), newline-terminated."""
-    return (json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def to_storage_path(uri: Any, *, argument: str = "output_uri") -> ObjectStoragePath:
@@ -480,134 +465,21 @@ def _glob_escape(name: str) -> str:
     return "".join(f"[{ch}]" if ch in "*?[]" else ch for ch in name)
 
 
-# -- records -------------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def sorted_scores(dataset: Mapping[str, Any]) -> list[Any]:
-    """The dataset's ``impact_scores``, ordered by indicator id (unparseable ids last)."""
-    scores = dataset.get("impact_scores")
-    if not isinstance(scores, list):
-        return []
-
-    def key(score: Any) -> tuple[int, int, str]:
-        ident = _int(score.get("id")) if isinstance(score, dict) else None
-        return (0, ident, "") if ident is not None else (1, 0, json.dumps(score, sort_keys=True, default=str))
-
-    return sorted(scores, key=key)
-
-
-def nested_record(dataset: Mapping[str, Any]) -> dict[str, Any]:
-    """One dataset as written in the nested layout: as returned, with its scores by indicator id."""
-    record = dict(dataset)
-    if "impact_scores" in record:
-        record["impact_scores"] = sorted_scores(dataset)
-    return record
-
-
-def flat_rows(dataset: Mapping[str, Any], version: str, system_model: str) -> Iterable[dict[str, Any]]:
-    """The flat layout: one row per (dataset, indicator), or one row with empty indicator columns
-    for a dataset without scores (none asked for, or none returned)."""
-    base = {
-        "dataset_id": _int(dataset.get("id")),
-        "activity": _text(dataset.get("activity")),
-        "product": _text(dataset.get("product")),
-        "geography": _text(dataset.get("geography")),
-        "unit": _text(dataset.get("unit")),
-        "version": version,
-        "system_model": system_model,
-    }
-    scores = [score for score in sorted_scores(dataset) if isinstance(score, dict)]
-    if not scores:
-        yield {
-            **base,
-            "indicator_id": None,
-            "method": None,
-            "category": None,
-            "indicator": None,
-            "score": None,
-            "score_unit": None,
-        }
-        return
-    for score in scores:
-        yield {
-            **base,
-            "indicator_id": _int(score.get("id")),
-            "method": _text(score.get("method")),
-            "category": _text(score.get("category")),
-            "indicator": _text(score.get("indicator")),
-            "score": _float(score.get("score")),
-            "score_unit": _text(score.get("unit")),
-        }
-
-
-# -- Parquet -------------------------------------------------------------------------------------
-
-
-def require_pyarrow() -> Any:
-    """Import pyarrow.parquet, or fail with the install command."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise EcoinventConfigError(
-            f"format='parquet' needs pyarrow, which is not installed: {PARQUET_INSTALL_HINT}"
-        ) from None
-    return pq
-
-
-class ParquetRowWriter:
-    """Rows (dicts with the :data:`FLAT_COLUMNS`) to a Parquet stream, ``row_group_size`` rows at a time."""
-
-    def __init__(self, sink: Any, *, row_group_size: int = 50_000) -> None:
-        import pyarrow as pa
-
-        pq = require_pyarrow()
-        self._pa = pa
-        self.schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in FLAT_COLUMNS])
-        self._writer = pq.ParquetWriter(sink, self.schema)
-        self._row_group_size = row_group_size
-        self._columns: dict[str, list[Any]] = {name: [] for name, _ in FLAT_COLUMNS}
-        self._pending = 0
-        self.rows = 0
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        for name, values in self._columns.items():
-            values.append(row.get(name))
-        self._pending += 1
-        self.rows += 1
-        if self._pending >= self._row_group_size:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        table = self._pa.Table.from_pydict(self._columns, schema=self.schema)
-        self._writer.write_table(table)
-        self._columns = {name: [] for name, _ in FLAT_COLUMNS}
-        self._pending = 0
-
-    def close(self) -> None:
-        self._flush()
-        self._writer.close()
+__all__ = [
+    "DEFAULT_PARTIAL_LEASE_SECONDS",
+    "FLAT_COLUMNS",
+    "PARQUET_INSTALL_HINT",
+    "PARTIAL_SUFFIX",
+    "WRITE_BUFFER_BYTES",
+    "AtomicOutput",
+    "ParquetRowWriter",
+    "check_uri",
+    "configured_lease_seconds",
+    "flat_rows",
+    "json_line",
+    "nested_record",
+    "require_filesystem",
+    "require_pyarrow",
+    "sorted_scores",
+    "to_storage_path",
+]

@@ -9,17 +9,12 @@ serialisation, same layouts, same Parquet writer), and committed before its reco
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_ecoinvent.exceptions import EcoinventError
-from airflow_provider_ecoinvent.operators._output import (
-    AtomicOutput,
-    ParquetRowWriter,
-    flat_rows,
-    json_line,
-    nested_record,
-)
+from airflow_provider_ecoinvent.operators._directory import Directory, attempt_owner
 from airflow_provider_ecoinvent.operators._partitions import (
     MANIFEST_NAME,
     SHARDS_FOLDER,
@@ -31,36 +26,51 @@ from airflow_provider_ecoinvent.operators._partitions import (
     record_name,
     shard_record_name,
 )
+from airflow_provider_ecoinvent.operators._records import ParquetRowWriter, write_dataset
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
+    from airflow.sdk import ObjectStoragePath
+
     from airflow_provider_ecoinvent.hooks.ecoinvent import DatasetStream, EcoinventHook
-    from airflow_provider_ecoinvent.operators._directory import Directory
+    from airflow_provider_ecoinvent.operators._plan import Plan
+    from airflow_provider_ecoinvent.operators.datasets import EcoinventDatasetsOperator
 
 #: Missing dataset ids listed in a manifest (the count is always complete).
 MISSING_IDS_LISTED: Final = 20
 
 
-def write_dataset(
-    output: AtomicOutput,
-    parquet: ParquetRowWriter | None,
-    dataset: Mapping[str, Any],
-    layout: str,
-    scope: Sequence[str],
-) -> int:
-    """Write one dataset in ``layout`` (``scope``: version, system model); returns the records written."""
-    if layout == "nested":
-        output.write(json_line(nested_record(dataset)))
-        return 1
-    records = 0
-    for row in flat_rows(dataset, scope[0], scope[1]):
-        if parquet is not None:
-            parquet.write(row)
-        else:
-            output.write(json_line(row))
-        records += 1
-    return records
+def directory_run(
+    task: EcoinventDatasetsOperator,
+    plan: Plan,
+    version: str,
+    ids: Sequence[int],
+    root: ObjectStoragePath,
+    common: Mapping[str, Any],
+    context: Mapping[str, Any],
+) -> tuple[PartitionedWriter, dict[str, Any]]:
+    """The writer of one directory-mode run of ``task``, and the manifest fields known before it writes."""
+    request = Request(
+        version, plan.system_model, tuple(plan.indicator_ids), task.layout, task.format, task.partition_size
+    )
+    selection = {"kind": common["selection"], "query": plan.query, "search_filters": plan.search_filters}
+    summary = {
+        **common,
+        "output_uri": str(task.output_uri).strip(),  # as given, ending with "/"
+        "dry_run": False,
+        "request": request.as_json({**selection, "datasets": len(ids)}),
+    }
+    writer = PartitionedWriter(
+        Directory(root, attempt_owner(context)),
+        request,
+        shard=plan.shard,
+        overwrite=task.overwrite,
+        fail_on_missing=task.fail_on_missing,
+        max_in_flight=task.max_in_flight,
+        log=task.log,
+    )
+    return writer, summary
 
 
 def manifest_entry(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,11 +80,12 @@ def manifest_entry(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The counts of a manifest, summed over part records (or shard records' ``parts`` with their missing ids)."""
+    """The counts of a manifest, summed over part records; a part without datasets has a record, no file."""
     missing = sorted(ident for record in records for ident in record.get("missing_dataset_ids", ()))
+    files = [manifest_entry(record) for record in records if record.get("file", True)]
     return {
-        "parts": [manifest_entry(record) for record in records],
-        "part_count": len(records),
+        "parts": files,
+        "part_count": len(files),
         "record_count": sum(int(record["records"]) for record in records),
         "datasets_written": sum(int(record["datasets"]) for record in records),
         "bytes": sum(int(record["bytes"]) for record in records),
@@ -99,6 +110,13 @@ class _PartFile:
         if self.parquet is not None:
             self.parquet.close()
         self.output.commit()
+
+    def discard(self) -> None:
+        """Remove the temporary file; the Parquet writer is closed first (it would write to it when collected)."""
+        if self.parquet is not None:
+            with contextlib.suppress(Exception):
+                self.parquet.close()
+        self.output.abort()
 
 
 class PartitionedWriter:
@@ -166,6 +184,7 @@ class PartitionedWriter:
             self.directory.complete(result)
         else:
             result["shard"] = list(self.shard)
+            result["assigned_parts"] = len(assigned)
             result["written_at"] = time.time()
             self._write_shard_record(result)
         return result
@@ -293,8 +312,12 @@ class PartitionedWriter:
         if current is None:
             return
         self._stop_if_killed()
-        current.commit()
         part = current.part
+        if current.datasets:
+            current.commit()
+        else:  # every id of the part is missing in the version: no file (an empty JSON file breaks readers)
+            current.discard()
+            self.directory.remove(part.name)
         record = {
             "name": part.name,
             "key": part.key,
@@ -303,8 +326,9 @@ class PartitionedWriter:
             "planned_datasets": len(part.ids),
             "datasets": current.datasets,
             "records": current.records,
-            "bytes": current.output.bytes_written,
-            "sha256": current.output.sha256,
+            "file": bool(current.datasets),
+            "bytes": current.output.bytes_written if current.datasets else 0,
+            "sha256": current.output.sha256 if current.datasets else hashlib.sha256(b"").hexdigest(),
             "missing_dataset_ids": [ident for ident in part.ids if ident not in current.returned],
         }
         self.directory.write_json(record_name(part.name), record)
@@ -324,7 +348,7 @@ class PartitionedWriter:
     def _abort(self) -> None:
         current, self._current = self._current, None
         if current is not None:
-            current.output.abort()
+            current.discard()
 
     def _write_shard_record(self, result: dict[str, Any]) -> None:
         """This shard's record; records of another shard count (an earlier fan-out) are removed."""

@@ -29,9 +29,9 @@ from airflow_provider_ecoinvent.operators._directory import (
     check_directory_uri,
     directory_path,
 )
-from airflow_provider_ecoinvent.operators._outlets import publish_to_outlets
 from airflow_provider_ecoinvent.operators._partitioned import MISSING_IDS_LISTED
 from airflow_provider_ecoinvent.operators._partitions import SHARDS_FOLDER, is_directory_uri, shard_record_name
+from airflow_provider_ecoinvent.operators._task import publish_to_outlets
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -42,7 +42,7 @@ __all__ = ["EcoinventDatasetsCommitOperator"]
 
 _SHARD_RECORD: Final = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
 #: Keys of a shard record that describe the shard, not the dataset.
-_SHARD_ONLY: Final = ("shard", "written_at", "elapsed_seconds", "token_requests")
+_SHARD_ONLY: Final = ("shard", "written_at", "elapsed_seconds", "token_requests", "assigned_parts")
 _SUMMED: Final = ("fetched_parts", "reused_parts", "api_calls", "missing_datasets")
 
 
@@ -174,9 +174,10 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
                     )
                 entries.append(dict(entry))
         planned = newest.get("plan_part_count")
-        if planned != len(entries):
+        assigned = sum(int(record.get("assigned_parts") or 0) for record in records)
+        if planned != assigned:
             raise EcoinventOutputError(
-                f"The shards list {len(entries)} parts, the plan has {planned}: clear (re-run) the whole mapped "
+                f"The shards wrote {assigned} parts, the plan has {planned}: clear (re-run) the whole mapped "
                 "ingestion task, then this step."
             )
         return sorted(entries, key=lambda entry: int(entry["first_dataset_id"]))

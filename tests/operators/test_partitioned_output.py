@@ -39,12 +39,11 @@ IMPORTS = "from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventD
 
 def ingest(task_id: str, out: Path | str, ids: list[int] | str, **arguments: Any) -> str:
     """The source of one directory-mode ingestion task (flat Parquet, pinned version) for a test DAG."""
-    options = {"indicator_ids": [1, 2], "partition_size": 20, **arguments}
+    options = {"indicator_ids": [1, 2], "partition_size": 20, "layout": "flat", "format": "parquet", **arguments}
     extra = "".join(f"    {key}={value!r},\n" for key, value in options.items())
     return (
         f"EcoinventDatasetsOperator(\n    task_id={task_id!r},\n    version='3.11',\n    system_model='cutoff',\n"
-        f"    dataset_ids={ids!r},\n    layout='flat',\n    format='parquet',\n"
-        f"    output_uri={f'file://{out}/'!r},\n{extra})\n"
+        f"    dataset_ids={ids!r},\n    output_uri={f'file://{out}/'!r},\n{extra})\n"
     )
 
 
@@ -271,6 +270,50 @@ def test_missing_datasets_are_counted_and_reported_again_by_a_skipped_rerun(
         "2 requested datasets are not in version 3.11 (cutoff), e.g. [5001, 5002]; fail_on_missing=True, so the "
         "task fails and writes no manifest."
     )
+
+
+def test_nested_json_lines_parts_read_as_one_table_and_a_part_of_missing_ids_has_no_file(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """An empty JSON Lines file breaks pyarrow.dataset: a part whose ids are all missing is recorded, not written."""
+    import pyarrow.dataset as ds
+
+    out = tmp_path / "release"
+    ids = [*range(1, 31), *range(5001, 5031)]  # the emulator has datasets 1 to 1000
+    planned = plan_parts(ids, 6)
+    empty = [f"part-{part[0]:012d}-{part[-1]:012d}.jsonl" for part in planned if part[0] > 1000]
+    assert empty
+    body = ingest("ingest", out, ids, partition_size=6, layout="nested", format="jsonl")
+    first = dag_runner(body).run()
+    assert first.state == "success", first.errors
+    manifest = first.xcom["ingest"]
+    assert sorted(part_files(out)) == sorted(entry["name"] for entry in manifest["parts"])
+    assert not set(empty) & set(part_files(out))
+    assert {path.stem for path in (out / "_parts").glob("*.json")} >= set(empty)  # recorded all the same
+    assert (manifest["datasets_written"], manifest["missing_datasets"]) == (30, 30)
+    table = ds.dataset(str(out), format="json").to_table()
+    assert sorted(table.column("id").to_pylist()) == list(range(1, 31))
+
+    ecoinvent_conn.reset()
+    again = dag_runner(body).run()
+    assert (again.xcom["ingest"]["skipped"], ecoinvent_conn.stats()["scored_calls"]) == (True, 0)
+
+
+def test_temporary_files_of_other_writers_are_left_while_fresh_and_removed_once_expired(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """Only a try's own dead predecessors are removed at once; anyone else's partial waits for the lease."""
+    out = tmp_path / "release"
+    out.mkdir()
+    live = out / f".part-000000000001-000000000007.parquet.{'a' * 16}-t1.{'b' * 32}.partial"  # another task instance
+    dead = out / f".part-000000000008-000000000009.parquet.{'c' * 32}.partial"  # no owner, untouched for 2 h
+    for path in (live, dead):
+        path.write_bytes(b"half a part")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(dead, (two_hours_ago, two_hours_ago))
+    result = dag_runner(ingest("ingest", out, list(range(1, 41)))).run()
+    assert result.state == "success", result.errors
+    assert partials(out) == [live.name]
 
 
 # -- fan-out: mapped shards, then the commit step ---------------------------------------------------

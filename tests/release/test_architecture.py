@@ -32,46 +32,58 @@ ALLOWED: dict[str, frozenset[str]] = {
     "connection": frozenset({"_constants", "_transport", "exceptions"}),
     "_errors": frozenset({"_retry", "_transport", "exceptions"}),
     "_tokens": frozenset({"_errors", "_retry", "connection", "exceptions"}),
+    # The one request state machine (sans I/O) that both transports drive.
+    "_call": frozenset({"_errors", "_retry", "_tokens", "_transport", "connection"}),
 }
 _BELOW_HOOKS = frozenset(ALLOWED)
 ALLOWED |= {
-    "hooks.ecoinvent": _BELOW_HOOKS,
+    # The sync hook's parts; those naming EcoinventHook do so in annotations only (TYPE_CHECKING).
+    "hooks._answers": frozenset({"_paging", "exceptions", "versions"}),
+    "hooks._requests": frozenset({"__init__", "_transport", "exceptions"}),
+    "hooks._stream": frozenset({"_paging", "exceptions", "indicators", "hooks.ecoinvent"}),
+    "hooks._connection_test": frozenset({"_retry", "_transport", "connection", "exceptions", "versions"})
+    | {"hooks.ecoinvent"},
+    "hooks.ecoinvent": _BELOW_HOOKS | {"hooks._answers", "hooks._connection_test", "hooks._requests", "hooks._stream"},
     "hooks.async_client": _BELOW_HOOKS - {"get_provider_info", "_ids"},
     "triggers.ecoinvent": frozenset({"_constants", "exceptions", "versions", "hooks.async_client"}),
     "sensors.ecoinvent": frozenset({"_constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
-    "operators._output": frozenset({"exceptions"}),
-    # Partitioned output: the plan (pure), the directory's bookkeeping, the run, the fan-out's final step.
+    # Operators: what they write (_records, _output) and check (_arguments) imports nothing above exceptions;
+    # the operator modules import the hook (inside execute, through _task.make_hook) and their own parts.
+    "operators._records": frozenset({"exceptions"}),
+    "operators._output": frozenset({"exceptions", "operators._records"}),
+    "operators._arguments": frozenset({"exceptions"}),
+    "operators._task": frozenset(
+        {"hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
+    ),
+    "operators._plan": frozenset(
+        {"_ids", "_transport", "exceptions", "indicators", "operators._arguments", "operators._output"}
+        | {"operators._task", "operators._directory", "operators._partitions"}
+        | {"operators.datasets"}  # the operator's type, in annotations only
+    ),
+    "operators.generic": frozenset(
+        {"_constants", "_ids", "_paging", "_transport", "exceptions", "hooks.ecoinvent"}
+        | {"operators._arguments", "operators._output", "operators._records", "operators._task"}
+    ),
+    "operators.datasets": frozenset(
+        {"_constants", "_ids", "exceptions", "hooks.ecoinvent"}
+        | {"operators._arguments", "operators._output", "operators._plan", "operators._records", "operators._task"}
+        | {"operators._partitioned", "operators._partitions"}
+    ),
+    # Partitioned output (issue 14): the plan (pure), the directory's bookkeeping, the run, the fan-out's
+    # final step.
     "operators._partitions": frozenset({"exceptions"}),
-    "operators._outlets": _PURE,
     "operators._directory": frozenset({"exceptions", "operators._output", "operators._partitions"}),
     "operators._partitioned": frozenset(
         {"exceptions", "hooks.ecoinvent", "operators._directory", "operators._output", "operators._partitions"}
+        | {"operators._records", "operators._task"}
+        | {"operators._plan", "operators.datasets"}  # the operator's and the plan's types, in annotations only
     ),
     "operators.commit": frozenset(
-        {
-            "exceptions",
-            "operators._directory",
-            "operators._outlets",
-            "operators._partitioned",
-            "operators._partitions",
-        }
+        {"exceptions", "operators._directory", "operators._partitioned", "operators._partitions", "operators._task"}
     ),
+    # The public import path of the operators.
     "operators.ecoinvent": frozenset(
-        {
-            "_constants",
-            "_ids",
-            "_paging",
-            "_transport",
-            "exceptions",
-            "hooks.ecoinvent",
-            "indicators",
-            "operators._directory",
-            "operators._outlets",
-            "operators._output",
-            "operators._partitioned",
-            "operators._partitions",
-            "operators.commit",
-        }
+        {"operators.datasets", "operators.generic", "operators.commit", "operators._partitions"}
     ),
     # The probe: a command over the hook, comparing answers with the shapes the provider expects.
     "probe.expected": frozenset({"hooks.ecoinvent", "versions"}),

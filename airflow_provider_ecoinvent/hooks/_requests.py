@@ -1,0 +1,124 @@
+"""The requests side of the sync hook: its session's parts, network error reasons, masking, cancellation.
+
+What only the requests transport needs (the async client has its httpx counterparts); the hook's module
+keeps the hook itself.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Final
+
+from airflow_provider_ecoinvent import __version__
+from airflow_provider_ecoinvent._transport import POOL_SIZE
+from airflow_provider_ecoinvent.exceptions import EcoinventError
+
+if TYPE_CHECKING:
+    import threading
+
+    import requests
+
+#: How soon a retry wait notices stop() while it waits on a run's own cancel event (both can stop it).
+_STOP_TICK: Final = 0.05
+
+
+def new_session(verify: bool | str) -> requests.Session:
+    """The hook's pooled HTTP session, trusting ``verify`` (``_transport.trusted_cas``)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = user_agent()
+    session.headers["Accept"] = "application/json"
+    session.verify = verify
+    # Proxies from the environment still apply, but a ~/.netrc entry for the host must not replace the
+    # bearer token: requests consults .netrc only when no session auth is set (and on redirects, which
+    # are never followed: see EcoinventHook._exchange).
+    session.auth = keep_authorization_header
+    return session
+
+
+def wait_unless_stopped(delay: float, stop: threading.Event, cancel: threading.Event | None) -> None:
+    """Sleep ``delay`` seconds, waking at once when ``stop`` (the hook's) or ``cancel`` (the run's) is set.
+
+    on_kill (through ``EcoinventHook.stop``) or a failed sibling batch (through ``cancel``): no waiting out a
+    long Retry-After. With both events, the wait is sliced so that either wakes it within a tick.
+    """
+    if cancel is None:
+        stop.wait(delay)
+        return
+    deadline = time.monotonic() + delay
+    while not (stop.is_set() or cancel.is_set()):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        cancel.wait(min(remaining, _STOP_TICK))
+
+
+def keep_authorization_header(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Session auth that changes nothing; its presence stops requests from applying ``.netrc`` credentials."""
+    return request
+
+
+def transient_network_errors() -> tuple[type[Exception], ...]:
+    """Network failures worth retrying: refused or reset connections, timeouts, bodies cut short."""
+    import requests
+
+    return (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def stop_if_requested(stopped: bool, method: str, path: str) -> None:
+    """No further attempt once the run a call belongs to is stopped (``stopped``: the hook's
+    ``_stop_requested``): a retried scored call is billed."""
+    if stopped:
+        raise EcoinventError(f"{method} {path} abandoned: the run it belonged to was stopped.")
+
+
+def describe_network_error(err: Exception) -> str:
+    """A short, secret-free reason for a network failure (no URL, no headers)."""
+    import requests
+
+    if isinstance(err, requests.Timeout):
+        return "timed out"
+    if isinstance(err, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped mid-response"
+    return f"connection error ({type(err).__name__})"
+
+
+def mask(value: str) -> None:
+    """Register a token with Airflow's secret masker (a no-op where no masker is configured)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - Task SDK always present on supported Airflow
+        return
+    mask_secret(value)
+
+
+def user_agent() -> str:
+    import platform
+
+    import requests
+
+    try:
+        from airflow import __version__ as airflow_version
+    except ImportError:  # pragma: no cover
+        airflow_version = "unknown"
+    return (
+        f"airflow-provider-ecoinvent/{__version__} apache-airflow/{airflow_version} "
+        f"python-requests/{requests.__version__} Python/{platform.python_version()}"
+    )
+
+
+__all__ = [
+    "describe_network_error",
+    "keep_authorization_header",
+    "mask",
+    "new_session",
+    "stop_if_requested",
+    "transient_network_errors",
+    "user_agent",
+    "wait_unless_stopped",
+]

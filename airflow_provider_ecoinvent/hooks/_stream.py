@@ -1,0 +1,198 @@
+"""DatasetStream: the datasets of ``EcoinventHook.get_datasets``, in order, with bounded calls in flight.
+
+Moved out of the hook's module as it was (a pure move): the batching window, cancellation and the
+merging of K > 100 indicators sliced over several calls are a concern of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, Page, read_page, walk_pages
+from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent.indicators import compact_scores, expand, indicator_slices, merge_compact
+
+if TYPE_CHECKING:
+    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+
+class DatasetStream(Iterator[dict[str, Any]]):
+    """The datasets of :meth:`EcoinventHook.get_datasets`, streamed in the order of the requested ids.
+
+    At most ``max_in_flight`` batch calls run at once and at most that many batches are held in memory,
+    so memory stays flat whatever the number of ids. ``close()`` (or ``on_kill``) cancels what has not
+    started. After iteration, ``missing_ids`` lists the requested ids the API did not return (unknown in
+    that version, or not licensed).
+    """
+
+    def __init__(
+        self,
+        hook: EcoinventHook,
+        ids: list[int],
+        indicator_ids: list[int],
+        version: str,
+        system_model: str,
+        max_in_flight: int,
+    ) -> None:
+        self.hook = hook
+        self.version = version
+        self.system_model = system_model
+        self.indicator_ids = indicator_ids
+        self.requested = len(ids)
+        self.returned = 0
+        self.missing_ids: list[int] = []
+        self.max_in_flight = max_in_flight
+        self._ids = ids
+        self._cancelled = threading.Event()
+        # Set when the stream stops early for any reason (close, or a failed batch): calls in flight stop retrying.
+        self._abandoned = threading.Event()
+        self._complete = False
+        self._slices = indicator_slices(indicator_ids)
+        #: The fields of a score other than id and value, interned per indicator id (see ``compact_scores``).
+        self._score_fields: dict[int, dict[str, Any]] = {}
+        self._iterator = self._generate()
+
+    def __repr__(self) -> str:
+        return (
+            f"DatasetStream(requested={self.requested}, returned={self.returned}, "
+            f"version={self.version!r}, system_model={self.system_model!r})"
+        )
+
+    def __iter__(self) -> DatasetStream:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self._stop_if_cancelled()  # closed early: fail loudly rather than end as if complete
+            raise
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`close` stopped the stream before it was complete."""
+        return self._cancelled.is_set()
+
+    def close(self) -> None:
+        """Stop: batches not yet started are cancelled; the ones in flight finish and are discarded.
+
+        Safe to call from another thread or a signal handler (``on_kill``) while the stream is being
+        iterated: the iterating thread then gets :class:`EcoinventError` instead of a silent early end,
+        so a cancelled run can never pass for a complete one.
+        """
+        if not self._complete:
+            self._cancelled.set()
+            self._abandoned.set()
+        with contextlib.suppress(ValueError):  # "generator already executing" in the iterating thread
+            self._iterator.close()
+
+    def _stop_if_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise EcoinventError(
+                f"Dataset stream cancelled after {self.returned} of {self.requested} datasets: "
+                "the result is incomplete."
+            )
+
+    def _chunks(self) -> Iterator[list[int]]:
+        size = self.hook.settings.batch_size
+        for start in range(0, len(self._ids), size):
+            yield self._ids[start : start + size]
+
+    def _generate(self) -> Generator[dict[str, Any], None, None]:
+        yield from self._batches()
+        self._complete = True
+
+    def _batches(self) -> Generator[dict[str, Any], None, None]:
+        if not self._ids:
+            return
+        hook = self.hook
+        hook.session  # noqa: B018 - create the session before worker threads race to do it
+        if self.max_in_flight == 1:
+            for chunk in self._chunks():
+                self._stop_if_cancelled()
+                yield from self._fetch(chunk)
+            return
+        pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix="ecoinvent-batch")
+        # One future per call: a batch scored for K > 100 indicators is ceil(K / 100) calls, and they count
+        # against max_in_flight like any other, so what is held in memory does not grow with K.
+        window: deque[tuple[list[int], list[Future[list[Any]]]]] = deque()
+        in_flight = 0
+        try:
+            for chunk in self._chunks():
+                self._stop_if_cancelled()
+                calls = [pool.submit(self._fetch_slice, chunk, part) for part in self._slices]
+                window.append((chunk, calls))
+                in_flight += len(calls)
+                while in_flight >= self.max_in_flight:
+                    in_flight -= len(window[0][1])
+                    yield from self._settle(window.popleft())
+            while window:
+                self._stop_if_cancelled()
+                yield from self._settle(window.popleft())
+        finally:
+            # Stopped early (on_kill, a failed batch): calls in flight are discarded and must not retry, since a
+            # retried scored call is billed for nothing; do not wait for them.
+            if window:
+                self._abandoned.set()
+            pool.shutdown(wait=not window, cancel_futures=True)
+
+    def _fetch(self, chunk: list[int]) -> Iterable[dict[str, Any]]:
+        """One batch, its indicator slices one after the other, scores merged per dataset."""
+        return self._merge(chunk, [self._fetch_slice(chunk, part) for part in self._slices])
+
+    def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[Any]:
+        """One call; with several slices its answer is compacted while it waits for the others."""
+        datasets = fetch_batch(self.hook, chunk, indicators, self.version, self.system_model, self._abandoned)
+        return compact_scores(datasets, self._score_fields) if len(self._slices) > 1 else datasets
+
+    def _settle(self, pending: tuple[list[int], list[Future[list[Any]]]]) -> Iterable[dict[str, Any]]:
+        chunk, calls = pending
+        return self._merge(chunk, [call.result() for call in calls])
+
+    def _merge(self, chunk: list[int], answers: list[list[Any]]) -> Iterable[dict[str, Any]]:
+        """The batch's datasets, counted; with several slices each is expanded only when it is consumed."""
+        if len(answers) == 1:
+            return self._account(chunk, answers[0])
+        merged = merge_compact(chunk, answers)
+        self._account(chunk, [dataset for dataset, _ in merged])
+        return (expand(dataset, parts) for dataset, parts in merged)
+
+    def _account(self, chunk: list[int], datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        returned = {int(dataset["id"]) for dataset in datasets}
+        self.missing_ids.extend(ident for ident in chunk if ident not in returned)
+        self.returned += len(datasets)
+        return datasets
+
+
+def fetch_batch(
+    hook: EcoinventHook,
+    ids: Sequence[int],
+    indicators: Sequence[int],
+    version: str,
+    system_model: str,
+    cancel: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    """All datasets of one batch call (paging within it), in the order of ``ids``."""
+    body = {"dataset_ids": list(ids), "indicator_ids": list(indicators)}
+    scope = {"version": version, "system_model": system_model}
+
+    def fetch(offset: int, limit: int) -> Page:
+        query = {"from": offset, "limit": limit, **scope}
+        return read_page(hook.request("POST", "datasets/batch", query=query, json=body, cancel=cancel), BATCH_LIST_KEYS)
+
+    by_id: dict[int, dict[str, Any]] = {}
+    # At most len(ids) datasets can come back (ids are de-duplicated): a full last page ends the walk.
+    pages = walk_pages(fetch, limit=min(PAGE_LIMIT, len(ids)), expected=len(ids), what="POST datasets/batch")
+    for page in pages:
+        for dataset in page:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                by_id[int(dataset["id"])] = dataset
+    return [by_id[ident] for ident in ids if ident in by_id]
+
+
+__all__ = ["DatasetStream", "fetch_batch"]

@@ -1,0 +1,85 @@
+"""Checks of operator arguments, shared by both operators: templated or not, id lists, texts, numbers.
+
+Standard library and the package's exceptions only: DAG files import the operators at parse time."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+
+
+def is_templated(value: Any) -> bool:
+    """Whether ``value`` is only known once rendered: a Jinja string, an ``XComArg``, or holds one."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if hasattr(value, "resolve") and hasattr(value, "iter_references"):  # XComArg and friends
+        return True
+    if isinstance(value, Mapping):
+        return any(is_templated(key) or is_templated(item) for key, item in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(is_templated(item) for item in value)
+    return False
+
+
+def parse_id_list(value: Any, argument: str) -> list[Any]:
+    """A list of ids given as a list (or any iterable), or as the string rendering of one (``"[1, 2]"``).
+
+    Jinja renders a list pulled from XCom as text unless the DAG renders native objects; both reach here.
+    The items are not checked: :func:`validate_dataset_ids` does that.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = ast.literal_eval(text) if text else []
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise EcoinventConfigError(
+                f"{argument} must be a list of integers; could not read {short(text)} as a list."
+            ) from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise EcoinventConfigError(
+            f"{argument} must be a list of integers, got {type(value).__name__}: {short(value)}."
+        )
+    return list(value)
+
+
+def listed(value: Any) -> Any:
+    """A one-shot iterable (a generator) as a list, which validation would otherwise consume."""
+    if value is None or isinstance(value, str | bytes | list | Mapping) or is_templated(value):
+        return value
+    return list(value) if isinstance(value, Iterable) else value
+
+
+def short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def optional_text(value: Any, argument: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise EcoinventConfigError(f"{argument} must be a string, got {type(value).__name__}.")
+    text = str(value).strip()
+    return text or None
+
+
+def required_text(value: Any, argument: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise EcoinventConfigError(f"{argument} must be a non-empty string, got {short(value)}.")
+    return value.strip()
+
+
+def positive_int(value: Any, argument: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise EcoinventConfigError(f"{argument} must be a whole number >= {minimum}, got {short(value)}.")
+    return value
+
+
+__all__ = ["is_templated", "listed", "optional_text", "parse_id_list", "positive_int", "required_text", "short"]

@@ -1,0 +1,218 @@
+"""The arguments of one :class:`EcoinventDatasetsOperator` run, checked: never-templated ones in the
+constructor, templated ones once rendered, always before any network call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow_provider_ecoinvent._ids import validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._transport import POOL_SIZE
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+from airflow_provider_ecoinvent.indicators import parse_selectors
+from airflow_provider_ecoinvent.operators._arguments import (
+    is_templated,
+    optional_text,
+    parse_id_list,
+    positive_int,
+    required_text,
+)
+from airflow_provider_ecoinvent.operators._directory import check_directory_uri
+from airflow_provider_ecoinvent.operators._output import check_uri
+from airflow_provider_ecoinvent.operators._partitions import check_partition_size, is_directory_uri, parse_shard
+from airflow_provider_ecoinvent.operators._task import built_by_mapping
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_provider_ecoinvent.operators.datasets import EcoinventDatasetsOperator
+
+LAYOUTS: Final = ("nested", "flat")
+FORMATS: Final = ("jsonl", "parquet")
+#: Query parameters the datasets operator sets itself; a search filter must not override them.
+RESERVED_SEARCH_KEYS: Final = frozenset({"query", "version", "system_model", "from", "limit"})
+
+
+class Plan:
+    """The rendered, validated arguments of one :class:`EcoinventDatasetsOperator` run."""
+
+    def __init__(
+        self,
+        dataset_ids: list[int] | None,
+        indicator_ids: list[int],
+        query: str | None,
+        search_filters: dict[str, Any],
+        version: str,
+        system_model: str,
+        user_id: str | None,
+        organization_id: str | None,
+        selectors: list[Any] | None = None,
+        shard: tuple[int, int] | None = None,
+    ) -> None:
+        self.dataset_ids = dataset_ids
+        #: With ``selectors``, filled in by their resolution against the pinned version.
+        self.indicator_ids = indicator_ids
+        #: The ``indicators`` argument as given (rendered), ``None`` when ids were given instead.
+        self.selectors = selectors
+        self.query = query
+        self.search_filters = search_filters
+        self.version = version
+        self.system_model = system_model
+        self.user_id = user_id
+        self.organization_id = organization_id
+        #: ``(index, count)`` of a fan-out over a dataset directory, ``None`` for the whole request.
+        self.shard = shard
+
+
+def check_static(task: EcoinventDatasetsOperator) -> None:
+    """Arguments that are never templated."""
+    if task.layout not in LAYOUTS:
+        raise EcoinventConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {task.layout!r}.")
+    if task.format not in FORMATS:
+        raise EcoinventConfigError(f"format must be one of {', '.join(FORMATS)}, got {task.format!r}.")
+    if task.format == "parquet" and task.layout != "flat":
+        raise EcoinventConfigError(
+            "format='parquet' writes the flat table of scores: set layout='flat' (the nested layout is JSON Lines)."
+        )
+    if isinstance(task.max_in_flight, bool) or not isinstance(task.max_in_flight, int) or task.max_in_flight < 1:
+        raise EcoinventConfigError(f"max_in_flight must be a whole number >= 1, got {task.max_in_flight!r}.")
+    if task.max_in_flight > POOL_SIZE:
+        raise EcoinventConfigError(
+            f"max_in_flight must be at most {POOL_SIZE} (the connections the hook keeps open), got "
+            f"{task.max_in_flight}."
+        )
+    for guard in ("max_unique_datasets", "max_unique_indicators"):
+        if getattr(task, guard) is not None:
+            positive_int(getattr(task, guard), guard, minimum=0)
+    check_partition_size(task.partition_size)
+    for name in ("dry_run_only", "fail_on_missing", "overwrite"):
+        if not isinstance(getattr(task, name), bool):
+            argument = "dry_run" if name == "dry_run_only" else name
+            raise EcoinventConfigError(f"{argument} must be True or False, got {getattr(task, name)!r}.")
+    interval = task.progress_interval
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        raise EcoinventConfigError(f"progress_interval must be a positive number of seconds, got {interval!r}.")
+
+
+def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
+    """Validate the templated arguments; before rendering, only those that are not templated.
+
+    :returns: the plan once rendered, ``None`` before.
+    """
+
+    def ready(value: Any) -> bool:
+        return rendered or not is_templated(value)
+
+    dataset_ids: list[int] | None = None
+    if task.dataset_ids is not None and ready(task.dataset_ids):
+        ids = parse_id_list(task.dataset_ids, "dataset_ids")
+        # A literal [] is a mistake in the DAG; an empty list rendered from an upstream XCom, or given to
+        # one mapped task instance by expand(), is data.
+        dataset_ids = sorted(validate_dataset_ids(ids, allow_empty=rendered or built_by_mapping(task)))
+    indicator_ids: list[int] = []
+    if ready(task.indicator_ids):
+        raw = [] if task.indicator_ids is None else parse_id_list(task.indicator_ids, "indicator_ids")
+        indicator_ids = sorted(validate_indicator_ids(raw))
+    selectors = _check_selectors(task, indicator_ids, ready)
+
+    query: str | None = None
+    if ready(task.query) and task.query is not None:
+        if not isinstance(task.query, str):
+            raise EcoinventConfigError(f"query must be a string, got {type(task.query).__name__}.")
+        query = task.query.strip()
+    search_filters: dict[str, Any] = {}
+    if ready(task.search_filters) and task.search_filters is not None:
+        search_filters = _check_filters(task.search_filters)
+    searching = task.query is not None or task.search_filters is not None
+    if task.dataset_ids is not None and searching:
+        raise EcoinventConfigError(
+            "Give either dataset_ids or a search (query / search_filters), not both: the selection must be unambiguous."
+        )
+    if task.dataset_ids is None and not searching:
+        raise EcoinventConfigError(
+            "No datasets selected: give dataset_ids (e.g. [1, 2, 3] or an upstream XCom), or a search "
+            "with query and/or search_filters."
+        )
+
+    version = system_model = ""
+    if ready(task.version):
+        version = required_text(task.version, "version")
+    if ready(task.system_model):
+        system_model = required_text(task.system_model, "system_model")
+    if task.output_uri is None:
+        if not task.dry_run_only:
+            raise EcoinventConfigError(
+                "output_uri is required (e.g. 'file:///data/datasets.jsonl' or 's3://aws_default@bucket/key'): "
+                "the datasets are written to a file, never to XCom. Only dry_run=True runs without it."
+            )
+    elif ready(task.output_uri):
+        check_directory_uri(task.output_uri) if is_directory_uri(task.output_uri) else check_uri(task.output_uri)
+    shard = _check_shard(task, ready)
+    if ready(task.ecoinvent_conn_id):
+        required_text(task.ecoinvent_conn_id, "ecoinvent_conn_id")
+    user_id = optional_text(task.user_id, "user_id") if ready(task.user_id) else None
+    organization_id = optional_text(task.organization_id, "organization_id") if ready(task.organization_id) else None
+    if not rendered:
+        return None
+    return Plan(
+        dataset_ids,
+        indicator_ids,
+        query,
+        search_filters,
+        version,
+        system_model,
+        user_id,
+        organization_id,
+        selectors,
+        shard,
+    )
+
+
+def _check_shard(task: EcoinventDatasetsOperator, ready: Callable[[Any], bool]) -> tuple[int, int] | None:
+    """``shard`` checked (once rendered, or now if not templated): a fan-out writes a dataset directory."""
+    if not ready(task.shard):
+        return None
+    shard = parse_shard(task.shard)
+    if shard is not None and ready(task.output_uri) and not is_directory_uri(task.output_uri):
+        raise EcoinventConfigError(
+            f"shard={list(shard)} needs a dataset directory: end output_uri with '/' (got {task.output_uri!r}), "
+            "so that every mapped task writes its parts into it; then run EcoinventDatasetsCommitOperator."
+        )
+    return shard
+
+
+def _check_selectors(
+    task: EcoinventDatasetsOperator, indicator_ids: list[int], ready: Callable[[Any], bool]
+) -> list[Any] | None:
+    """``indicators`` checked (once rendered, or now if not templated); one of it and ``indicator_ids``."""
+    if task.indicators is None:
+        return None
+    ids_given = bool(indicator_ids) or (task.indicator_ids is not None and not ready(task.indicator_ids))
+    if ids_given:
+        raise EcoinventConfigError(
+            "Give either indicator_ids or indicators, not both: indicators selects by name (and takes ids "
+            "too, e.g. [1, {'method': 'EF v3.1'}])."
+        )
+    return parse_selectors(task.indicators) if ready(task.indicators) else None
+
+
+def _check_filters(filters: Any) -> dict[str, Any]:
+    if not isinstance(filters, Mapping):
+        raise EcoinventConfigError(
+            f"search_filters must be a dict such as {{'geography': 'Switzerland (CH)'}}, got {type(filters).__name__}."
+        )
+    checked: dict[str, Any] = {}
+    for key, value in filters.items():
+        if not isinstance(key, str) or not key:
+            raise EcoinventConfigError(f"search_filters keys must be parameter names, got {key!r}.")
+        if key in RESERVED_SEARCH_KEYS:
+            raise EcoinventConfigError(
+                f"search_filters must not set {key!r}: use the operator argument of that name instead."
+            )
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise EcoinventConfigError(f"search_filters[{key!r}] must be a string or number, got {value!r}.")
+        checked[key] = value
+    return checked
+
+
+__all__ = ["FORMATS", "LAYOUTS", "RESERVED_SEARCH_KEYS", "Plan", "check_static", "plan_run"]

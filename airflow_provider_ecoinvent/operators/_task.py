@@ -1,0 +1,135 @@
+"""What both operators do around their work when a task runs: the hook, progress lines, outlets, lineage."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_ecoinvent.operators._directory import directory_path
+from airflow_provider_ecoinvent.operators._output import require_filesystem, to_storage_path
+from airflow_provider_ecoinvent.operators._partitions import is_directory_uri
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+
+    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+
+def elapsed(start: float) -> float:
+    return round(time.monotonic() - start, 3)
+
+
+def publish_to_outlets(task: BaseOperator, context: Context, manifest: Mapping[str, Any]) -> None:
+    """Put the manifest in the ``extra`` of the asset events of every ``Asset`` in ``outlets``."""
+    from airflow.sdk import Asset
+
+    outlets = [outlet for outlet in task.outlets or () if isinstance(outlet, Asset)]
+    if not outlets:
+        return
+    events = context.get("outlet_events")
+    if events is None:
+        return
+    for asset in outlets:
+        events[asset].extra.update(manifest)
+
+
+def lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | None) -> Any:
+    """OpenLineage facets, or ``None`` when the openlineage provider (an optional extra) is absent."""
+    try:
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+    except ImportError:
+        return None
+    outputs = []
+    if output is not None:
+        name = output.path if output.protocol in ("file", "local", "") else (output.key or output.path)
+        outputs.append(Dataset(namespace=output.namespace, name=name))
+    return OperatorLineage(inputs=[Dataset(namespace=input_namespace, name=input_name)], outputs=outputs)
+
+
+def output_path(uri: Any, *, writing: bool = True) -> ObjectStoragePath | None:
+    """The rendered output URI as a path; when it will be written, its filesystem is checked first, so a
+    missing storage provider fails with what to install before any call to the API."""
+    if uri is None:
+        return None
+    if writing:
+        require_filesystem(uri)
+    return directory_path(uri) if is_directory_uri(uri) else to_storage_path(uri)
+
+
+def built_by_mapping(task: BaseOperator) -> bool:
+    """Whether a mapped task instance is being built: ``MappedOperator`` re-runs the constructor with the
+    values resolved for one map index (``expand`` inputs are data, as rendered templates are)."""
+    return bool(getattr(task, "_BaseOperator__from_mapped", False))
+
+
+def make_hook(conn_id: str, **kwargs: Any) -> EcoinventHook:
+    """The hook, imported when a task runs: DAG files import this module at parse time, the HTTP stack not."""
+    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+    return EcoinventHook(conn_id, **kwargs)
+
+
+def stop_hook(hook: EcoinventHook | None) -> None:
+    """``hook.stop()`` for on_kill: a retry wait wakes at once and no further call is made; never raises."""
+    if hook is not None:
+        with contextlib.suppress(Exception):
+            hook.stop()
+
+
+def lineage_namespace(hook: EcoinventHook) -> str:
+    return f"ecoinvent://{urlsplit(hook.settings.api_url).netloc}"
+
+
+class Progress:
+    """Logs done / total, rate and ETA at most every ``interval`` seconds."""
+
+    def __init__(self, log: Any, total: int, interval: float, what: str = "datasets") -> None:
+        self.log = log
+        self.total = total
+        self.interval = interval
+        self.what = what
+        self.done = 0
+        self.start = time.monotonic()
+        self._last = self.start
+
+    def advance(self, count: int = 1) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.report(now)
+
+    def report(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.done / elapsed
+        share = 100.0 * self.done / self.total if self.total else 100.0
+        remaining = max(self.total - self.done, 0)
+        eta = f"{remaining / rate:.1f} s" if rate > 0 else "unknown"
+        self.log.info(
+            "Progress: %d/%d %s (%.1f%%), %.1f/s, elapsed %.1f s, ETA %s.",
+            self.done,
+            self.total,
+            self.what,
+            share,
+            rate,
+            elapsed,
+            eta,
+        )
+
+
+__all__ = [
+    "Progress",
+    "built_by_mapping",
+    "elapsed",
+    "lineage",
+    "lineage_namespace",
+    "make_hook",
+    "output_path",
+    "publish_to_outlets",
+]

@@ -1,0 +1,446 @@
+"""EcoinventDatasetsOperator, the ingestion workhorse (import it from :mod:`.ecoinvent`).
+
+Selected datasets, scored for a list of indicators against one pinned version, streamed to JSON Lines or
+Parquet, atomically, with a licence cost guard, a dry run and a manifest in XCom and on the outlet asset
+events. Arguments are checked by :mod:`._plan`, before any network call; no I/O in the constructor."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._ids import capped_limit, check_cost_guard
+from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent.operators._arguments import (
+    is_templated,
+    listed,
+)
+from airflow_provider_ecoinvent.operators._output import AtomicOutput
+from airflow_provider_ecoinvent.operators._partitioned import PartitionedWriter, directory_run
+from airflow_provider_ecoinvent.operators._partitions import DEFAULT_PARTITION_SIZE, is_directory_uri
+from airflow_provider_ecoinvent.operators._plan import Plan, check_static, plan_run
+from airflow_provider_ecoinvent.operators._records import ParquetRowWriter, require_pyarrow, write_dataset
+from airflow_provider_ecoinvent.operators._task import (
+    Progress,
+    elapsed,
+    lineage,
+    lineage_namespace,
+    make_hook,
+    output_path,
+    publish_to_outlets,
+    stop_hook,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_ecoinvent.hooks.ecoinvent import DatasetStream, EcoinventHook
+
+#: Missing dataset ids listed in a manifest (the count is always complete).
+MISSING_IDS_IN_MANIFEST: Final = 20
+
+
+class EcoinventDatasetsOperator(BaseOperator):
+    """Fetch datasets, scored for LCIA indicators, into a JSON Lines or Parquet file.
+
+    Select the datasets either by ``dataset_ids`` or by a search (``query`` and/or ``search_filters``).
+    ``version`` is resolved once at the start (``"latest"`` becomes a concrete name) and pinned for every
+    call of the run. Records are written sorted by dataset id (scores by indicator id) with a canonical
+    JSON serialisation, so two runs over the same data give byte-identical files. The file appears only
+    when complete: it is written to ``.<name>.<uuid>.partial`` next to the destination and moved into
+    place at the end; a failure or a kill removes it.
+
+    Layouts: ``"nested"`` (default) writes one dataset per line with its ``impact_scores``; ``"flat"``
+    writes one row per dataset and indicator with the columns ``dataset_id, activity, product,
+    geography, unit, indicator_id, method, category, indicator, score, score_unit, version,
+    system_model`` (a dataset without scores gets one row with empty indicator columns), as JSON Lines or
+    Parquet (``format="parquet"``, needs ``pip install 'airflow-provider-ecoinvent[parquet]'``).
+
+    Indicators: by id (``indicator_ids``) or by name (``indicators``), one or the other. A selector in
+    ``indicators`` is an id, a ``"method | category | indicator"`` name (case and spacing do not matter),
+    or a dict such as ``{"method": "EF v3.1"}`` for every indicator of a method (keys ``method``,
+    ``category``, ``indicator``). They are resolved once per run against the pinned version (the free
+    ``/indicators`` listing), de-duplicated and sorted by id; one that matches nothing, or a name that is
+    ambiguous, fails the task before any scored call, naming the closest names or the candidates. Any
+    number of indicators: the API scores 100 per call, so each batch of datasets takes ceil(K / 100)
+    calls whose scores are merged into each record (or its rows) before it is written. The manifest then
+    lists the resolved indicators and the selectors as given.
+
+    Licence cost: only scored calls count, per distinct dataset and indicator. ``max_unique_datasets`` and
+    ``max_unique_indicators`` (else the connection extras of those names) fail the task with
+    :class:`EcoinventCostGuardError` before any scored call when more distinct datasets or indicators are
+    selected. ``dry_run=True`` counts what a run would consume and returns it without scoring or writing.
+
+    Dataset directory (``output_uri`` ending with ``/``): parts of at most ``partition_size`` datasets, each
+    committed atomically with a ``_parts/`` record (key, size, SHA-256), then ``_manifest.json`` and
+    ``_SUCCESS``. A retry or rerun reuses every part whose record and bytes still match and fetches only the
+    others; a complete directory is skipped without a scored call. ``shard=(index, count)``
+    (``.expand(shard=shards(n))``) writes one share of the parts, then :class:`EcoinventDatasetsCommitOperator`
+    completes the directory. See docs/output.md.
+
+    :param output_uri: destination file, any ``ObjectStoragePath`` URI; ending with ``/``, a dataset
+        directory. Required unless ``dry_run``. (templated)
+    :param dataset_ids: ids to fetch: a list, or its string rendering such as ``"[1, 2]"``. (templated)
+    :param query: free-text search selecting the datasets instead of ``dataset_ids``. (templated)
+    :param search_filters: search filters, e.g. ``{"geography": "Switzerland (CH)"}``. (templated)
+    :param indicator_ids: ids of the indicators to score, any number. (templated)
+    :param indicators: the indicators to score by name, instead of ``indicator_ids``: a list of ids,
+        ``"method | category | indicator"`` strings and dicts such as ``{"method": "EF v3.1"}``. (templated)
+    :param version: database version, default ``"latest"`` (resolved once, then pinned). (templated)
+    :param system_model: default ``"cutoff"``. (templated)
+    :param layout: ``"nested"`` or ``"flat"``.
+    :param format: ``"jsonl"`` or ``"parquet"`` (flat layout only).
+    :param max_in_flight: concurrent batch calls, default 8, at most 32 (the hook's connection pool).
+    :param max_unique_datasets: cost guard; ``None`` uses the connection's ``max_unique_datasets``.
+    :param max_unique_indicators: cost guard; ``None`` uses the connection's ``max_unique_indicators``.
+    :param dry_run: count only: no scored call, no file.
+    :param fail_on_missing: fail (writing nothing) when some requested ids are not in the version.
+    :param user_id: ``X-User-Id`` for this task, overriding the connection's. (templated)
+    :param organization_id: ``X-Organization-Id`` for this task, overriding the connection's. (templated)
+    :param progress_interval: seconds between progress lines in the task log.
+    :param ecoinvent_conn_id: the Airflow connection. (templated)
+    :param partition_size: dataset directory: at most this many datasets per part (default 1000).
+    :param overwrite: dataset directory: rewrite every part, even those found valid.
+    :param shard: dataset directory: ``(index, count)`` writes the parts whose number modulo ``count`` is
+        ``index``; ``None`` (default) writes them all. (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        "dataset_ids",
+        "indicator_ids",
+        "indicators",
+        "query",
+        "search_filters",
+        "version",
+        "system_model",
+        "output_uri",
+        "ecoinvent_conn_id",
+        "user_id",
+        "organization_id",
+        "shard",
+    )
+    template_fields_renderers: ClassVar[dict[str, str]] = {"search_filters": "json", "indicators": "json"}
+    ui_color = "#abebc6"
+
+    def __init__(
+        self,
+        *,
+        output_uri: str | ObjectStoragePath | None = None,
+        dataset_ids: Iterable[int] | str | None = None,
+        query: str | None = None,
+        search_filters: Mapping[str, Any] | None = None,
+        indicator_ids: Iterable[int] | str = (),
+        indicators: Iterable[Any] | str | None = None,
+        version: str = "latest",
+        system_model: str = "cutoff",
+        layout: str = "nested",
+        format: str = "jsonl",
+        max_in_flight: int = 8,
+        max_unique_datasets: int | None = None,
+        max_unique_indicators: int | None = None,
+        dry_run: bool = False,
+        fail_on_missing: bool = False,
+        user_id: str | None = None,
+        organization_id: str | None = None,
+        progress_interval: float = 10.0,
+        ecoinvent_conn_id: str = DEFAULT_CONN_ID,
+        partition_size: int = DEFAULT_PARTITION_SIZE,
+        overwrite: bool = False,
+        shard: Sequence[int] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        # A one-shot iterable (a generator) would be consumed by validation: keep a list instead.
+        if (
+            dataset_ids is not None
+            and not isinstance(dataset_ids, str | bytes | list | Mapping)
+            and not is_templated(dataset_ids)
+        ):
+            dataset_ids = list(dataset_ids) if isinstance(dataset_ids, Iterable) else dataset_ids
+        if not isinstance(indicator_ids, str | bytes | list | Mapping) and not is_templated(indicator_ids):
+            indicator_ids = list(indicator_ids) if isinstance(indicator_ids, Iterable) else indicator_ids
+        self.output_uri = output_uri
+        self.dataset_ids = dataset_ids
+        self.query = query
+        self.search_filters = search_filters
+        self.indicator_ids = indicator_ids
+        self.indicators = listed(indicators)
+        self.version = version
+        self.system_model = system_model
+        self.layout = layout
+        self.format = format
+        self.max_in_flight = max_in_flight
+        self.max_unique_datasets = max_unique_datasets
+        self.max_unique_indicators = max_unique_indicators
+        # ``BaseOperator.dry_run()`` is a method (render templates, log them): keep the flag apart.
+        self.dry_run_only = dry_run
+        self.fail_on_missing = fail_on_missing
+        self.user_id = user_id
+        self.organization_id = organization_id
+        self.progress_interval = progress_interval
+        self.ecoinvent_conn_id = ecoinvent_conn_id
+        self.partition_size = partition_size
+        self.overwrite = overwrite
+        self.shard = shard
+        # Run state (never deep-copied with a value: set in execute only).
+        self._writer: PartitionedWriter | None = None
+        self._stream: DatasetStream | None = None
+        self._output: AtomicOutput | None = None
+        self._kill_requested = False
+        self._hook: EcoinventHook | None = None
+        self._lineage_state: tuple[str, str, ObjectStoragePath | None] | None = None
+        self._check_static()
+        self._plan(rendered=False)
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def _check_static(self) -> None:
+        """Arguments that are never templated (see :func:`._plan.check_static`)."""
+        check_static(self)
+
+    def _plan(self, *, rendered: bool) -> Plan | None:
+        """Validate the templated arguments; before rendering, only those that are not templated.
+
+        :returns: the plan once rendered, ``None`` before (see :func:`._plan.plan_run`).
+        """
+        return plan_run(self, rendered=rendered)
+
+    # -- execution -------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        start = time.monotonic()
+        self._kill_requested = False
+        plan = self._plan(rendered=True)
+        assert plan is not None
+        if self.format == "parquet" and not self.dry_run_only:
+            require_pyarrow()  # fails with the install command before any call
+        destination = output_path(self.output_uri, writing=not self.dry_run_only)
+        hook = make_hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
+        self._hook = hook  # on_kill stops it: its free calls (version, indicators, search) as well as batches
+        # The connection extras (read without a network call) cap the arguments: an argument may only lower them.
+        limit = capped_limit(self.max_unique_datasets, hook.settings.max_unique_datasets, "max_unique_datasets")
+        indicator_limit = capped_limit(
+            self.max_unique_indicators, hook.settings.max_unique_indicators, "max_unique_indicators"
+        )
+
+        version = hook.resolve_version(plan.version, plan.system_model)
+        if version != plan.version:
+            self.log.info("Version %r resolved to %r; every call of this run uses it.", plan.version, version)
+        self._lineage_state = (lineage_namespace(hook), f"datasets/{version}/{plan.system_model}", destination)
+        resolved = self._resolve_indicators(hook, plan, version)
+        ids = plan.dataset_ids if plan.dataset_ids is not None else self._search(hook, plan, version)
+        selection = "dataset_ids" if plan.dataset_ids is not None else "search"
+        scored = bool(plan.indicator_ids)
+        unique = len(ids)
+        if not self.dry_run_only:
+            check_cost_guard(unique, len(plan.indicator_ids), limit, indicator_limit)
+        indicators_over = scored and indicator_limit is not None and len(plan.indicator_ids) > indicator_limit
+        common: dict[str, Any] = {
+            "output_uri": str(destination) if destination is not None else None,
+            "format": self.format,
+            "layout": self.layout,
+            "version": version,
+            "requested_version": plan.version,
+            "system_model": plan.system_model,
+            "indicator_ids": plan.indicator_ids,
+            "selection": selection,
+            "requested_datasets": unique,
+        }
+        if resolved is not None:
+            common["indicator_selectors"] = plan.selectors
+            common["indicators"] = resolved
+        if self.dry_run_only:
+            manifest = {
+                **common,
+                "dry_run": True,
+                "unique_datasets": unique if scored else 0,
+                "unique_indicators": len(plan.indicator_ids) if scored else 0,
+                "max_unique_datasets": limit,
+                "max_unique_indicators": indicator_limit,
+                "within_cost_guard": not (scored and limit is not None and unique > limit) and not indicators_over,
+                "api_calls": hook.api_calls,
+                "token_requests": hook.token_requests,
+                "elapsed_seconds": elapsed(start),
+            }
+            self.log.info(
+                "Dry run: would score %d distinct datasets for %d indicators (version %s, %s); nothing written.",
+                manifest["unique_datasets"],
+                manifest["unique_indicators"],
+                version,
+                plan.system_model,
+            )
+            if not manifest["within_cost_guard"]:
+                self.log.warning(
+                    "A real run would exceed max_unique_datasets=%s or max_unique_indicators=%s and fail.",
+                    limit,
+                    indicator_limit,
+                )
+            publish_to_outlets(self, context, manifest)
+            return manifest
+
+        assert destination is not None
+        if is_directory_uri(self.output_uri):  # a dataset directory: parts, resumed (operators._partitioned)
+            self._writer, summary = directory_run(self, plan, version, ids, destination, common, context)
+            manifest = self._writer.run(hook, ids, summary, start)
+            publish_to_outlets(self, context, manifest)
+            return manifest
+        if not ids:
+            self.log.warning("No datasets selected; writing an empty file.")
+        written = self._write(hook, plan, version, ids, destination)
+        manifest = {
+            **common,
+            "dry_run": False,
+            "record_count": written["records"],
+            "datasets_written": written["datasets"],
+            "returned_datasets": written["returned"],
+            "missing_datasets": len(written["missing"]),
+            "missing_dataset_ids": written["missing"][:MISSING_IDS_IN_MANIFEST],
+            "bytes": written["bytes"],
+            "sha256": written["sha256"],
+            "api_calls": hook.api_calls,
+            "token_requests": hook.token_requests,
+            "elapsed_seconds": elapsed(start),
+        }
+        self.log.info(
+            "Wrote %d records (%d datasets, %d missing) to %s: %d bytes, sha256 %s, %d API calls.",
+            manifest["record_count"],
+            manifest["datasets_written"],
+            manifest["missing_datasets"],
+            destination,
+            manifest["bytes"],
+            manifest["sha256"],
+            manifest["api_calls"],
+        )
+        publish_to_outlets(self, context, manifest)
+        return manifest
+
+    def _resolve_indicators(self, hook: EcoinventHook, plan: Plan, version: str) -> list[dict[str, Any]] | None:
+        """Resolve ``indicators`` against the pinned version (a free listing) into ``plan.indicator_ids``.
+
+        :returns: the resolved indicators for the manifest; ``None`` when ids were given instead.
+        """
+        if plan.selectors is None:
+            return None
+        resolved = hook.resolve_indicators(plan.selectors, version=version, system_model=plan.system_model)
+        plan.indicator_ids = [indicator["id"] for indicator in resolved]
+        self.log.info(
+            "%d indicator selectors resolved to %d indicators in version %s (%s).",
+            len(plan.selectors),
+            len(resolved),
+            version,
+            plan.system_model,
+        )
+        return resolved
+
+    def _search(self, hook: EcoinventHook, plan: Plan, version: str) -> list[int]:
+        """The ids (only) of every dataset the search matches, sorted; searches are not billed."""
+        found: set[int] = set()
+        for dataset in hook.search_datasets(
+            plan.query or None, version=version, system_model=plan.system_model, **plan.search_filters
+        ):
+            ident = dataset.get("id")
+            if isinstance(ident, int) and not isinstance(ident, bool):
+                found.add(ident)
+        self.log.info("The search selected %d datasets.", len(found))
+        return sorted(found)
+
+    def _write(
+        self, hook: EcoinventHook, plan: Plan, version: str, ids: list[int], destination: ObjectStoragePath
+    ) -> dict[str, Any]:
+        stream = hook.get_datasets(
+            ids,
+            indicator_ids=plan.indicator_ids,
+            version=version,
+            system_model=plan.system_model,
+            max_in_flight=self.max_in_flight,
+        )
+        self._stream = stream
+        progress = Progress(self.log, len(ids), float(self.progress_interval))
+        records = datasets = 0
+        try:
+            with AtomicOutput(destination) as output:
+                self._output = output
+                if self._kill_requested:
+                    raise EcoinventError("The task was killed before writing; nothing was written.")
+                parquet = ParquetRowWriter(output) if self.format == "parquet" else None
+                for dataset in stream:
+                    records += write_dataset(output, parquet, dataset, self.layout, (version, plan.system_model))
+                    datasets += 1
+                    progress.advance()
+                if self._kill_requested:
+                    raise EcoinventError("The task was killed; the partial output was removed.")
+                progress.report()
+                missing = sorted(stream.missing_ids)
+                if missing and self.fail_on_missing:
+                    raise EcoinventError(
+                        f"{len(missing)} of {len(ids)} requested datasets are not in version {version} "
+                        f"({plan.system_model}), e.g. {missing[:MISSING_IDS_IN_MANIFEST]}; fail_on_missing=True, so "
+                        "nothing was written."
+                    )
+                if missing:
+                    self.log.warning(
+                        "%d requested datasets are not in version %s (%s), e.g. %s.",
+                        len(missing),
+                        version,
+                        plan.system_model,
+                        missing[:MISSING_IDS_IN_MANIFEST],
+                    )
+                if parquet is not None:
+                    parquet.close()
+                output.commit()
+        except Exception as err:
+            if self._kill_requested:  # whatever the stopped stream raised, the kill is what happened
+                raise EcoinventError("The task was killed; the partial output was removed.") from err
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                stream.close()
+            self._stream = None
+        return {
+            "records": records,
+            "datasets": datasets,
+            "returned": stream.returned,
+            "missing": missing,
+            "bytes": output.bytes_written,
+            "sha256": output.sha256,
+        }
+
+    def on_kill(self) -> None:
+        """Stop the hook's calls and the batches in flight, and remove the partial file; never raises."""
+        self._kill_requested = True
+        stop_hook(self._hook)
+        if self._writer is not None:
+            self._writer.kill()
+        stream = self._stream
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:
+                # DatasetStream.close() on a generator running in this very thread (a signal handler
+                # interrupting the iteration) raises ValueError; its cancel flag is set by then anyway.
+                self.log.debug("Closing the dataset stream from on_kill failed.", exc_info=True)
+        output = self._output
+        if output is not None:
+            with contextlib.suppress(Exception):
+                output.abort()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The ecoinvent input (``datasets/{version}/{system_model}``) and the output file.
+
+        ``None`` when the openlineage provider (the ``openlineage`` extra) is not installed, or before
+        ``execute`` ran.
+        """
+        if self._lineage_state is None:
+            return None
+        namespace, name, destination = self._lineage_state
+        return lineage(namespace, name, destination)
+
+
+__all__ = ["EcoinventDatasetsOperator"]
