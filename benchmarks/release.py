@@ -28,7 +28,6 @@ import argparse
 import hashlib
 import json
 import math
-import resource
 import signal
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Final
 
-from benchmarks._common import PAGE_LIMIT, child_env, min_batch_calls, process_cpu_seconds, run_child
+from benchmarks._common import PAGE_LIMIT, child_env, maxrss_mb, min_batch_calls, process_cpu_seconds, run_child
 
 #: The operator's default: batch calls in flight in one task.
 MAX_IN_FLIGHT: Final = 8
@@ -46,11 +45,6 @@ MAX_IN_FLIGHT: Final = 8
 HOLD_SECONDS: Final = 900.0
 #: Hang detector only (seconds): the killed run must reach half its parts within this time.
 KILL_WAIT_LIMIT: Final = 900.0
-
-
-def _maxrss_mb() -> float:
-    # Linux reports kilobytes (macOS bytes; the benchmark targets Linux CI).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _task_context(try_number: int) -> dict[str, Any]:
@@ -69,7 +63,7 @@ def _child(directory: Path, n: int, k: int, partition_size: int, try_number: int
     import airflow_provider_ecoinvent.operators.ecoinvent  # noqa: F401  (imports first: the baseline)
     from benchmarks import clients
 
-    baseline = _maxrss_mb()
+    baseline = maxrss_mb()
     start, cpu_start = time.perf_counter(), time.process_time()
     result = clients.operator_ingest(
         range(1, n + 1),
@@ -88,7 +82,7 @@ def _child(directory: Path, n: int, k: int, partition_size: int, try_number: int
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu, 3),
         "maxrss_after_imports_mb": round(baseline, 1),
-        "maxrss_mb": round(_maxrss_mb(), 1),
+        "maxrss_mb": round(maxrss_mb(), 1),
         "manifest": {key: value for key, value in manifest.items() if key != "parts"},
         "parts": [{key: part[key] for key in ("name", "last_dataset_id", "datasets", "sha256")} for part in parts],
         "bytes": sum(part["bytes"] for part in parts),
