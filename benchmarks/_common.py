@@ -33,6 +33,14 @@ def min_batch_calls(n: int, k: int = 0) -> int:
     return math.ceil(n / PAGE_LIMIT) * max(1, math.ceil(k / PAGE_LIMIT))
 
 
+def maxrss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports kilobytes; macOS bytes, and the
+    benchmarks target Linux CI)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def airflow_env() -> dict[str, str]:
     """Environment for a quiet, throw-away Airflow: a temporary home, no examples, warnings only."""
     global _AIRFLOW_HOME

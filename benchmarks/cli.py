@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from benchmarks._common import REPO_ROOT, machine, prepare_airflow_env
 
-SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative", "dlt", "ratelimit")
+SECTIONS: Final = ("calls", "overhead", "latency", "memory", "parse", "alternative", "dlt", "ratelimit", "release")
 DEFAULT_OUTPUT: Final = REPO_ROOT / "benchmarks" / "results" / "latest.json"
 README: Final = REPO_ROOT / "benchmarks" / "README.md"
 
@@ -59,6 +59,11 @@ class Profile:
     #: Section 8, a server limit of 3 calls in flight: N, rounds (latency_ms per call, as in section 3).
     ratelimit_n: int = 10_000
     ratelimit_repeats: int = 3
+    #: Section 9, a full release: N datasets x K indicators at this latency, parts of this many datasets.
+    release_datasets: int = 25_000
+    release_indicators: int = 250
+    release_latency_ms: float = 100.0
+    release_partition_size: int = 1_000
 
     @property
     def catalogue_size(self) -> int:
@@ -92,6 +97,11 @@ PROFILES: Final = {
         dlt_repeats=1,
         ratelimit_n=1_000,
         ratelimit_repeats=1,
+        # About 10 parts of about 200 datasets, 2 calls per batch (K > 100): the kill and the retry, tiny.
+        release_datasets=2_000,
+        release_indicators=150,
+        release_latency_ms=10.0,
+        release_partition_size=400,
     ),
 }
 
@@ -124,7 +134,7 @@ def _log(message: str) -> float:
 def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
     prepare_airflow_env()
     from airflow_provider_ecoinvent.emulator import EmulatorProcess
-    from benchmarks import alternative, calls, clients, dlt_peer, latency, memory, overhead, parse, ratelimit
+    from benchmarks import alternative, calls, clients, dlt_peer, latency, memory, overhead, parse, ratelimit, release
 
     results: dict[str, Any] = {}
     needs_main = {"calls", "overhead", "memory", "alternative", "dlt"} & set(sections)
@@ -192,6 +202,18 @@ def run(profile: Profile, sections: tuple[str, ...]) -> dict[str, Any]:
                 emulator, profile.ratelimit_n, profile.indicators, profile.ratelimit_repeats
             )
             results["ratelimit"]["load_average_at_start"] = load
+    if "release" in sections:
+        load = _log(
+            f"9. full release, N={profile.release_datasets}, K={profile.release_indicators}, "
+            f"{profile.release_latency_ms} ms"
+        )
+        results["release"] = release.run(
+            profile.release_datasets,
+            profile.release_indicators,
+            profile.release_latency_ms,
+            profile.release_partition_size,
+        )
+        results["release"]["load_average_at_start"] = load
     if "parse" in sections:
         load = _log("5. DAG parse")
         results["parse"] = parse.run(profile.parse_repeats, quick=profile.name == "smoke")
@@ -228,6 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     write_readme = args.readme if args.readme is not None else not (args.smoke or args.only)
     if write_readme:
-        update_readme(README, markdown)
+        update_readme(README, results)
     _log(f"done in {meta['duration_s']} s; results in {args.output}")
     return 0

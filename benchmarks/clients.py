@@ -82,9 +82,17 @@ def hook_fetch(ids: Sequence[int], indicator_ids: Sequence[int], *, max_in_fligh
 
 
 def operator_ingest(
-    ids: Sequence[int], indicator_ids: Sequence[int], output: Path, *, max_in_flight: int = 8
+    ids: Sequence[int],
+    indicator_ids: Sequence[int],
+    output: Path | str,
+    *,
+    max_in_flight: int = 8,
+    context: dict[str, Any] | None = None,
+    **options: Any,
 ) -> RunResult:
-    """``EcoinventDatasetsOperator(...).execute(context={})``: JSON Lines, nested layout, version "latest".
+    """``EcoinventDatasetsOperator(...).execute(context)``: JSON Lines, nested layout, version "latest",
+    unless ``options`` (more operator arguments) say otherwise; ``output`` is a path or a URI; ``context``
+    defaults to an empty one (no task instance).
 
     The operator is built inside the timed region (its constructor validates and sorts the ids too), so
     the figure is, if anything, pessimistic for us.
@@ -96,18 +104,18 @@ def operator_ingest(
         task_id="bench_ingest",
         dataset_ids=list(ids),
         indicator_ids=list(indicator_ids),
-        output_uri=output.as_uri(),
+        output_uri=output if isinstance(output, str) else output.as_uri(),
         max_in_flight=max_in_flight,
         progress_interval=3600.0,
         ecoinvent_conn_id=ECOINVENT_CONN_ID,
+        **options,
     )
-    context: Any = {}
     # Called the way the task runner calls it (the sentinel keeps Airflow's "outside the Task Runner"
     # safeguard quiet); no DAG run, no metadata database, no XCom push.
     from airflow.sdk.bases.operator import ExecutorSafeguard
 
     sentinel = {f"{type(operator).__name__}__sentinel": ExecutorSafeguard.sentinel_value}
-    manifest = operator.execute(context, **sentinel)
+    manifest = operator.execute(context or {}, **sentinel)
     return RunResult(manifest["datasets_written"], manifest["api_calls"], manifest["token_requests"], manifest)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import threading
@@ -24,17 +23,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks._common import run_children
+from benchmarks._common import maxrss_mb, run_children
 
 if TYPE_CHECKING:
     from airflow_provider_ecoinvent.emulator.control import EmulatorProcess
 
 TARGET_MB = 64.0
-
-
-def _maxrss_mb() -> float:
-    # Linux reports kilobytes (macOS bytes; the benchmark targets Linux CI).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _current_rss_mb() -> float:
@@ -71,7 +65,7 @@ def _child(n: int, k: int, output: Path) -> dict[str, Any]:
     import airflow_provider_ecoinvent.operators.ecoinvent  # noqa: F401
     from benchmarks import clients
 
-    baseline = _maxrss_mb()
+    baseline = maxrss_mb()
     ids, indicators = list(range(1, n + 1)), list(range(1, k + 1))
     before = _current_rss_mb()
     sampler = _RssSampler()
@@ -87,7 +81,7 @@ def _child(n: int, k: int, output: Path) -> dict[str, Any]:
         "bytes": output.stat().st_size,
         "seconds": round(time.perf_counter() - start, 3),
         "maxrss_after_imports_mb": round(baseline, 1),
-        "maxrss_mb": round(_maxrss_mb(), 1),
+        "maxrss_mb": round(maxrss_mb(), 1),
         "rss_before_ingest_mb": round(before, 1),
         "rss_peak_during_ingest_mb": round(peak, 1),
         "ingest_growth_mb": round(peak - before, 1),

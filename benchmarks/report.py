@@ -10,6 +10,10 @@ if TYPE_CHECKING:
 
 START: Final = "<!-- bench:start -->"
 END: Final = "<!-- bench:end -->"
+#: Section 9 has a block of its own: it takes minutes, so it is often run alone (``--only release --readme``),
+#: which must not wipe the other sections' figures.
+RELEASE_START: Final = "<!-- bench:release:start -->"
+RELEASE_END: Final = "<!-- bench:release:end -->"
 
 
 def _ok(met: bool | None) -> str:
@@ -148,6 +152,8 @@ def _summary_rows(results: dict[str, Any]) -> list[list[Any]]:
         )
     if "ratelimit" in sections:
         rows.append(_ratelimit_summary(sections["ratelimit"]))
+    if "release" in sections:
+        rows.append(_release_summary_row(sections["release"]))
     return rows
 
 
@@ -166,15 +172,20 @@ def _ratelimit_summary(section: dict[str, Any]) -> list[Any]:
     ]
 
 
-def render(results: dict[str, Any]) -> str:
-    meta = results["meta"]
+def _produced_by(meta: dict[str, Any]) -> str:
     machine = meta["machine"]
-    lines = [
+    return (
         f"Produced by `{meta['command']}` on {meta['date']} in {meta['duration_s']:.0f} s "
         f"(profile `{meta['profile']}`). Machine: {machine['cpu_count']} cores ({machine['usable_cpus']} usable), "
-        f"Python {machine['python']}, load average at start {machine['load_average_at_start']}. "
-        "Figures are medians over interleaved repeats; ratios are medians of per-round ratios (same run, same "
-        "emulator process). Absolute times depend on the machine; read the ratios.",
+        f"Python {machine['python']}, load average at start {machine['load_average_at_start']}."
+    )
+
+
+def render(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    lines = [
+        _produced_by(meta) + " Figures are medians over interleaved repeats; ratios are medians of per-round "
+        "ratios (same run, same emulator process). Absolute times depend on the machine; read the ratios.",
         "",
         *_table(["measurement", "target", "result", "met"], _summary_rows(results)),
     ]
@@ -288,6 +299,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _dlt_lines(sections["dlt"])
     if "ratelimit" in sections:
         lines += _ratelimit_lines(sections["ratelimit"])
+    if "release" in sections:
+        lines += _release_lines(sections["release"])
     return "\n".join(lines) + "\n"
 
 
@@ -319,6 +332,91 @@ def _ratelimit_lines(section: dict[str, Any]) -> list[str]:
     header = ["run", "max_in_flight", "peak", "final", "429s (manifest)", "429s (ledger)", "batch calls", "server max"]
     lines += ["", *_table(header, rows)]
     lines += ["", f"Wall ratio (adaptive / told the limit, median of rounds): {section['wall_ratio']}x."]
+    return lines
+
+
+def render_release(results: dict[str, Any]) -> str:
+    """Section 9 alone, for its own block of the README."""
+    release = results["sections"]["release"]
+    lines = [
+        _produced_by(results["meta"]),
+        "",
+        *_table(["measurement", "target", "result", "met"], [_release_summary_row(release)]),
+        *_release_lines(release),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _release_summary_row(release: dict[str, Any]) -> list[Any]:
+    clean, retry, killed = release["clean"], release["retry"], release["killed"]
+    return [
+        f"9. Full release, N={release['datasets']:,}, K={release['indicators']}, "
+        f"{release['latency_ms']:g} ms{_load(release)}",
+        release["target"],
+        f"clean {_s(clean['seconds'])} ({clean['ratio_to_bound']}x the latency bound "
+        f"{_s(clean['latency_bound_seconds'])}), "
+        f"peak RSS {clean['maxrss_mb']} MB; killed at {killed['parts_at_kill']}/{release['parts']} parts, the retry "
+        f"took {_s(retry['seconds'])} ({retry['time_vs_clean']}x clean) and {retry['scored_calls']} scored calls "
+        f"({retry['calls_vs_clean']}x clean, expected {retry['expected_scored_calls']}); "
+        f"identical: {retry['identical_to_clean']}, .partial left: {retry['partial_files_left']}",
+        _ok(release["met"]),
+    ]
+
+
+def _release_lines(release: dict[str, Any]) -> list[str]:
+    """Section 9: the clean run against its latency bound, then the killed run and its retry."""
+    clean, killed, retry = release["clean"], release["killed"], release["retry"]
+    lines = [
+        "",
+        f"**9. Full release**, N={release['datasets']:,} datasets x K={release['indicators']} indicators, "
+        f"{release['latency_ms']:g} ms per call, flat Parquet in {release['parts']} parts of at most "
+        f"{release['partition_size']:,} datasets, {release['max_in_flight']} calls in flight. {release['method']}.",
+        "",
+    ]
+    rows = [
+        [
+            "clean",
+            _s(clean["seconds"]),
+            f"{clean['batch_calls']} (min {clean['min_batch_calls']})",
+            clean["scored_calls"],
+            f"{clean['maxrss_mb']} MB ({clean['maxrss_after_imports_mb']} MB after imports)",
+            f"{release['parts']} written",
+        ],
+        [
+            "killed (SIGKILL)",
+            _s(killed["seconds_to_kill"]),
+            "",
+            "",
+            "",
+            f"{killed['parts_at_kill']} committed, {killed['partial_files_left']} `.partial` left",
+        ],
+        [
+            "retry",
+            f"{_s(retry['seconds'])} ({retry['time_vs_clean']}x clean)",
+            "",
+            f"{retry['scored_calls']} ({retry['calls_vs_clean']}x clean; expected {retry['expected_scored_calls']})",
+            f"{retry['maxrss_mb']} MB",
+            f"{retry['reused_parts']} reused, {retry['fetched_parts']} fetched, "
+            f"{retry['partial_files_left']} `.partial` left, identical to clean: {retry['identical_to_clean']}",
+        ],
+    ]
+    lines += _table(["run", "elapsed", "batch calls", "scored calls", "peak RSS (ru_maxrss)", "parts"], rows)
+    lines += [
+        "",
+        f"Latency bound: {clean['batch_calls']} batch calls x {release['latency_ms']:g} ms / "
+        f"{release['max_in_flight']} in flight = {_s(clean['latency_bound_seconds'])}; the clean run took "
+        f"{clean['ratio_to_bound']}x that ({clean['records']:,} rows, {clean['bytes']:,} bytes; the emulator served "
+        f"at most {clean['emulator_max_in_flight']} calls at once).",
+    ]
+    if "client_cpu_seconds" in clean:
+        lines += [
+            "",
+            f"CPU: the clean run's client used {_s(clean['client_cpu_seconds'])} and the emulator "
+            f"{_s(clean['emulator_cpu_seconds'])} (its start-up included); the retry's "
+            f"{_s(retry['client_cpu_seconds'])} and {_s(retry['emulator_cpu_seconds'])}. Where their sum over the "
+            "usable cores exceeds the latency bound, the run is CPU-bound: encoding, decoding and writing the rows, "
+            "not waiting for the API.",
+        ]
     return lines
 
 
@@ -357,12 +455,22 @@ def _dlt_lines(dlt: dict[str, Any]) -> list[str]:
     return lines
 
 
-def update_readme(readme: Path, markdown: str) -> None:
-    """Replace what is between the markers (appending the markers if absent)."""
+def update_readme(readme: Path, results: dict[str, Any]) -> None:
+    """Write the figures between the README's markers: sections 1 to 8 in the main block, section 9 in its
+    own; a run that did not measure a block's sections leaves that block as it was."""
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    block = f"{START}\n{markdown}{END}"
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.DOTALL)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    sections = results["sections"]
+    others = {name: section for name, section in sections.items() if name != "release"}
+    if others:
+        text = _replace_block(text, START, END, render({**results, "sections": others}))
+    if "release" in sections:
+        text = _replace_block(text, RELEASE_START, RELEASE_END, render_release(results))
     readme.write_text(text, encoding="utf-8")
+
+
+def _replace_block(text: str, start: str, end: str, markdown: str) -> str:
+    """Replace what is between the markers (appending the markers if absent)."""
+    block = f"{start}\n{markdown}{end}"
+    if start in text and end in text:
+        return re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.DOTALL)
+    return text.rstrip("\n") + "\n\n" + block + "\n"

@@ -8,6 +8,7 @@ hang: a busy CI machine must not fail it. dlt is in the test extra, so the secon
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,102 @@ def test_bench_smoke_ratelimit(tmp_path: Path) -> None:
     assert [run["max_in_flight"] for run in adaptive + told] == [8, 3]
     assert "**8. Server limit of 3 calls in flight**" in proc.stdout
     assert _readme() == readme_before
+
+
+def test_bench_smoke_full_release(tmp_path: Path) -> None:
+    """Section 8 at a tiny size: 2,000 datasets x 150 indicators (2 calls per batch of 100) in parts of at most
+    400 datasets, a run SIGKILLed once half its parts are committed, then its retry.
+
+    Call counts are exact at any size: the clean run makes the minimum of batch calls, the retry scores only
+    the parts the killed run had not committed, and its parts equal the clean run's byte for byte.
+    """
+    readme_before = _readme()
+    proc, results = _smoke(tmp_path / "latest.json", ("release",))
+
+    release = results["sections"]["release"]
+    assert (release["datasets"], release["indicators"], release["partition_size"]) == (2_000, 150, 400)
+    parts = release["parts"]
+    assert 5 <= parts <= 2_000 // 100  # content-defined parts: about half of partition_size, never more
+    clean, killed, retry = release["clean"], release["killed"], release["retry"]
+    assert clean["batch_calls"] == clean["min_batch_calls"] == clean["scored_calls"] == 40
+    assert clean["records"] == 2_000 * 150
+    assert clean["latency_bound_seconds"] == pytest.approx(40 * 0.010 / 8)
+    assert clean["maxrss_mb"] > 0
+    assert killed["returncode"] == -signal.SIGKILL  # no on_kill, no finally
+    assert parts // 2 <= killed["parts_at_kill"] < parts
+    assert 0 < retry["scored_calls"] == retry["expected_scored_calls"] < clean["scored_calls"]
+    assert (retry["reused_parts"], retry["fetched_parts"]) == (killed["parts_at_kill"], parts - killed["parts_at_kill"])
+    assert retry["partial_files_left"] == 0
+    assert retry["identical_to_clean"] is True
+    assert release["met"] is True
+    assert "**9. Full release**" in proc.stdout
+    assert _readme() == readme_before
+
+
+def _report_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_report", REPO_ROOT / "benchmarks" / "report.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_release_only_run_rewrites_only_the_release_block_of_the_readme(tmp_path: Path) -> None:
+    """`--only release --readme` (minutes on its own) must not wipe the figures of sections 1 to 7."""
+    report = _report_module()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Benchmarks\n\n{report.START}\nmain figures\n{report.END}\n", encoding="utf-8")
+    meta = {
+        "command": "benchmarks/run.py --only release --readme",
+        "date": "2026-11-28 22:00 UTC",
+        "duration_s": 300.0,
+        "profile": "default",
+        "machine": {"cpu_count": 2, "usable_cpus": 2, "python": "3.11.7", "load_average_at_start": [1.0, 1.0, 1.0]},
+    }
+    release = {
+        "target": "t",
+        "met": True,
+        "datasets": 25_000,
+        "indicators": 250,
+        "latency_ms": 100.0,
+        "partition_size": 1_000,
+        "parts": 25,
+        "max_in_flight": 8,
+        "method": "m",
+        "clean": {
+            "seconds": 90.0,
+            "latency_bound_seconds": 9.375,
+            "ratio_to_bound": 9.6,
+            "batch_calls": 750,
+            "min_batch_calls": 750,
+            "scored_calls": 750,
+            "emulator_max_in_flight": 8,
+            "maxrss_after_imports_mb": 150.0,
+            "maxrss_mb": 200.0,
+            "records": 6_250_000,
+            "bytes": 70_000_000,
+        },
+        "killed": {"seconds_to_kill": 40.0, "returncode": -9, "parts_at_kill": 12, "partial_files_left": 1},
+        "retry": {
+            "seconds": 50.0,
+            "scored_calls": 390,
+            "expected_scored_calls": 390,
+            "time_vs_clean": 0.56,
+            "calls_vs_clean": 0.52,
+            "maxrss_mb": 190.0,
+            "reused_parts": 12,
+            "fetched_parts": 13,
+            "partial_files_left": 0,
+            "identical_to_clean": True,
+        },
+    }
+    report.update_readme(readme, {"meta": meta, "sections": {"release": release}})
+    text = readme.read_text(encoding="utf-8")
+    assert f"{report.START}\nmain figures\n{report.END}" in text
+    block = text.split(report.RELEASE_START, 1)[1].split(report.RELEASE_END, 1)[0]
+    assert "| 9. Full release, N=25,000, K=250, 100 ms |" in block
+    assert "12 committed, 1 `.partial` left" in block
+    assert "750 batch calls x 100 ms / 8 in flight = 9.375 s" in block

@@ -19,12 +19,11 @@ from airflow_provider_ecoinvent.emulator import EmulatorServer
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow.sdk import DAG
-
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "example_dags"
 AIRFLOW = Path(sys.executable).with_name("airflow")
 EXAMPLE_DAG_IDS = [
+    "ecoinvent_full_release",
     "ecoinvent_ingest_datasets",
     "ecoinvent_list_indicators",
     "ecoinvent_new_release",
@@ -49,38 +48,14 @@ def test_dagbag_loads_examples_without_errors_or_warnings() -> None:
     assert ours == []
 
 
-def run_example(
-    write_dag: Callable[[str, str], DAG],
-    monkeypatch: pytest.MonkeyPatch,
-    dag_id: str,
-    emulator: EmulatorServer,
-    output: Path,
-    **env: str,
-) -> Any:
-    """Run an example DAG file with ``dag.test()`` in this process (the same runner as ``airflow dags test``,
-    without a CLI start-up per DAG), against ``emulator``; return the finished DAG run."""
-    from airflow.utils.state import DagRunState
-
-    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json())
-    monkeypatch.setenv("ECOINVENT_OUTPUT_ROOT", output.as_uri())
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    dag = write_dag(dag_id, (EXAMPLES / f"{dag_id}.py").read_text())
-    run = dag.test()
-    assert run.state == DagRunState.SUCCESS
-    return run
-
-
 def jsonl_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.integration
-def test_ingest_datasets_example(
-    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_ingest_datasets_example(run_example: Callable[..., Any], tmp_path: Path) -> None:
     with EmulatorServer(datasets=5000) as emulator:
-        run_example(write_dag, monkeypatch, "ecoinvent_ingest_datasets", emulator, tmp_path)
+        run_example("ecoinvent_ingest_datasets", emulator, tmp_path)
         stats = emulator.stats()
     files = list((tmp_path / "scored").rglob("*.jsonl"))
     assert len(files) == 1
@@ -96,13 +71,11 @@ def test_ingest_datasets_example(
 
 
 @pytest.mark.integration
-def test_list_indicators_example_writes_every_indicator(
-    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_list_indicators_example_writes_every_indicator(run_example: Callable[..., Any], tmp_path: Path) -> None:
     with EmulatorServer() as emulator:
-        run_example(write_dag, monkeypatch, "ecoinvent_list_indicators", emulator, tmp_path)
+        run_example("ecoinvent_list_indicators", emulator, tmp_path)
         stats = emulator.stats()
-        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json())
+        # run_example pointed ecoinvent_default at this emulator, for the rest of the test.
         from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
         expected = EcoinventHook().get_indicators()
@@ -113,9 +86,7 @@ def test_list_indicators_example_writes_every_indicator(
 
 
 @pytest.mark.integration
-def test_new_release_example_waits_for_a_release(
-    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_new_release_example_waits_for_a_release(run_example: Callable[..., Any], tmp_path: Path) -> None:
     """The deferrable sensor waits (its trigger runs inline) until the emulator publishes 3.12."""
     with EmulatorServer() as emulator:
         # Published once the sensor has looked twice and missed: counting polls, not seconds, keeps the test
@@ -132,8 +103,6 @@ def test_new_release_example_waits_for_a_release(
         publisher.start()
         try:
             run_example(
-                write_dag,
-                monkeypatch,
                 "ecoinvent_new_release",
                 emulator,
                 tmp_path,
@@ -151,20 +120,16 @@ def test_new_release_example_waits_for_a_release(
 
 
 @pytest.mark.integration
-def test_release_watcher_example_manual_run(
-    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_release_watcher_example_manual_run(run_example: Callable[..., Any], tmp_path: Path) -> None:
     with EmulatorServer() as emulator:
-        run_example(write_dag, monkeypatch, "ecoinvent_release_watcher", emulator, tmp_path)
+        run_example("ecoinvent_release_watcher", emulator, tmp_path)
     assert jsonl_records(tmp_path / "releases" / "3.11" / "cement.jsonl")
 
 
 @pytest.mark.integration
-def test_system_models_example_maps_one_task_per_model(
-    write_dag: Callable[[str, str], DAG], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_system_models_example_maps_one_task_per_model(run_example: Callable[..., Any], tmp_path: Path) -> None:
     with EmulatorServer() as emulator:
-        run_example(write_dag, monkeypatch, "ecoinvent_system_models", emulator, tmp_path)
+        run_example("ecoinvent_system_models", emulator, tmp_path)
     files = sorted(path.stem for path in (tmp_path / "system_models").rglob("*.jsonl"))
     assert files == sorted(["cutoff", "apos", "consequential", "EN15804"])
     for path in (tmp_path / "system_models").rglob("*.jsonl"):
