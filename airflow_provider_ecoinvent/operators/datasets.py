@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 
 #: Missing dataset ids listed in a manifest (the count is always complete).
 MISSING_IDS_IN_MANIFEST: Final = 20
-#: JSON lines joined into one write to the output (each write takes a lock and checks for an abort).
+#: JSON lines joined into one write to the output (each write takes a lock and checks for an abort), and about
+#: the most bytes collected for one write (a dataset scored for 600 indicators is a ~100 KB line).
 LINES_PER_WRITE: Final = 256
+WRITE_BYTES: Final = 256 * 1024
 
 
 class EcoinventDatasetsOperator(BaseOperator):
@@ -366,7 +368,7 @@ class EcoinventDatasetsOperator(BaseOperator):
                             records += 1
                     datasets += 1
                     progress.advance()
-                    if len(lines) >= LINES_PER_WRITE:
+                    if len(lines) >= LINES_PER_WRITE or (lines and len(lines[-1]) * len(lines) >= WRITE_BYTES):
                         output.write(b"".join(lines))
                         lines.clear()
                 if lines:
