@@ -165,8 +165,9 @@ class DatasetStream(Iterator[dict[str, Any]]):
         window: deque[tuple[list[int], list[Future[list[Any]]]]],
         chunks: Iterator[list[int]],
     ) -> None:
-        """Start batches (all of a batch's calls) while fewer than ``max_in_flight`` calls are in the window."""
-        while sum(len(calls) for _, calls in window) < self.max_in_flight:
+        """Start batches (all of a batch's calls) while they fit in ``max_in_flight`` calls with those in the window
+        (one batch at least): with K > 100 indicators a batch is several calls, and what is held must not grow."""
+        while not window or sum(len(calls) for _, calls in window) + len(self._slices) <= self.max_in_flight:
             chunk = next(chunks, None)
             if chunk is None:
                 return
