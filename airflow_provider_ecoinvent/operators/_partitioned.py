@@ -194,6 +194,8 @@ class PartitionedWriter:
         else:
             result["shard"] = list(self.shard)
             result["assigned_parts"] = len(assigned)
+            # Every assigned part, file-less ones too: the commit step removes only what no shard planned.
+            result["assigned_part_names"] = [part.name for part in assigned]
             result["written_at"] = time.time()
             self._write_shard_record(result)
         return result

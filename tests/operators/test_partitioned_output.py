@@ -411,8 +411,36 @@ def test_the_commit_step_fails_naming_a_missing_or_stale_shard_or_a_bad_part(
     assert not (out / "_SUCCESS").exists()
 
 
-def manifest_of_shard(out: Path, index: int) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads((out / "_shards" / f"shard-{index:05d}-of-00003.json").read_text())
+def test_a_committed_fan_out_with_parts_of_missing_ids_is_skipped_by_a_rerun_sharded_or_not(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """The commit keeps the records of parts without a file: a rerun trusts them and makes no scored call."""
+    out = tmp_path / "fanned"
+    ids = [*range(1, 31), *range(5001, 5031)]  # the emulator has datasets 1 to 1000
+    empty = [part for part in plan_parts(ids, 6) if part[0] > 1000]
+    assert empty
+    body = sharded(out, ids, "shards(2)", partition_size=6)
+    first = dag_runner(body).run()
+    assert first.state == "success", first.errors
+    recorded = {path.stem for path in (out / "_parts").glob("*.json")}
+    assert len(recorded) == len(plan_parts(ids, 6))  # the commit removed none, file-less parts included
+
+    ecoinvent_conn.reset()
+    again = dag_runner(body).run()
+    assert again.state == "success", again.errors
+    assert ecoinvent_conn.stats()["scored_calls"] == 0
+    assert [manifest_of_shard(out, index, 2)["skipped"] for index in range(2)] == [True, True]
+    assert (again.xcom["commit"]["skipped"], manifest_of(out)["skipped"]) == (True, True)
+    assert again.xcom["commit"]["missing_datasets"] == 30
+
+    ecoinvent_conn.reset()
+    alone = dag_runner(ingest("ingest", out, ids, partition_size=6)).run()
+    assert alone.state == "success", alone.errors
+    assert (alone.xcom["ingest"]["skipped"], ecoinvent_conn.stats()["scored_calls"]) == (True, 0)
+
+
+def manifest_of_shard(out: Path, index: int, count: int = 3) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads((out / "_shards" / f"shard-{index:05d}-of-{count:05d}.json").read_text())
     return record
 
 
