@@ -32,6 +32,7 @@ import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.operators._output import (
@@ -261,14 +262,39 @@ class Directory:
 
 
 def check_directory_uri(uri: Any) -> None:
-    """Validate a directory ``output_uri`` without I/O (the file form is checked by ``check_uri``)."""
+    """Validate a directory ``output_uri`` without I/O (the file form is checked by ``check_uri``).
+
+    Runs clean-up removes ``part-*``, ``_SUCCESS`` and ``_manifest.json`` in the directory, so it must be a
+    folder of its own: never a bucket or filesystem root, never a path climbing out with ``..``.
+    """
     if not isinstance(uri, str):
         raise EcoinventConfigError(f"output_uri must be a URI string, got {type(uri).__name__}.")
     text = uri.strip()
     scheme, sep, rest = text.partition("://")
     if sep and scheme and not rest.strip("/"):
-        raise EcoinventConfigError(
-            f"output_uri {text!r} names no folder: a dataset directory needs its own folder, such as "
-            f"'{scheme}://bucket/ecoinvent/3.11/cutoff/' (its part files and bookkeeping are replaced on each run)."
-        )
+        raise _no_folder(text, scheme)
     check_uri(text.rstrip("/"))
+    parts = urlsplit(text)
+    segments = parts.path.split("/")
+    if ".." in segments:
+        raise EcoinventConfigError(
+            f"output_uri {text!r} has a '..' segment: name the dataset directory without climbing out of a folder "
+            "(its part files and bookkeeping are replaced on each run)."
+        )
+    folders = [segment for segment in segments if segment not in ("", ".")]
+    if scheme.lower() not in _LOCAL_SCHEMES and not parts.netloc:
+        folders = folders[1:]  # "s3:///bucket/...": the bucket is the first segment
+    if not folders:
+        raise _no_folder(text, scheme)
+
+
+#: Schemes whose path starts at the filesystem root; any other scheme's first name is a bucket (container).
+_LOCAL_SCHEMES: Final = frozenset({"file", "local"})
+
+
+def _no_folder(text: str, scheme: str) -> EcoinventConfigError:
+    return EcoinventConfigError(
+        f"output_uri {text!r} names no folder: a dataset directory needs its own folder, such as "
+        f"'{scheme}://bucket/ecoinvent/3.11/cutoff/', not a bucket or filesystem root (its part files and "
+        "bookkeeping are replaced on each run)."
+    )

@@ -466,6 +466,22 @@ BAD_ARGUMENTS: list[tuple[str, dict[str, Any], str]] = [
         "shard=[0, 2] needs a dataset directory: end output_uri with '/'",
     ),
     ("root-folder", {"output_uri": "s3://"}, "output_uri 's3://' names no folder: a dataset directory needs its"),
+    ("bucket-root", {"output_uri": "s3://bucket/"}, "output_uri 's3://bucket/' names no folder: a dataset"),
+    (
+        "bucket-root-with-conn",
+        {"output_uri": "s3://aws_default@bucket/"},
+        "output_uri 's3://aws_default@bucket/' names no folder: a dataset directory needs its own folder, such as "
+        "'s3://bucket/ecoinvent/3.11/cutoff/', not a bucket or filesystem root",
+    ),
+    ("bucket-root-in-path", {"output_uri": "s3:///bucket/"}, "output_uri 's3:///bucket/' names no folder"),
+    ("bucket-dot", {"output_uri": "s3://bucket/./"}, "output_uri 's3://bucket/./' names no folder"),
+    ("filesystem-root", {"output_uri": "file:///"}, "output_uri 'file:///' names no folder"),
+    (
+        "climbing-out",
+        {"output_uri": "file:///tmp/../"},
+        "output_uri 'file:///tmp/../' has a '..' segment: name the dataset directory without climbing out",
+    ),
+    ("climbing-out-s3", {"output_uri": "s3://bucket/a/../b/"}, "output_uri 's3://bucket/a/../b/' has a '..' segment"),
     ("no-scheme", {"output_uri": "/data/ecoinvent/"}, "must be a URI with a scheme"),
 ]
 
@@ -485,8 +501,10 @@ def test_bad_partitioned_arguments_fail_at_construction_before_any_call(
     [
         ({"output_uri": "file:///data/out.parquet"}, "output_uri must name the dataset directory the mapped tasks"),
         ({"output_uri": DIRECTORY, "shard_count": 0}, "shard_count must be a whole number >= 1 or None, got 0"),
+        ({"output_uri": "s3://aws_default@bucket/"}, "output_uri 's3://aws_default@bucket/' names no folder"),
+        ({"output_uri": "file:///tmp/../"}, "output_uri 'file:///tmp/../' has a '..' segment"),
     ],
-    ids=["file", "count-0"],
+    ids=["file", "count-0", "bucket-root", "climbing-out"],
 )
 def test_bad_commit_arguments_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(EcoinventConfigError, match=re.escape(message)):
@@ -504,6 +522,21 @@ def test_a_templated_shard_is_checked_once_rendered_before_any_call(
     }
     assert ecoinvent_conn.stats()["api_calls"] == 0
     assert not (tmp_path / "out").exists()
+
+
+def test_a_templated_output_uri_naming_a_root_fails_once_rendered_before_any_call(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    body = ingest("ingest", out, [1, 2, 3]).replace(repr(f"file://{out}/"), "'{{ params.out }}'")
+    assert "params.out" in body
+    result = dag_runner(body, params={"out": f"file://{tmp_path}/../"}).run()
+    assert result.errors["ingest"] == {
+        "type": "EcoinventConfigError",
+        "message": f"output_uri 'file://{tmp_path}/../' has a '..' segment: name the dataset directory without "
+        "climbing out of a folder (its part files and bookkeeping are replaced on each run).",
+    }
+    assert ecoinvent_conn.stats()["api_calls"] == 0
 
 
 # -- crash and resume --------------------------------------------------------------------------------
