@@ -241,6 +241,12 @@ class Directory:
                 if age is not None and age >= lease:
                     self.remove(path)
 
+    def stored_parts(self) -> list[str]:
+        """Names of the parts the directory holds: part files, and records of parts without a file."""
+        names = {name for name in self.listing() if name.startswith(PART_PREFIX)}
+        names.update(name.removesuffix(".json") for name in self.listing(PARTS_FOLDER) if name.endswith(".json"))
+        return sorted(names)
+
     def remove_unplanned(self, names: Iterable[str]) -> list[str]:
         """Remove part files and part records that are not in the plan: the directory reads as one table."""
         keep = set(names)

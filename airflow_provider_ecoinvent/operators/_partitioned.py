@@ -13,7 +13,7 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent.exceptions import EcoinventError, EcoinventOutputError
 from airflow_provider_ecoinvent.operators._directory import Directory, attempt_owner
 from airflow_provider_ecoinvent.operators._partitions import (
     MANIFEST_NAME,
@@ -164,6 +164,8 @@ class PartitionedWriter:
         :param started: ``time.monotonic()`` at the start of the task, for ``elapsed_seconds``.
         """
         self._started = started
+        if not ids and not self.overwrite:
+            self._refuse_emptying()
         parts = plan(self.request, ids)
         fingerprint = self.request.fingerprint(ids)
         self.directory.remove_dead_tries()
@@ -199,6 +201,15 @@ class PartitionedWriter:
             result["written_at"] = time.time()
             self._write_shard_record(result)
         return result
+
+    def _refuse_emptying(self) -> None:
+        """An empty selection would remove every part: only with ``overwrite=True`` (a search may come back empty)."""
+        held = self.directory.stored_parts()
+        if held:
+            raise EcoinventOutputError(
+                f"The selection is empty and {self.directory} holds {len(held)} parts of an earlier request: "
+                "nothing was changed. Pass overwrite=True to empty the dataset directory."
+            )
 
     def _outcome(self, hook: EcoinventHook, fetched: int, reused: int, refetched: list[str]) -> dict[str, Any]:
         return {

@@ -316,6 +316,34 @@ def test_temporary_files_of_other_writers_are_left_while_fresh_and_removed_once_
     assert partials(out) == [live.name]
 
 
+def test_an_empty_selection_never_empties_a_directory_of_parts_unless_overwrite(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """A search that comes back empty is refused rather than deleting every part; overwrite=True empties."""
+    out = tmp_path / "release"
+    ids = list(range(1, 41))
+    assert dag_runner(ingest("ingest", out, ids)).run().state == "success"
+    before = part_files(out)
+    assert before
+
+    def searching(**arguments: Any) -> str:
+        return ingest("ingest", out, ids, **arguments).replace(f"dataset_ids={ids!r}", "query='no-such-dataset-xyz'")
+
+    refused = dag_runner(searching()).run()
+    assert refused.errors["ingest"] == {
+        "type": "EcoinventOutputError",
+        "message": f"The selection is empty and file://{out}/ holds {len(before)} parts of an earlier request: "
+        "nothing was changed. Pass overwrite=True to empty the dataset directory.",
+    }
+    assert part_files(out) == before
+    assert (out / "_SUCCESS").exists()
+
+    emptied = dag_runner(searching(overwrite=True)).run()
+    assert emptied.state == "success", emptied.errors
+    assert part_files(out) == {}
+    assert (emptied.xcom["ingest"]["part_count"], emptied.xcom["ingest"]["selection"]) == (0, "search")
+
+
 # -- fan-out: mapped shards, then the commit step ---------------------------------------------------
 
 
