@@ -11,8 +11,9 @@ with ``_`` or ``.``)::
     _SUCCESS                                    empty, written last
 
 A part is trusted only when its record carries the key the current request computes for it and the
-file's size and SHA-256 (read again) match the record; a part file is committed before its record, so a
-kill between the two leaves a part that is refetched, never one that is trusted unchecked.
+file's size and SHA-256 (read again) match the record. The record is written once the part's bytes are
+final, just before the part is moved into place: a kill after the move keeps the part, a kill before it
+leaves a record that no stored file matches, so the part is refetched, never trusted unchecked.
 
 **Temporary files of dead tries.** Each temporary file's name carries its writer's *owner*: a hash of the
 task instance (dag, run, task, map index) and the try number. Airflow runs one try of a task instance at

@@ -3,7 +3,8 @@
 Used by :class:`EcoinventDatasetsOperator` when ``output_uri`` ends with ``/``. The plan, names and keys
 come from :mod:`._partitions`, the directory's bookkeeping from :mod:`._directory`. Each part is written
 with :class:`AtomicOutput` in exactly the bytes single-file mode writes for the same datasets (same
-serialisation, same layouts, same Parquet writer), and committed before its record is.
+serialisation, same layouts, same Parquet writer); its record is written once the part's bytes are final,
+just before the part is moved into place.
 """
 
 from __future__ import annotations
@@ -107,11 +108,11 @@ class _PartFile:
         self.datasets = self.records = 0
         self.returned: set[int] = set()
 
-    def commit(self) -> None:
+    def seal(self) -> None:
+        """Write out every byte: the size and SHA-256 of the temporary file are then final."""
         self.lines.flush()
         if self.parquet is not None:
             self.parquet.close()
-        self.output.commit()
 
     def discard(self) -> None:
         """Remove the temporary file; the Parquet writer is closed first (it would write to it when collected)."""
@@ -331,14 +332,19 @@ class PartitionedWriter:
         self._current = _PartFile(self.directory, part, self.request.file_format)
 
     def _finish(self, written: dict[str, dict[str, Any]]) -> None:
-        """Commit the open part, then its record (the record last: it is what makes the part trusted)."""
+        """Seal the open part, write its record, then move the part into place.
+
+        The record goes before the move: a kill after the move keeps the part (its record is there and matches),
+        a kill before it leaves a record that no stored file matches (none, or an older one), so the part is
+        refetched, never trusted unchecked.
+        """
         current, self._current = self._current, None
         if current is None:
             return
         self._stop_if_killed()
         part = current.part
         if current.datasets:
-            current.commit()
+            current.seal()
         else:  # every id of the part is missing in the version: no file (an empty JSON file breaks readers)
             current.discard()
             self.directory.remove(part.name)
@@ -356,6 +362,8 @@ class PartitionedWriter:
             "missing_dataset_ids": [ident for ident in part.ids if ident not in current.returned],
         }
         self.directory.write_json(record_name(part.name), record)
+        if current.datasets:
+            current.output.commit()
         written[part.name] = record
         self.log.info(
             "Committed part %s: %d datasets, %d records, %d bytes.",

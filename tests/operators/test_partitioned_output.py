@@ -605,7 +605,8 @@ def test_a_sigkilled_task_process_is_resumed_by_its_retry_which_fetches_only_the
         process.wait(30)
         log.close()
     assert process.returncode == -signal.SIGKILL
-    committed = {path.stem for path in (out / "_parts").glob("*.json")}
+    # A part counts as committed once moved into place (its record is written just before the move).
+    committed = {path.stem for path in (out / "_parts").glob("*.json") if (out / path.stem).exists()}
     assert partials(out)  # the killed try's temporary file, which no clean-up removed
     planned = plan_parts(ids, 40)
     names = [f"part-{part[0]:012d}-{part[-1]:012d}.parquet" for part in planned]
@@ -625,3 +626,44 @@ def test_a_sigkilled_task_process_is_resumed_by_its_retry_which_fetches_only_the
     assert part_files(out) == part_files(clean)
     assert manifest["parts"] == manifest_of(clean)["parts"]
     assert manifest["fingerprint"] == manifest_of(clean)["fingerprint"]
+
+
+def test_a_task_killed_right_after_moving_a_part_into_place_keeps_that_part_on_retry(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """The record is written before the move: a SIGKILL just after the move costs no refetch of the part."""
+    out, clean = tmp_path / "release", tmp_path / "clean"
+    ids = list(range(1, 121))
+    assert dag_runner(ingest("ingest", clean, ids, partition_size=40)).run().state == "success"
+    runner = dag_runner(ingest("ingest", out, ids, partition_size=40))
+    # The filesystem (fsspec, not this package) SIGKILLs the task process as soon as the first part is moved.
+    code = (
+        "import importlib.util, os, signal, pendulum\n"
+        "from fsspec.implementations.local import LocalFileSystem\n"
+        "moving = LocalFileSystem.mv\n"
+        "def mv(self, path1, path2, *args, **kwargs):\n"
+        "    moving(self, path1, path2, *args, **kwargs)\n"
+        "    if os.path.basename(str(path2)).startswith('part-') and '_parts' not in str(path2):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "LocalFileSystem.mv = mv\n"
+        f"spec = importlib.util.spec_from_file_location('killed_dag', {runner.dag.fileloc!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        f"when = pendulum.parse({LOGICAL_DATE!r})\n"
+        "module.dag.test(logical_date=when, run_after=when)\n"
+    )
+    with (tmp_path / "killed.log").open("wb") as log:
+        process = subprocess.run([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, timeout=180)
+    assert process.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-3000:]
+    moved = sorted(part_files(out))
+    assert len(moved) == 1
+    planned = plan_parts(ids, 40)
+    first = next(part for part in planned if f"part-{part[0]:012d}-{part[-1]:012d}.parquet" == moved[0])
+
+    ecoinvent_conn.reset()
+    when = pendulum.parse(LOGICAL_DATE)
+    retry = runner.run(logical_date=when, run_after=when)
+    assert retry.state == "success", retry.errors
+    assert scored_ids(ecoinvent_conn) == sorted(set(ids) - set(first))  # the moved part is not billed again
+    assert (retry.xcom["ingest"]["reused_parts"], retry.xcom["ingest"]["refetched_parts"]) == (1, [])
+    assert part_files(out) == part_files(clean)
