@@ -11,8 +11,9 @@ with ``_`` or ``.``)::
     _SUCCESS                                    empty, written last
 
 A part is trusted only when its record carries the key the current request computes for it and the
-file's size and SHA-256 (read again) match the record; a part file is committed before its record, so a
-kill between the two leaves a part that is refetched, never one that is trusted unchecked.
+file's size and SHA-256 (read again) match the record. The record is written once the part's bytes are
+final, just before the part is moved into place: a kill after the move keeps the part, a kill before it
+leaves a record that no stored file matches, so the part is refetched, never trusted unchecked.
 
 **Temporary files of dead tries.** Each temporary file's name carries its writer's *owner*: a hash of the
 task instance (dag, run, task, map index) and the try number. Airflow runs one try of a task instance at
@@ -32,6 +33,7 @@ import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.operators._output import (
@@ -240,6 +242,12 @@ class Directory:
                 if age is not None and age >= lease:
                     self.remove(path)
 
+    def stored_parts(self) -> list[str]:
+        """Names of the parts the directory holds: part files, and records of parts without a file."""
+        names = {name for name in self.listing() if name.startswith(PART_PREFIX)}
+        names.update(name.removesuffix(".json") for name in self.listing(PARTS_FOLDER) if name.endswith(".json"))
+        return sorted(names)
+
     def remove_unplanned(self, names: Iterable[str]) -> list[str]:
         """Remove part files and part records that are not in the plan: the directory reads as one table."""
         keep = set(names)
@@ -261,14 +269,43 @@ class Directory:
 
 
 def check_directory_uri(uri: Any) -> None:
-    """Validate a directory ``output_uri`` without I/O (the file form is checked by ``check_uri``)."""
+    """Validate a directory ``output_uri`` without I/O (the file form is checked by ``check_uri``).
+
+    Runs clean-up removes ``part-*``, ``_SUCCESS`` and ``_manifest.json`` in the directory, so it must be a
+    folder of its own: never a bucket or filesystem root, never a path climbing out with ``..``.
+    """
     if not isinstance(uri, str):
         raise EcoinventConfigError(f"output_uri must be a URI string, got {type(uri).__name__}.")
     text = uri.strip()
     scheme, sep, rest = text.partition("://")
     if sep and scheme and not rest.strip("/"):
-        raise EcoinventConfigError(
-            f"output_uri {text!r} names no folder: a dataset directory needs its own folder, such as "
-            f"'{scheme}://bucket/ecoinvent/3.11/cutoff/' (its part files and bookkeeping are replaced on each run)."
-        )
+        raise _no_folder(text, scheme)
     check_uri(text.rstrip("/"))
+    parts = urlsplit(text)
+    segments = parts.path.split("/")
+    if ".." in segments:
+        raise EcoinventConfigError(
+            f"output_uri {text!r} has a '..' segment: name the dataset directory without climbing out of a folder "
+            "(its part files and bookkeeping are replaced on each run)."
+        )
+    folders = [segment for segment in segments if segment not in ("", ".")]
+    if scheme.lower() not in _LOCAL_SCHEMES and not parts.netloc:
+        folders = folders[1:]  # "s3:///bucket/...": the bucket is the first segment
+    if not folders:
+        raise _no_folder(text, scheme)
+
+
+#: Schemes whose path starts at the filesystem root; any other scheme's first name is a bucket (container).
+_LOCAL_SCHEMES: Final = frozenset({"file", "local"})
+
+
+def _no_folder(text: str, scheme: str) -> EcoinventConfigError:
+    example = (
+        "file:///data/ecoinvent/3.11/cutoff/"
+        if scheme in _LOCAL_SCHEMES
+        else f"{scheme}://bucket/ecoinvent/3.11/cutoff/"
+    )
+    return EcoinventConfigError(
+        f"output_uri {text!r} names no folder: a dataset directory needs its own folder, such as "
+        f"'{example}', not a bucket or filesystem root (its part files and bookkeeping are replaced on each run)."
+    )

@@ -3,7 +3,8 @@
 Used by :class:`EcoinventDatasetsOperator` when ``output_uri`` ends with ``/``. The plan, names and keys
 come from :mod:`._partitions`, the directory's bookkeeping from :mod:`._directory`. Each part is written
 with :class:`AtomicOutput` in exactly the bytes single-file mode writes for the same datasets (same
-serialisation, same layouts, same Parquet writer), and committed before its record is.
+serialisation, same layouts, same Parquet writer); its record is written once the part's bytes are final,
+just before the part is moved into place.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent.exceptions import EcoinventError, EcoinventOutputError
 from airflow_provider_ecoinvent.operators._directory import Directory, attempt_owner
 from airflow_provider_ecoinvent.operators._partitions import (
     MANIFEST_NAME,
@@ -107,11 +108,11 @@ class _PartFile:
         self.datasets = self.records = 0
         self.returned: set[int] = set()
 
-    def commit(self) -> None:
+    def seal(self) -> None:
+        """Write out every byte: the size and SHA-256 of the temporary file are then final."""
         self.lines.flush()
         if self.parquet is not None:
             self.parquet.close()
-        self.output.commit()
 
     def discard(self) -> None:
         """Remove the temporary file; the Parquet writer is closed first (it would write to it when collected)."""
@@ -164,6 +165,8 @@ class PartitionedWriter:
         :param started: ``time.monotonic()`` at the start of the task, for ``elapsed_seconds``.
         """
         self._started = started
+        if not ids and not self.overwrite:
+            self._refuse_emptying()
         parts = plan(self.request, ids)
         fingerprint = self.request.fingerprint(ids)
         self.directory.remove_dead_tries()
@@ -194,9 +197,20 @@ class PartitionedWriter:
         else:
             result["shard"] = list(self.shard)
             result["assigned_parts"] = len(assigned)
+            # Every assigned part, file-less ones too: the commit step removes only what no shard planned.
+            result["assigned_part_names"] = [part.name for part in assigned]
             result["written_at"] = time.time()
             self._write_shard_record(result)
         return result
+
+    def _refuse_emptying(self) -> None:
+        """An empty selection would remove every part: only with ``overwrite=True`` (a search may come back empty)."""
+        held = self.directory.stored_parts()
+        if held:
+            raise EcoinventOutputError(
+                f"The selection is empty and {self.directory} holds {len(held)} parts of an earlier request: "
+                "nothing was changed. Pass overwrite=True to empty the dataset directory."
+            )
 
     def _outcome(self, hook: EcoinventHook, fetched: int, reused: int, refetched: list[str]) -> dict[str, Any]:
         return {
@@ -318,14 +332,19 @@ class PartitionedWriter:
         self._current = _PartFile(self.directory, part, self.request.file_format)
 
     def _finish(self, written: dict[str, dict[str, Any]]) -> None:
-        """Commit the open part, then its record (the record last: it is what makes the part trusted)."""
+        """Seal the open part, write its record, then move the part into place.
+
+        The record goes before the move: a kill after the move keeps the part (its record is there and matches),
+        a kill before it leaves a record that no stored file matches (none, or an older one), so the part is
+        refetched, never trusted unchecked.
+        """
         current, self._current = self._current, None
         if current is None:
             return
         self._stop_if_killed()
         part = current.part
         if current.datasets:
-            current.commit()
+            current.seal()
         else:  # every id of the part is missing in the version: no file (an empty JSON file breaks readers)
             current.discard()
             self.directory.remove(part.name)
@@ -343,6 +362,8 @@ class PartitionedWriter:
             "missing_dataset_ids": [ident for ident in part.ids if ident not in current.returned],
         }
         self.directory.write_json(record_name(part.name), record)
+        if current.datasets:
+            current.output.commit()
         written[part.name] = record
         self.log.info(
             "Committed part %s: %d datasets, %d records, %d bytes.",

@@ -43,7 +43,14 @@ __all__ = ["EcoinventDatasetsCommitOperator"]
 
 _SHARD_RECORD: Final = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
 #: Keys of a shard record that describe the shard, not the dataset.
-_SHARD_ONLY: Final = ("shard", "written_at", "elapsed_seconds", "token_requests", "assigned_parts")
+_SHARD_ONLY: Final = (
+    "shard",
+    "written_at",
+    "elapsed_seconds",
+    "token_requests",
+    "assigned_parts",
+    "assigned_part_names",
+)
 _SUMMED: Final = ("fetched_parts", "reused_parts", "api_calls", "missing_datasets")
 
 
@@ -90,7 +97,7 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
             raise
         manifest = self._manifest(records, max(records, key=_written_at), entries)
         directory.withdraw_success()
-        directory.remove_unplanned(entry["name"] for entry in entries)
+        directory.remove_unplanned(_planned_names(records, entries))
         directory.remove_expired_partials()
         directory.complete(manifest)
         self.log.info(
@@ -219,6 +226,17 @@ def _combined_concurrency(records: list[dict[str, Any]]) -> dict[str, int]:
         "final_in_flight": min(int(f.get("final_in_flight") or 0) for f in figures),
         "rate_limited_calls": sum(int(f.get("rate_limited_calls") or 0) for f in figures),
     }
+
+
+def _planned_names(records: list[dict[str, Any]], entries: list[dict[str, Any]]) -> set[str]:
+    """Every part of the whole plan, those without a file included (their records make reruns skip them).
+
+    Shard records written before ``assigned_part_names`` existed list only parts with a file.
+    """
+    names = {str(entry["name"]) for entry in entries}
+    for record in records:
+        names.update(str(name) for name in record.get("assigned_part_names") or ())
+    return names
 
 
 def _written_at(record: Mapping[str, Any]) -> float:

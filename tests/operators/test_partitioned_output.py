@@ -316,6 +316,34 @@ def test_temporary_files_of_other_writers_are_left_while_fresh_and_removed_once_
     assert partials(out) == [live.name]
 
 
+def test_an_empty_selection_never_empties_a_directory_of_parts_unless_overwrite(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """A search that comes back empty is refused rather than deleting every part; overwrite=True empties."""
+    out = tmp_path / "release"
+    ids = list(range(1, 41))
+    assert dag_runner(ingest("ingest", out, ids)).run().state == "success"
+    before = part_files(out)
+    assert before
+
+    def searching(**arguments: Any) -> str:
+        return ingest("ingest", out, ids, **arguments).replace(f"dataset_ids={ids!r}", "query='no-such-dataset-xyz'")
+
+    refused = dag_runner(searching()).run()
+    assert refused.errors["ingest"] == {
+        "type": "EcoinventOutputError",
+        "message": f"The selection is empty and file://{out}/ holds {len(before)} parts of an earlier request: "
+        "nothing was changed. Pass overwrite=True to empty the dataset directory.",
+    }
+    assert part_files(out) == before
+    assert (out / "_SUCCESS").exists()
+
+    emptied = dag_runner(searching(overwrite=True)).run()
+    assert emptied.state == "success", emptied.errors
+    assert part_files(out) == {}
+    assert (emptied.xcom["ingest"]["part_count"], emptied.xcom["ingest"]["selection"]) == (0, "search")
+
+
 # -- fan-out: mapped shards, then the commit step ---------------------------------------------------
 
 
@@ -411,8 +439,36 @@ def test_the_commit_step_fails_naming_a_missing_or_stale_shard_or_a_bad_part(
     assert not (out / "_SUCCESS").exists()
 
 
-def manifest_of_shard(out: Path, index: int) -> dict[str, Any]:
-    record: dict[str, Any] = json.loads((out / "_shards" / f"shard-{index:05d}-of-00003.json").read_text())
+def test_a_committed_fan_out_with_parts_of_missing_ids_is_skipped_by_a_rerun_sharded_or_not(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """The commit keeps the records of parts without a file: a rerun trusts them and makes no scored call."""
+    out = tmp_path / "fanned"
+    ids = [*range(1, 31), *range(5001, 5031)]  # the emulator has datasets 1 to 1000
+    empty = [part for part in plan_parts(ids, 6) if part[0] > 1000]
+    assert empty
+    body = sharded(out, ids, "shards(2)", partition_size=6)
+    first = dag_runner(body).run()
+    assert first.state == "success", first.errors
+    recorded = {path.stem for path in (out / "_parts").glob("*.json")}
+    assert len(recorded) == len(plan_parts(ids, 6))  # the commit removed none, file-less parts included
+
+    ecoinvent_conn.reset()
+    again = dag_runner(body).run()
+    assert again.state == "success", again.errors
+    assert ecoinvent_conn.stats()["scored_calls"] == 0
+    assert [manifest_of_shard(out, index, 2)["skipped"] for index in range(2)] == [True, True]
+    assert (again.xcom["commit"]["skipped"], manifest_of(out)["skipped"]) == (True, True)
+    assert again.xcom["commit"]["missing_datasets"] == 30
+
+    ecoinvent_conn.reset()
+    alone = dag_runner(ingest("ingest", out, ids, partition_size=6)).run()
+    assert alone.state == "success", alone.errors
+    assert (alone.xcom["ingest"]["skipped"], ecoinvent_conn.stats()["scored_calls"]) == (True, 0)
+
+
+def manifest_of_shard(out: Path, index: int, count: int = 3) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads((out / "_shards" / f"shard-{index:05d}-of-{count:05d}.json").read_text())
     return record
 
 
@@ -438,6 +494,22 @@ BAD_ARGUMENTS: list[tuple[str, dict[str, Any], str]] = [
         "shard=[0, 2] needs a dataset directory: end output_uri with '/'",
     ),
     ("root-folder", {"output_uri": "s3://"}, "output_uri 's3://' names no folder: a dataset directory needs its"),
+    ("bucket-root", {"output_uri": "s3://bucket/"}, "output_uri 's3://bucket/' names no folder: a dataset"),
+    (
+        "bucket-root-with-conn",
+        {"output_uri": "s3://aws_default@bucket/"},
+        "output_uri 's3://aws_default@bucket/' names no folder: a dataset directory needs its own folder, such as "
+        "'s3://bucket/ecoinvent/3.11/cutoff/', not a bucket or filesystem root",
+    ),
+    ("bucket-root-in-path", {"output_uri": "s3:///bucket/"}, "output_uri 's3:///bucket/' names no folder"),
+    ("bucket-dot", {"output_uri": "s3://bucket/./"}, "output_uri 's3://bucket/./' names no folder"),
+    ("filesystem-root", {"output_uri": "file:///"}, "output_uri 'file:///' names no folder"),
+    (
+        "climbing-out",
+        {"output_uri": "file:///tmp/../"},
+        "output_uri 'file:///tmp/../' has a '..' segment: name the dataset directory without climbing out",
+    ),
+    ("climbing-out-s3", {"output_uri": "s3://bucket/a/../b/"}, "output_uri 's3://bucket/a/../b/' has a '..' segment"),
     ("no-scheme", {"output_uri": "/data/ecoinvent/"}, "must be a URI with a scheme"),
 ]
 
@@ -457,8 +529,10 @@ def test_bad_partitioned_arguments_fail_at_construction_before_any_call(
     [
         ({"output_uri": "file:///data/out.parquet"}, "output_uri must name the dataset directory the mapped tasks"),
         ({"output_uri": DIRECTORY, "shard_count": 0}, "shard_count must be a whole number >= 1 or None, got 0"),
+        ({"output_uri": "s3://aws_default@bucket/"}, "output_uri 's3://aws_default@bucket/' names no folder"),
+        ({"output_uri": "file:///tmp/../"}, "output_uri 'file:///tmp/../' has a '..' segment"),
     ],
-    ids=["file", "count-0"],
+    ids=["file", "count-0", "bucket-root", "climbing-out"],
 )
 def test_bad_commit_arguments_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(EcoinventConfigError, match=re.escape(message)):
@@ -476,6 +550,21 @@ def test_a_templated_shard_is_checked_once_rendered_before_any_call(
     }
     assert ecoinvent_conn.stats()["api_calls"] == 0
     assert not (tmp_path / "out").exists()
+
+
+def test_a_templated_output_uri_naming_a_root_fails_once_rendered_before_any_call(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    body = ingest("ingest", out, [1, 2, 3]).replace(repr(f"file://{out}/"), "'{{ params.out }}'")
+    assert "params.out" in body
+    result = dag_runner(body, params={"out": f"file://{tmp_path}/../"}).run()
+    assert result.errors["ingest"] == {
+        "type": "EcoinventConfigError",
+        "message": f"output_uri 'file://{tmp_path}/../' has a '..' segment: name the dataset directory without "
+        "climbing out of a folder (its part files and bookkeeping are replaced on each run).",
+    }
+    assert ecoinvent_conn.stats()["api_calls"] == 0
 
 
 # -- crash and resume --------------------------------------------------------------------------------
@@ -516,7 +605,8 @@ def test_a_sigkilled_task_process_is_resumed_by_its_retry_which_fetches_only_the
         process.wait(30)
         log.close()
     assert process.returncode == -signal.SIGKILL
-    committed = {path.stem for path in (out / "_parts").glob("*.json")}
+    # A part counts as committed once moved into place (its record is written just before the move).
+    committed = {path.stem for path in (out / "_parts").glob("*.json") if (out / path.stem).exists()}
     assert partials(out)  # the killed try's temporary file, which no clean-up removed
     planned = plan_parts(ids, 40)
     names = [f"part-{part[0]:012d}-{part[-1]:012d}.parquet" for part in planned]
@@ -536,3 +626,44 @@ def test_a_sigkilled_task_process_is_resumed_by_its_retry_which_fetches_only_the
     assert part_files(out) == part_files(clean)
     assert manifest["parts"] == manifest_of(clean)["parts"]
     assert manifest["fingerprint"] == manifest_of(clean)["fingerprint"]
+
+
+def test_a_task_killed_right_after_moving_a_part_into_place_keeps_that_part_on_retry(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """The record is written before the move: a SIGKILL just after the move costs no refetch of the part."""
+    out, clean = tmp_path / "release", tmp_path / "clean"
+    ids = list(range(1, 121))
+    assert dag_runner(ingest("ingest", clean, ids, partition_size=40)).run().state == "success"
+    runner = dag_runner(ingest("ingest", out, ids, partition_size=40))
+    # The filesystem (fsspec, not this package) SIGKILLs the task process as soon as the first part is moved.
+    code = (
+        "import importlib.util, os, signal, pendulum\n"
+        "from fsspec.implementations.local import LocalFileSystem\n"
+        "moving = LocalFileSystem.mv\n"
+        "def mv(self, path1, path2, *args, **kwargs):\n"
+        "    moving(self, path1, path2, *args, **kwargs)\n"
+        "    if os.path.basename(str(path2)).startswith('part-') and '_parts' not in str(path2):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "LocalFileSystem.mv = mv\n"
+        f"spec = importlib.util.spec_from_file_location('killed_dag', {runner.dag.fileloc!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        f"when = pendulum.parse({LOGICAL_DATE!r})\n"
+        "module.dag.test(logical_date=when, run_after=when)\n"
+    )
+    with (tmp_path / "killed.log").open("wb") as log:
+        process = subprocess.run([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, timeout=180)
+    assert process.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-3000:]
+    moved = sorted(part_files(out))
+    assert len(moved) == 1
+    planned = plan_parts(ids, 40)
+    first = next(part for part in planned if f"part-{part[0]:012d}-{part[-1]:012d}.parquet" == moved[0])
+
+    ecoinvent_conn.reset()
+    when = pendulum.parse(LOGICAL_DATE)
+    retry = runner.run(logical_date=when, run_after=when)
+    assert retry.state == "success", retry.errors
+    assert scored_ids(ecoinvent_conn) == sorted(set(ids) - set(first))  # the moved part is not billed again
+    assert (retry.xcom["ingest"]["reused_parts"], retry.xcom["ingest"]["refetched_parts"]) == (1, [])
+    assert part_files(out) == part_files(clean)

@@ -115,7 +115,12 @@ BAD_ARGUMENTS: list[tuple[str, dict[str, Any], str]] = [
     ("ids-and-query", {"query": "steel"}, "Give either dataset_ids or a search"),
     ("unknown-format", {"format": "xlsx"}, "format must be one of jsonl, parquet, got 'xlsx'"),
     ("uri-without-scheme", {"output_uri": "/data/out.jsonl"}, "output_uri must be a URI with a scheme"),
-    ("uri-folder", {"output_uri": "file:///data/"}, "must name a file, not a folder"),
+    # A folder URI is a dataset directory (issue 14); only a root, which clean-up would sweep, is refused.
+    (
+        "uri-root-folder",
+        {"output_uri": "file:///"},
+        "names no folder: a dataset directory needs its own folder, such as 'file:///data/",
+    ),
     ("max-in-flight-negative", {"max_in_flight": -4}, "max_in_flight must be a whole number >= 1, got -4"),
     ("max-in-flight-zero", {"max_in_flight": 0}, "max_in_flight must be a whole number >= 1"),
     ("guard-negative", {"max_unique_datasets": -1}, "max_unique_datasets must be a whole number >= 0"),
