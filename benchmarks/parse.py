@@ -13,7 +13,8 @@ A baseline DAG file, generated from the example by replacing our operator's impo
 the difference is what our provider adds, the baseline what Airflow itself costs for such a file.
 
 One more interpreter runs with ``-X importtime`` to name the modules the DAG file pulls in. A warm-up
-interpreter per file (bytecode compilation) is discarded.
+interpreter per file (bytecode compilation) is discarded: the children write and read bytecode (in a
+temporary ``PYTHONPYCACHEPREFIX``) as a deployment does, whatever ``PYTHONDONTWRITEBYTECODE`` says here.
 """
 
 from __future__ import annotations
@@ -98,6 +99,10 @@ def run(repeats: int, dag_file: Path = DAG_FILE, *, quick: bool = False) -> dict
     with tempfile.TemporaryDirectory(prefix="ecoinvent-bench-parse-") as folder:
         baseline_file = Path(folder) / "baseline_same_shape_dag.py"
         baseline_file.write_text(_baseline_source(dag_file), encoding="utf-8")
+        # Bytecode as a deployment has it (pip compiles on install; the DAG processor's imports write it): the
+        # children may write .pyc files, into a prefix of their own rather than the repository, even where the
+        # environment says PYTHONDONTWRITEBYTECODE (then every run would time compiling source, not parsing).
+        env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(Path(folder) / "pycache")}
         codes = {
             "example DAG": _CHILD.format(
                 marker=MARKER, path=str(dag_file), provider_import=f"import {PROVIDER_MODULE}"
@@ -108,14 +113,14 @@ def run(repeats: int, dag_file: Path = DAG_FILE, *, quick: bool = False) -> dict
         }
         if not quick:
             for code in codes.values():
-                run_child(["-c", code])  # warm-up: compiles bytecode
+                run_child(["-c", code], env=env)  # warm-up: compiles bytecode
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in codes}
         for _ in range(repeats):
-            children = run_children([["-c", code] for code in codes.values()], parallel=quick)
+            children = run_children([["-c", code] for code in codes.values()], env=env, parallel=quick)
             for name, child in zip(codes, children, strict=True):
                 child.pop("_stderr", None)
                 runs[name].append(child)
-        profiled = {"_stderr": ""} if quick else run_child(["-X", "importtime", "-c", codes["example DAG"]])
+        profiled = {"_stderr": ""} if quick else run_child(["-X", "importtime", "-c", codes["example DAG"]], env=env)
     medians = {
         name: {key: round(median([r[key] for r in values]), 1) for key in values[0]} for name, values in runs.items()
     }
