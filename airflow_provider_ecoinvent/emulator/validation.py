@@ -79,12 +79,15 @@ class ValidationErrors:
             return None
         values: list[int] = []
         ok = True
-        for index, item in enumerate(raw):
-            number = self.coerce_int(item, (*loc, index))
-            if number is None:
-                ok = False
-            else:
-                values.append(number)
+        if set(map(type, raw)) <= {int}:  # the usual case, checked at C speed: nothing to coerce
+            values = list(raw)
+        else:
+            for index, item in enumerate(raw):
+                number = self.coerce_int(item, (*loc, index))
+                if number is None:
+                    ok = False
+                else:
+                    values.append(number)
         if min_length is not None and len(raw) < min_length:
             noun = "item" if min_length == 1 else "items"
             self.add(
