@@ -31,12 +31,13 @@ class DatasetStream(Iterator[dict[str, Any]]):
     """The datasets of :meth:`EcoinventHook.get_datasets`, streamed in the order of the requested ids.
 
     At most ``max_in_flight`` batch calls run at once (one at a time with ``max_in_flight=1``), the next ones
-    starting while the caller consumes a batch, and at most ``look_ahead(max_in_flight) + 1`` batches are held
-    in memory, so memory stays flat whatever the number of ids. The calls actually in flight adapt within that
-    ceiling: a 429 halves them, a run of successes adds one back (:mod:`.._concurrency`), and
-    ``concurrency`` tells the peak, the final width and the number of 429s. ``close()`` (or ``on_kill``)
-    cancels what has not started. After iteration, ``missing_ids`` lists the requested ids the API did not
-    return (unknown in that version, or not licensed).
+    starting while the caller consumes a batch; the answers of at most ``look_ahead(max_in_flight)`` calls and
+    the batch being handed over are held in memory, so memory stays flat whatever the number of ids. The
+    calls actually in flight adapt within that ceiling: a 429 halves them, a run of successes adds one back
+    (:mod:`.._concurrency`), and ``concurrency`` tells the peak, the final width and the number of 429s.
+    ``close()`` (or ``on_kill``), or a failed call, cancels what has not started. After iteration,
+    ``missing_ids`` lists the requested ids the API did not return (unknown in that version, or not
+    licensed).
     """
 
     def __init__(
@@ -62,6 +63,8 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self._cancelled = threading.Event()
         # Set when the stream stops early for any reason (close, or a failed batch): calls in flight stop retrying.
         self._abandoned = threading.Event()
+        #: The first call that failed on its own (not because the stream was abandoned): what the caller sees.
+        self._failure: BaseException | None = None
         self._complete = False
         self._slices = indicator_slices(indicator_ids)
         #: The fields of a score other than id and value, interned per indicator id (see ``compact_scores``).
@@ -144,6 +147,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         # against max_in_flight like any other, so what is held in memory does not grow with K.
         window: deque[tuple[list[int], list[Future[list[Any]]]]] = deque()
         chunks = self._chunks()
+        finished = False
         try:
             self._submit(pool, window, chunks)
             while window:
@@ -153,12 +157,14 @@ class DatasetStream(Iterator[dict[str, Any]]):
                 # server is already working (with max_in_flight=1 too: still one call at a time).
                 self._submit(pool, window, chunks)
                 yield from settled
+            finished = True
         finally:
-            # Stopped early (on_kill, a failed batch): calls in flight are discarded and must not retry, since a
-            # retried scored call is billed for nothing; do not wait for them.
-            if window:
+            # Stopped early (on_kill, a failed batch, even the last one's, whose other slices may still be on
+            # the wire): calls in flight are discarded and must not retry, since a retried scored call is
+            # billed for nothing; queued ones are cancelled; do not wait for them.
+            if not finished:
                 self._abandoned.set()
-            pool.shutdown(wait=not window, cancel_futures=True)
+            pool.shutdown(wait=finished, cancel_futures=True)
 
     def _submit(
         self,
@@ -179,15 +185,36 @@ class DatasetStream(Iterator[dict[str, Any]]):
             window.append((chunk, [pool.submit(self._fetch_slice, chunk, part) for part in self._slices]))
 
     def _fetch_slice(self, chunk: list[int], indicators: list[int]) -> list[Any]:
-        """One call; with several slices its answer is compacted while it waits for the others."""
-        datasets = fetch_batch(
-            self.hook, chunk, indicators, self.version, self.system_model, self._abandoned, self._gate
-        )
+        """One call; with several slices its answer is compacted while it waits for the others.
+
+        A call that fails fails the stream once its batch is reached, so it abandons the stream at once: the
+        other calls stop retrying, and the thread it frees does not start a queued call that would be billed
+        for nothing before the caller gets to the failure. Its error is kept, so that the caller is told why,
+        not that an earlier batch's call was abandoned because of it.
+        """
+        try:
+            datasets = fetch_batch(
+                self.hook, chunk, indicators, self.version, self.system_model, self._abandoned, self._gate
+            )
+        except BaseException as exc:
+            if not self._abandoned.is_set():
+                self._failure = exc
+            self._abandoned.set()
+            raise
         return compact_scores(datasets, self._score_fields) if len(self._slices) > 1 else datasets
 
     def _settle(self, pending: tuple[list[int], list[Future[list[Any]]]]) -> Iterable[dict[str, Any]]:
+        """The batch's datasets; if one of its calls failed, the error of the stream's first failed call."""
         chunk, calls = pending
-        return self._merge(chunk, [call.result() for call in calls])
+        try:
+            answers = [call.result() for call in calls]
+        except BaseException as exc:
+            first = self._failure
+            if first is None or first is exc:
+                raise
+        else:
+            return self._merge(chunk, answers)
+        raise first
 
     def _merge(self, chunk: list[int], answers: list[list[Any]]) -> Iterable[dict[str, Any]]:
         """The batch's datasets, counted; with several slices each is expanded only when it is consumed."""
@@ -206,14 +233,15 @@ class DatasetStream(Iterator[dict[str, Any]]):
 
 def look_ahead(max_in_flight: int) -> int:
     """How many calls the stream's window holds, started or answered but not yet consumed: a quarter more
-    than ``max_in_flight`` (8 -> 10; below 4, no more).
+    than ``max_in_flight`` (8 -> 10; below 4, no more). The window takes whole batches (one at least), so
+    with K > 100 indicators (ceil(K / 100) calls a batch) it holds as many whole batches as fit.
 
     Batches are handed over in id order. With a window of exactly ``max_in_flight``, a call that finished
     before the head of the window left its thread idle until the caller had consumed everything before it,
     so on average only ~7 of 8 calls were on the wire. The extra calls keep the threads busy meanwhile: the
-    operator went from 5.9x to 6.3x the sequential loop at 50 ms a call (``make bench``, section 3). Their
-    price: up to that many more answered batches held in memory, and billed for nothing when the run fails
-    or is killed before writing them (at most ``max_in_flight // 4`` calls more than before).
+    operator went from about 5.9x to 6.1x-6.4x the sequential loop at 50 ms a call (``make bench``,
+    section 3). Their price: the answered calls waiting in the window are held in memory, and billed for
+    nothing when the run fails or is killed before writing them.
     """
     return max_in_flight + max_in_flight // 4
 

@@ -1,23 +1,29 @@
 """The stream's look-ahead: while the head batch is slow, threads whose calls finished start the next ones.
 
-Batches are handed over in id order. Against the real emulator over loopback, whose answer for the head
-batch is held back until the test releases it: the calls after it go out and come back meanwhile, up to
-``look_ahead(max_in_flight)`` calls started but not consumed and never more than ``max_in_flight`` on the wire
-at once (read from the emulator's ledger), and the datasets still come out complete and in id order.
+Batches are handed over in id order. Against the real emulator over loopback, whose batch endpoint is
+wrapped to hold back, slow down or refuse some answers: the calls after a held head batch go out and come
+back meanwhile, up to ``look_ahead(max_in_flight)`` calls in whole batches, never more than ``max_in_flight``
+on the wire at once (read from the emulator's ledger), and the datasets still come out complete and in id
+order. A failed call abandons the stream at once: no queued call is sent after it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_ecoinvent.emulator.messages import HTTPError, detail
+from airflow_provider_ecoinvent.exceptions import EcoinventError
 from airflow_provider_ecoinvent.hooks._stream import look_ahead
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_ecoinvent.emulator import EmulatorServer
     from airflow_provider_ecoinvent.emulator.messages import Request, Response
 
@@ -26,20 +32,27 @@ IDS = list(range(1, 201))  # 20 batches
 HEAD_ID = IDS[0]
 
 
-def hold_back_the_head_batch(server: EmulatorServer) -> threading.Event:
-    """The emulator answers the batch holding ``HEAD_ID`` only once the returned event is set."""
+def wrap_batches(server: EmulatorServer, before: Callable[[dict[str, Any]], None]) -> None:
+    """Call ``before(body)`` in the emulator before it answers each batch call (``body``: the call's JSON)."""
     assert server._server is not None
-    api = server._server.app.api
-    routes = api.routes["/datasets/batch"]
+    routes = server._server.app.api.routes["/datasets/batch"]
     plain = routes["POST"]
-    release = threading.Event()
 
     def batch(req: Request, client_id: str) -> Response:
-        if f"[{HEAD_ID}," in req.body.decode().replace(" ", ""):
-            release.wait(30)
+        before(json.loads(req.body))
         return plain(req, client_id)
 
     routes["POST"] = batch
+
+
+def is_head(body: dict[str, Any]) -> bool:
+    return bool(body["dataset_ids"][0] == HEAD_ID)
+
+
+def hold_back_the_head_batch(server: EmulatorServer) -> threading.Event:
+    """The emulator answers the calls of the batch holding ``HEAD_ID`` only once the returned event is set."""
+    release = threading.Event()
+    wrap_batches(server, lambda body: is_head(body) and release.wait(30))
     return release
 
 
@@ -54,13 +67,29 @@ def wait_for(condition: Any, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize(("max_in_flight", "expected"), [(1, 1), (4, 5), (8, 10)])
+def connect(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EcoinventHook:
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", server.connection_json(batch_size=BATCH))
+    return EcoinventHook()
+
+
+@pytest.mark.parametrize(
+    ("max_in_flight", "indicators", "expected"),
+    [
+        (1, 1, 1),
+        (4, 1, 5),
+        (8, 1, 10),
+        # K > 100: a batch is ceil(K / 100) calls and the window takes whole batches.
+        (8, 250, 9),
+        (8, 500, 10),
+    ],
+)
 def test_calls_after_a_slow_head_batch_go_out_up_to_the_look_ahead(
-    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, max_in_flight: int, expected: int
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, max_in_flight: int, indicators: int, expected: int
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(batch_size=BATCH))
+    hook = connect(emulator, monkeypatch)
     release = hold_back_the_head_batch(emulator)
-    stream = EcoinventHook().get_datasets(IDS, indicator_ids=[1], max_in_flight=max_in_flight)
+    indicator_ids = list(range(1, indicators + 1))
+    stream = hook.get_datasets(IDS, indicator_ids=indicator_ids, max_in_flight=max_in_flight)
     got: list[int] = []
     reader = threading.Thread(target=lambda: got.extend(int(d["id"]) for d in stream))
     reader.start()
@@ -74,7 +103,88 @@ def test_calls_after_a_slow_head_batch_go_out_up_to_the_look_ahead(
     assert started_while_head_held == expected
     assert got == IDS
     assert emulator.stats()["max_in_flight"] <= max_in_flight
-    assert batch_calls(emulator) == len(IDS) // BATCH
+    assert batch_calls(emulator) == len(IDS) // BATCH * -(-indicators // 100)
+
+
+@pytest.mark.parametrize("max_in_flight", [4, 8])
+def test_calls_on_the_wire_never_exceed_max_in_flight_when_every_call_is_slow(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, max_in_flight: int
+) -> None:
+    hook = connect(emulator, monkeypatch)
+    wrap_batches(emulator, lambda body: time.sleep(0.2))
+    assert [int(d["id"]) for d in hook.get_datasets(IDS, indicator_ids=[1], max_in_flight=max_in_flight)] == IDS
+    assert emulator.stats()["max_in_flight"] == max_in_flight
+
+
+def test_a_failed_call_abandons_the_stream_and_no_queued_call_is_sent_after_it(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once all 8 calls are on the wire, the head batch is refused while the other 7 take 0.5 s: the thread
+    the refusal frees must not send one of the 2 queued calls (it would be billed for nothing)."""
+    hook = connect(emulator, monkeypatch)
+    arrived = threading.Semaphore(0)
+
+    def refuse_the_head_and_slow_the_rest(body: dict[str, Any]) -> None:
+        if is_head(body):
+            for _ in range(7):
+                assert arrived.acquire(timeout=10), "the other calls never came"
+            raise HTTPError(detail(403, "Your licence does not cover these datasets"))
+        arrived.release()
+        time.sleep(0.5)
+
+    wrap_batches(emulator, refuse_the_head_and_slow_the_rest)
+    with pytest.raises(EcoinventError, match="403"):
+        list(hook.get_datasets(IDS, indicator_ids=[1], max_in_flight=8))
+    time.sleep(0.8)  # the 7 calls on the wire end; a queued one would have been sent by now
+    assert batch_calls(emulator) == 8
+    assert emulator.stats()["scored_calls"] == 7
+
+
+def test_the_caller_is_told_the_failure_not_that_the_head_batch_was_abandoned_because_of_it(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The head batch is answered 503 and waits to retry; meanwhile another call is refused (403) and
+    abandons the stream, which stops the head's retry. The error raised is the 403, which says why."""
+    hook = connect(emulator, monkeypatch)
+    head_refused = threading.Event()
+
+    def busy_head_then_a_refusal(body: dict[str, Any]) -> None:
+        if is_head(body):
+            head_refused.set()
+            raise HTTPError(detail(503, "Busy"))
+        if body["dataset_ids"][0] == IDS[BATCH]:
+            assert head_refused.wait(10)
+            raise HTTPError(detail(403, "Your licence does not cover these datasets"))
+        time.sleep(0.5)
+
+    wrap_batches(emulator, busy_head_then_a_refusal)
+    with pytest.raises(EcoinventError, match="403") as failed:
+        list(hook.get_datasets(IDS, indicator_ids=[1], max_in_flight=4))
+    assert "abandoned" not in str(failed.value)
+
+
+def test_a_failed_slice_fails_the_stream_without_waiting_for_the_batchs_other_calls(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch of K = 250 (3 calls, the last and only batch: nothing else in the window). Its first slice
+    is refused while the other two take 3 s: the failure surfaces before they are answered."""
+    hook = connect(emulator, monkeypatch)
+    others_answered = threading.Event()
+    arrived = threading.Semaphore(0)
+
+    def refuse_the_first_slice(body: dict[str, Any]) -> None:
+        if body["indicator_ids"][0] == 1:
+            for _ in range(2):
+                assert arrived.acquire(timeout=10), "the other slices never came"
+            raise HTTPError(detail(403, "Your licence does not cover these indicators"))
+        arrived.release()
+        time.sleep(3)
+        others_answered.set()
+
+    wrap_batches(emulator, refuse_the_first_slice)
+    with pytest.raises(EcoinventError, match="403"):
+        list(hook.get_datasets(IDS[:BATCH], indicator_ids=list(range(1, 251)), max_in_flight=8))
+    assert not others_answered.is_set()
 
 
 def test_the_look_ahead_is_a_quarter_more_than_max_in_flight() -> None:
