@@ -51,7 +51,9 @@ def encode_json(payload: Any) -> bytes:
     ~3.3 ms a 100-dataset batch cost; msgspec ~0.13 ms). msgspec writes ``NaN`` and infinities as
     ``null``, so a body holding ``null`` is encoded again by ``json`` (which spells them as Python does,
     as tests that serve them expect); so is anything msgspec refuses. Both spell the same values; some
-    floats (``1e16``) and non-ASCII text (not ``\\u``-escaped) are written differently.
+    floats (``1e16``) and non-ASCII text (not ``\\u``-escaped) are written differently. Unlike ``json``,
+    msgspec also encodes sets, bytes, ``Decimal``, ``UUID``, datetimes and dataclasses: endpoints must build
+    payloads from JSON types only (a set would be served in hash order), as they do.
     """
     try:
         body = _encoder().encode(payload)

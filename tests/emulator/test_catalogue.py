@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import uuid
 
 from airflow_provider_ecoinvent.emulator.catalogue import (
@@ -21,6 +23,41 @@ def test_same_seed_same_catalogue_other_seed_other_catalogue():
     assert [first.dataset(version, "cutoff", i) for i in ids] != [other.dataset(version, "cutoff", i) for i in ids]
     scores = [first.impact_scores(version, "apos", i, INDICATORS) for i in ids]
     assert scores == [second.impact_scores(version, "apos", i, INDICATORS) for i in ids]
+
+
+def reference_score(seed: int, version: str, system_model: str, dataset_id: int, indicator_id: int) -> float:
+    """The score formula as first written (a frozen copy): the emulator may compute it faster, not differently."""
+    indicator = INDICATORS_BY_ID[indicator_id]
+    block = (indicator_id - 1) // 32
+    key = f"{seed}|score|{version}|{system_model}|{dataset_id}" + (f"|{block}" if block else "")
+    bits = hashlib.shake_256(key.encode()).digest(8 * 32)
+    offset = 8 * ((indicator_id - 1) % 32)
+    h = int.from_bytes(bits[offset : offset + 8], "big")
+    mantissa = 100_000 + h % 900_000
+    exponent = math.floor(math.log10(indicator.scale)) + (h >> 32) % 5 - 2 - 5
+    value = mantissa / 10**-exponent if exponent < 0 else float(mantissa * 10**exponent)
+    if system_model == "consequential" and (h >> 40) % 10 == 0:
+        value = -value
+    return value
+
+
+def test_every_indicators_scores_follow_the_documented_formula():
+    catalogue = Catalogue(500, 3)
+    versions = {v.name: v for v in catalogue.versions_for_display()}
+    for name, system_model in [("3.11", "cutoff"), ("3.10", "consequential"), ("3.9", "apos")]:
+        version = versions[name]
+        indicators = list(INDICATORS)
+        for dataset_id in (1, 2, 499):
+            expected = [reference_score(3, name, system_model, dataset_id, i.id) for i in indicators]
+            scores = catalogue.impact_scores(version, system_model, dataset_id, indicators)
+            assert [s["score"] for s in scores] == expected
+            assert [s["id"] for s in scores] == [i.id for i in indicators]
+            assert catalogue.score(version, system_model, dataset_id, indicators[-1]) == expected[-1]
+    # Both branches of the scale: negative exponents (divided) and exponents >= 0 (multiplied).
+    exponents = {math.floor(math.log10(i.scale)) - 7 for i in INDICATORS} | {
+        math.floor(math.log10(i.scale)) - 3 for i in INDICATORS
+    }
+    assert min(exponents) < 0 <= max(exponents)
 
 
 def test_version_gaps_are_the_documented_rule():

@@ -29,6 +29,11 @@ def test_a_real_null_keeps_its_meaning_and_what_msgspec_refuses_is_encoded_by_js
     assert json.loads(encode_json(big)) == {"id": 2**70, "keys": {"1": "int key"}}
 
 
+def test_a_lone_surrogate_echoed_back_is_escaped_as_json_does_instead_of_failing_the_call() -> None:
+    # A 422 echoes the client's input: a lone surrogate in it must not turn the answer into a 500.
+    assert encode_json({"input": "\ud800"}) == b'{"input":"\\ud800"}'
+
+
 def test_json_response_sets_the_content_type() -> None:
     response = json_response(200, {"ok": True}, [("Retry-After", "1")])
     assert (response.status, response.body) == (200, b'{"ok":true}')
