@@ -31,8 +31,8 @@ class DatasetStream(Iterator[dict[str, Any]]):
     """The datasets of :meth:`EcoinventHook.get_datasets`, streamed in the order of the requested ids.
 
     At most ``max_in_flight`` batch calls run at once (one at a time with ``max_in_flight=1``), the next ones
-    starting while the caller consumes a batch; the answers of at most ``look_ahead(max_in_flight)`` calls and
-    the batch being handed over are held in memory, so memory stays flat whatever the number of ids. The
+    starting while the caller consumes a batch; the answers of at most :func:`look_ahead` calls and the
+    batch being handed over are held in memory, so memory stays flat whatever the number of ids. The
     calls actually in flight adapt within that ceiling: a 429 halves them, a run of successes adds one back
     (:mod:`.._concurrency`), and ``concurrency`` tells the peak, the final width and the number of 429s.
     ``close()`` (or ``on_kill``), or a failed call, cancels what has not started. After iteration,
@@ -57,7 +57,6 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.returned = 0
         self.missing_ids: list[int] = []
         self.max_in_flight = max_in_flight
-        self._look_ahead = look_ahead(max_in_flight)
         self._gate = CallGate(max_in_flight, on_change=self._log_width_change)
         self._ids = ids
         self._cancelled = threading.Event()
@@ -67,6 +66,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self._failure: BaseException | None = None
         self._complete = False
         self._slices = indicator_slices(indicator_ids)
+        self._look_ahead = look_ahead(max_in_flight, hook.settings.batch_size * len(self._slices[0]))
         #: The fields of a score other than id and value, interned per indicator id (see ``compact_scores``).
         self._score_fields: dict[int, dict[str, Any]] = {}
         self._iterator = self._generate()
@@ -231,19 +231,27 @@ class DatasetStream(Iterator[dict[str, Any]]):
         return datasets
 
 
-def look_ahead(max_in_flight: int) -> int:
-    """How many calls the stream's window holds, started or answered but not yet consumed: a quarter more
-    than ``max_in_flight`` (8 -> 10; below 4, no more). The window takes whole batches (one at least), so
-    with K > 100 indicators (ceil(K / 100) calls a batch) it holds as many whole batches as fit.
+#: Scores the look-ahead may hold beyond ``max_in_flight`` calls' answers: ~3.5 MB decoded (~700 bytes each).
+LOOK_AHEAD_SCORE_BUDGET = 5_000
+
+
+def look_ahead(max_in_flight: int, scores_per_call: int) -> int:
+    """How many calls the stream's window holds, started or answered but not yet consumed (whole batches,
+    one at least): a quarter more than ``max_in_flight`` (8 -> 10; below 4, no more), as far as the extra
+    calls' answers stay within :data:`LOOK_AHEAD_SCORE_BUDGET` scores (``scores_per_call``: datasets per
+    batch x indicators per call). With 100 datasets a batch: 2 extra calls up to 25 indicators, 1 up to 50,
+    none from 51 (and none with K > 100, where a batch is several calls of 100).
 
     Batches are handed over in id order. With a window of exactly ``max_in_flight``, a call that finished
     before the head of the window left its thread idle until the caller had consumed everything before it,
     so on average only ~7 of 8 calls were on the wire. The extra calls keep the threads busy meanwhile: the
-    operator went from about 5.9x to 6.1x-6.4x the sequential loop at 50 ms a call (``make bench``,
+    operator went from about 5.9x to 6.1x-6.4x the sequential loop at 50 ms a call, K = 3 (``make bench``,
     section 3). Their price: the answered calls waiting in the window are held in memory, and billed for
-    nothing when the run fails or is killed before writing them.
+    nothing when the run fails or is killed before writing them; heavy answers would cost megabytes each
+    (a 100 x 100 call decodes to ~7 MB), for runs that their CPU bounds rather than latency.
     """
-    return max_in_flight + max_in_flight // 4
+    extra = min(max_in_flight // 4, LOOK_AHEAD_SCORE_BUDGET // max(scores_per_call, 1))
+    return max_in_flight + extra
 
 
 def fetch_batch(
@@ -295,4 +303,4 @@ def checked_selection(
     return ids, indicators
 
 
-__all__ = ["DatasetStream", "checked_selection", "fetch_batch", "look_ahead"]
+__all__ = ["LOOK_AHEAD_SCORE_BUDGET", "DatasetStream", "checked_selection", "fetch_batch", "look_ahead"]

@@ -2,9 +2,10 @@
 
 Batches are handed over in id order. Against the real emulator over loopback, whose batch endpoint is
 wrapped to hold back, slow down or refuse some answers: the calls after a held head batch go out and come
-back meanwhile, up to ``look_ahead(max_in_flight)`` calls in whole batches, never more than ``max_in_flight``
-on the wire at once (read from the emulator's ledger), and the datasets still come out complete and in id
-order. A failed call abandons the stream at once: no queued call is sent after it.
+back meanwhile, up to ``look_ahead`` calls (a quarter more than ``max_in_flight`` while the answers are
+light), never more than ``max_in_flight`` on the wire at once (read from the emulator's ledger), and the
+datasets still come out complete and in id order. A failed call abandons the stream at once: no queued
+call is sent after it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.emulator.messages import HTTPError, detail
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 from airflow_provider_ecoinvent.hooks._stream import look_ahead
@@ -24,7 +26,6 @@ from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_ecoinvent.emulator import EmulatorServer
     from airflow_provider_ecoinvent.emulator.messages import Request, Response
 
 BATCH = 10
@@ -67,29 +68,56 @@ def wait_for(condition: Any, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def connect(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EcoinventHook:
-    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", server.connection_json(batch_size=BATCH))
+def connect(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch, batch: int = BATCH) -> EcoinventHook:
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", server.connection_json(batch_size=batch))
     return EcoinventHook()
 
 
 @pytest.mark.parametrize(
-    ("max_in_flight", "indicators", "expected"),
+    ("max_in_flight", "indicators", "batch", "expected"),
     [
-        (1, 1, 1),
-        (4, 1, 5),
-        (8, 1, 10),
+        (1, 1, 10, 1),
+        (4, 1, 10, 5),
+        (8, 1, 10, 10),
         # K > 100: a batch is ceil(K / 100) calls and the window takes whole batches.
-        (8, 250, 9),
-        (8, 500, 10),
+        (8, 250, 10, 9),
+        (8, 500, 10, 10),
+        (8, 650, 10, 7),
+        # Heavy answers (datasets x indicators a call): the extra calls stay within 5,000 scores.
+        (8, 25, 100, 10),
+        (8, 50, 100, 9),
+        (8, 100, 100, 8),
     ],
 )
 def test_calls_after_a_slow_head_batch_go_out_up_to_the_look_ahead(
-    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, max_in_flight: int, indicators: int, expected: int
+    monkeypatch: pytest.MonkeyPatch, max_in_flight: int, indicators: int, batch: int, expected: int
 ) -> None:
-    hook = connect(emulator, monkeypatch)
+    ids = list(range(1, 20 * batch + 1))  # 20 batches
+    with EmulatorServer(datasets=len(ids)) as emulator:
+        started_while_head_held, got = run_with_the_head_held(
+            emulator, monkeypatch, max_in_flight, indicators, batch, expected
+        )
+        assert started_while_head_held == expected
+        assert got == ids
+        assert emulator.stats()["max_in_flight"] <= max_in_flight
+        assert batch_calls(emulator) == 20 * -(-indicators // 100)
+
+
+def run_with_the_head_held(
+    emulator: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    max_in_flight: int,
+    indicators: int,
+    batch: int,
+    expected: int,
+) -> tuple[int, list[int]]:
+    """The calls started while the head batch is held back (waiting for ``expected`` of them, then 0.5 s
+    more), and the ids streamed once it is released."""
+    hook = connect(emulator, monkeypatch, batch)
     release = hold_back_the_head_batch(emulator)
+    ids = list(range(1, 20 * batch + 1))
     indicator_ids = list(range(1, indicators + 1))
-    stream = hook.get_datasets(IDS, indicator_ids=indicator_ids, max_in_flight=max_in_flight)
+    stream = hook.get_datasets(ids, indicator_ids=indicator_ids, max_in_flight=max_in_flight)
     got: list[int] = []
     reader = threading.Thread(target=lambda: got.extend(int(d["id"]) for d in stream))
     reader.start()
@@ -100,10 +128,7 @@ def test_calls_after_a_slow_head_batch_go_out_up_to_the_look_ahead(
     finally:
         release.set()
         reader.join(30)
-    assert started_while_head_held == expected
-    assert got == IDS
-    assert emulator.stats()["max_in_flight"] <= max_in_flight
-    assert batch_calls(emulator) == len(IDS) // BATCH * -(-indicators // 100)
+    return started_while_head_held, got
 
 
 @pytest.mark.parametrize("max_in_flight", [4, 8])
@@ -187,5 +212,7 @@ def test_a_failed_slice_fails_the_stream_without_waiting_for_the_batchs_other_ca
     assert not others_answered.is_set()
 
 
-def test_the_look_ahead_is_a_quarter_more_than_max_in_flight() -> None:
-    assert [look_ahead(m) for m in (1, 2, 3, 4, 8, 32)] == [1, 2, 3, 5, 10, 40]
+def test_the_look_ahead_is_a_quarter_more_than_max_in_flight_within_a_score_budget() -> None:
+    assert [look_ahead(m, 300) for m in (1, 2, 3, 4, 8, 32)] == [1, 2, 3, 5, 10, 40]
+    # 100 datasets a call, K indicators a call: the extra calls hold at most 5,000 scores.
+    assert [look_ahead(8, 100 * k) for k in (0, 3, 25, 26, 50, 51, 100)] == [10, 10, 10, 9, 9, 8, 8]
