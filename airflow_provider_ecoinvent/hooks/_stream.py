@@ -209,12 +209,11 @@ class DatasetStream(Iterator[dict[str, Any]]):
         try:
             answers = [call.result() for call in calls]
         except BaseException as exc:
-            first = self._failure
-            if first is None or first is exc:
-                raise
+            failure = exc if self._failure is None else self._failure
         else:
             return self._merge(chunk, answers)
-        raise first
+        # Raised outside the handler, so the first failure is not chained to the abandonment it caused.
+        raise failure
 
     def _merge(self, chunk: list[int], answers: list[list[Any]]) -> Iterable[dict[str, Any]]:
         """The batch's datasets, counted; with several slices each is expanded only when it is consumed."""
