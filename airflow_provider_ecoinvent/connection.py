@@ -18,6 +18,7 @@ import difflib
 import ipaddress
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -44,6 +45,7 @@ ClientAuth = Literal["body", "basic"]
 _LEGACY_EXTRA_PREFIX: Final = "extra__ecoinvent__"
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off"})
+_WHITESPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -248,22 +250,42 @@ def _api_url(where: str, host: str | None, schema: str | None, port: int | None)
 
 
 def _url(where: str, label: str, url: str) -> str:
-    try:
-        parts = urlsplit(url.strip())
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as err:
+    """``url`` checked and without a trailing slash.
+
+    A malformed value is never echoed, not even in part: a secret pasted into the host field
+    (``cid:<secret>``, ``api.example.org:<secret>``) reads as a port, and the message would carry it to the
+    task log and to the UI's connection test. The message says which part is wrong instead.
+    """
+    problem = _url_problem(url.strip())
+    if problem is not None:
         raise EcoinventConfigError(
-            f"{where}: {label} is not a valid URL ({redact_url(str(err))}): {redact_url(url)!r}."
-        ) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EcoinventConfigError(
-            f"{where}: {label} must be an http:// or https:// URL with a host name, got {redact_url(url)!r}."
+            f"{where}: {label} is not a valid http:// or https:// URL: {problem} (the value is not shown, as it may "
+            "hold a secret). Write it as https://host[:port] and put the client id and secret in login and password."
         )
+    parts = urlsplit(url.strip())
     if parts.username or parts.password:
         raise EcoinventConfigError(
             f"{where}: {label} must not embed credentials; put the client id and secret in login and password."
         )
     return url.strip().rstrip("/")
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with ``url``, in words that quote none of it; ``None`` if it is a usable URL."""
+    if _WHITESPACE_OR_CONTROL.search(url):
+        return "it holds spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as err:
+        if "port" in str(err).lower():
+            return "the part after the host's ':' is not a port number from 0 to 65535"
+        return "it cannot be parsed (check its brackets and punctuation)"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if not parts.hostname:
+        return "it has no host name"
+    return None
 
 
 def _refuse_plain_http(where: str, label: str, url: str, allowed: bool) -> None:

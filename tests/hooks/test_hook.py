@@ -543,6 +543,37 @@ def test_test_connection_reports_what_failed(
     assert emulator.client_secret not in message
 
 
+#: A secret with the punctuation that splits a URL, so that an echo of any part of it (before or after the
+#: ``/``, or the ``:``-separated "port") is caught, not only an echo of the whole.
+HOST_TYPO_SECRET = "Kq7zWx/Lm4p:Rt8v"
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["{client_id}:{secret}", "api.example.org:{secret}", "https://api.example.org:{secret}/v0"],
+    ids=["client-id-colon-secret", "host-colon-secret", "url-colon-secret"],
+)
+def test_a_secret_typed_into_the_host_is_never_echoed(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, host: str
+) -> None:
+    """A secret pasted into the host field reads as a port: neither the hook nor the UI's test echoes any of it."""
+    caplog.set_level(logging.DEBUG)
+    conn = emulator.connection_dict()
+    conn["host"] = host.format(client_id=conn["login"], secret=HOST_TYPO_SECRET)
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(conn))
+    ok, message = EcoinventHook().test_connection()
+    with pytest.raises(EcoinventConfigError) as raised:
+        EcoinventHook().get_versions()
+    assert not ok
+    assert "host" in message
+    fragments = [HOST_TYPO_SECRET, *HOST_TYPO_SECRET.replace(":", "/").split("/")]
+    for text in (message, str(raised.value), caplog.text):
+        leaked = [fragment for fragment in fragments if fragment in text]
+        assert not leaked, text
+    stats = emulator.stats()
+    assert (stats["token_requests"], stats["api_calls"]) == (0, 0)
+
+
 # -- secrets ----------------------------------------------------------------------------------------
 
 

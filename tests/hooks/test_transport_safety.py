@@ -380,7 +380,7 @@ def test_url_errors_never_echo_embedded_credentials(emulator: EmulatorServer, mo
         connection = emulator.connection_dict()
         connection["host"] = host
         set_connection(monkeypatch, connection)
-        with pytest.raises(EcoinventConfigError, match=r"host (is not a valid URL|must be an http)") as raised:
+        with pytest.raises(EcoinventConfigError, match=r"host is not a valid http:// or https:// URL") as raised:
             EcoinventHook().get_versions()
         messages.append(str(raised.value))
     connection = emulator.connection_dict()
@@ -392,7 +392,7 @@ def test_url_errors_never_echo_embedded_credentials(emulator: EmulatorServer, mo
     messages.append(str(raised.value))
     for message in messages:
         assert "pa55w0rd-in-url" not in message, message
-    assert "***@api.example.com" in messages[0]
+    assert "the value is not shown" in messages[0]
 
 
 # -- unreachable hosts ---------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ BAD_CONNECTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("http-non-loopback-host", {"host": "http://api.ecoinvent.example"}, "uses plain http:// to a host"),
     ("http-non-loopback-token-url", {"extra": {"token_url": "http://sso.example/token"}}, "extra 'token_url'"),
     ("host-with-credentials", {"host": "https://id:pw@api.example"}, "must not embed credentials"),
-    ("host-bad-port", {"host": "https://api.example:99999"}, "host is not a valid URL"),
+    ("host-bad-port", {"host": "https://api.example:99999"}, "host is not a valid http:// or https:// URL"),
     ("schema-not-http", {"host": "api.example", "schema": "ftp"}, "field 'schema' must be 'http' or 'https'"),
     ("timeout-text", {"extra": {"timeout": "soon"}}, "extra 'timeout' must be a positive number of seconds"),
     ("timeout-zero", {"extra": {"timeout": 0}}, "extra 'timeout' must be a positive number of seconds"),

@@ -92,14 +92,17 @@ def test_api_prefix_refuses_dot_segments_and_control_characters(value: str, prob
         ({"login": ""}, "client id (field 'login') is empty"),
         ({"login": None}, "client id (field 'login') is empty"),
         ({"password": ""}, "client secret (field 'password') is empty"),
-        ({"host": "ftp://api.example.org"}, "host must be an http:// or https:// URL"),
-        ({"host": "https://"}, "host must be an http:// or https:// URL"),
-        ({"host": "https://api.example.org:notaport"}, "host is not a valid URL"),
+        ({"host": "ftp://api.example.org"}, "host is not a valid http:// or https:// URL: it must start with"),
+        ({"host": "https://"}, "host is not a valid http:// or https:// URL: it has no host name"),
+        ({"host": "https://api.example.org:notaport"}, "host is not a valid http:// or https:// URL: the part after"),
         ({"host": "https://user:pw@api.example.org"}, "must not embed credentials"),
         ({"host": "api.example.org", "schema": "ftp"}, "field 'schema' must be 'http' or 'https'"),
         ({"host": "http://api.example.org"}, "plain http://"),
         ({"extra": {"token_url": "http://sso.example.org/token"}}, "extra 'token_url' 'http://sso.example.org/token'"),
-        ({"extra": {"token_url": "not a url"}}, "extra 'token_url' must be an http:// or https:// URL"),
+        (
+            {"extra": {"token_url": "not a url"}},
+            "extra 'token_url' is not a valid http:// or https:// URL: it holds",
+        ),
         ({"extra": {"api_prefix": "https://x/v0"}}, "extra 'api_prefix' must be a URL path"),
         ({"extra": {"api_prefix": "/v0?x=1"}}, "extra 'api_prefix' must be a URL path"),
         ({"extra": {"client_auth": "header"}}, "extra 'client_auth' must be 'body' or 'basic'"),
@@ -122,6 +125,22 @@ def test_bad_fields_name_the_field_and_connection(changes: dict[str, Any], messa
     assert message in str(raised.value)
     assert "'eco'" in str(raised.value)
     assert "s3cret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["http://localhost.evil.example", "http://localhostx", "http://127.0.0.1.nip.io", "http://[::2]"],
+    ids=["localhost-subdomain", "localhost-suffix", "ip-lookalike", "not-loopback-v6"],
+)
+def test_plain_http_is_refused_to_names_that_only_look_like_loopback(host: str) -> None:
+    """Only ``localhost`` itself, 127.0.0.0/8 and ::1 are this machine: ``localhost.evil.example`` is anyone's."""
+    with pytest.raises(EcoinventConfigError, match="uses plain http:// to a host that is not this machine"):
+        settings(host=host)
+
+
+@pytest.mark.parametrize("host", ["http://LocalHost:9000", "http://127.8.9.10:9000", "http://[::1]:9000"])
+def test_plain_http_is_allowed_to_loopback(host: str) -> None:
+    assert settings(host=host).api_url == host
 
 
 def test_insecure_http_allowed_when_asked() -> None:
