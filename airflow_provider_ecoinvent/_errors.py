@@ -6,10 +6,12 @@ Shared by the sync hook and the async trigger client so that both fail with the 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
+import re
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 from airflow_provider_ecoinvent._json import decode
 from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
@@ -55,19 +57,88 @@ _MIN_SECRET_CHARS: Final = 4
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """Replace every secret in ``text`` with ``***``, in every form it travels in (defence in depth:
-    servers sometimes echo input): as is, URL- and form-encoded, JSON- and HTML-escaped, and inside base64
-    (an echoed ``Authorization: Basic`` header). Scrub before shortening, never after: a cut can leave
-    a prefix of a secret that no longer matches it."""
-    forms = {form for secret in secrets if secret for form in secret_forms(secret)}
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, "***")
-    return text
+    servers sometimes echo input): as is or in another letter case, URL- and form-encoded (either case of
+    hex), JSON-escaped (``\\/``, ``\\uXXXX``; also inside a body that is not JSON), HTML-escaped (named or
+    numeric entities), each character in any of these forms, and inside base64 (an echoed
+    ``Authorization: Basic`` header). Scrub before shortening, never after: a cut can leave a prefix of a
+    secret that no longer matches it."""
+    pattern, _ = _scrub_pattern(frozenset(secret for secret in secrets if secret))
+    return text if pattern is None else pattern.sub("***", text)
+
+
+def scrub_head(text: str, secrets: Iterable[str], chars: int) -> str:
+    """``scrub(text, secrets)[:chars]``, reading only the start of ``text`` that can reach the kept part.
+
+    Every match is at most ``longest`` characters and yields at least one output character, so the first
+    ``chars`` output characters come from the first ``chars * longest`` input characters, and whether a
+    match starts there depends on the next ``longest`` characters only. A 32 MiB error page is scrubbed
+    in milliseconds instead of seconds.
+    """
+    pattern, longest = _scrub_pattern(frozenset(secret for secret in secrets if secret))
+    if pattern is None:
+        return text[:chars]
+    return pattern.sub("***", text[: (chars + 1) * longest])[:chars]
+
+
+@functools.lru_cache(maxsize=16)
+def _scrub_pattern(secrets: frozenset[str]) -> tuple[re.Pattern[str] | None, int]:
+    """One case-insensitive pattern matching every form of every secret, longest secrets first, and the
+    length of the longest text it can match (every part of it is bounded)."""
+    alternatives, longest = [], 1
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_SECRET_CHARS:
+            chars = [_char_pattern(char) for char in secret]
+            alternatives.append("".join(pattern for pattern, _ in chars))
+            longest = max(longest, sum(length for _, length in chars))
+        forms = sorted(secret_forms(secret), key=len, reverse=True)
+        alternatives += [re.escape(form) for form in forms]
+        longest = max([longest, *map(len, forms)])
+    return (re.compile("|".join(alternatives), re.IGNORECASE) if alternatives else None), longest
+
+
+def _char_pattern(char: str) -> tuple[str, int]:
+    """Every form one character of a secret can be echoed in, as a regular expression (matched ignoring case).
+
+    Per character, not per secret: an echo may encode some characters and not others (``quote`` keeps ``/``,
+    a JSON encoder may write ``\\/``, an HTML page may use ``&#47;`` for one character and keep the rest).
+    Returns the pattern and the length of the longest text it matches.
+    """
+    code = ord(char)
+    literal = {
+        char,
+        html.escape(char),
+        json.dumps(char)[1:-1],
+        "".join(f"%{byte:02X}" for byte in char.encode()),  # URL encoding, either case of hex (IGNORECASE)
+        "".join(f"\\u{unit:04X}" for unit in _utf16_units(code)),  # JSON, a pair beyond the BMP
+        *_EXTRA_CHAR_FORMS.get(char, ()),
+    }
+    # HTML entities, with a bounded run of leading zeros so that every match has a known longest length.
+    entities = {f"&#0{{0,{_ENTITY_ZEROS}}}{code};", f"&#x0{{0,{_ENTITY_ZEROS}}}{code:X};"}
+    longest = max(*map(len, literal), len(f"&#{code};") + _ENTITY_ZEROS, len(f"&#x{code:X};") + _ENTITY_ZEROS)
+    forms = sorted(map(re.escape, literal), key=len, reverse=True) + sorted(entities)
+    return "(?:" + "|".join(forms) + ")", longest
+
+
+def _utf16_units(code: int) -> tuple[int, ...]:
+    """The UTF-16 code units of one code point: JSON's ``\\u`` escapes a character outside the BMP as a pair."""
+    if code <= 0xFFFF:
+        return (code,)
+    code -= 0x10000
+    return (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+
+
+#: Forms of a character that neither ``html.escape`` nor ``json.dumps`` produce, but other encoders do.
+_EXTRA_CHAR_FORMS: Final = {"/": ("\\/",), " ": ("+",), "'": ("&apos;",)}
+
+#: Leading zeros matched in an HTML numeric entity (``&#00047;``): bounded, so that matches have a longest length.
+_ENTITY_ZEROS: Final = 4
 
 
 def secret_forms(secret: str) -> set[str]:
-    """The encodings of ``secret`` that can appear in an echoed request or error page."""
+    """The encodings of ``secret`` that :func:`_char_pattern` cannot describe character by character:
+    base64 (of the secret and of its URL encoding, as HTTP Basic sends it)."""
     url_encoded = quote(secret, safe="")
-    forms = {secret, url_encoded, quote_plus(secret), quote(secret), json.dumps(secret)[1:-1], html.escape(secret)}
+    forms: set[str] = set()
     for plain in (secret, url_encoded):  # HTTP Basic encodes the url-encoded secret
         forms |= _base64_cores(plain.encode())
     return {form for form in forms if len(form) >= _MIN_SECRET_CHARS}
@@ -97,8 +168,8 @@ def detail_from_body(body: str | bytes | None, secrets: Iterable[str] = ()) -> s
     try:
         payload = json.loads(raw)
     except (ValueError, RecursionError):
-        return _shorten(scrub(" ".join(raw.split()), secrets))
-    return _shorten(scrub(_detail_from_json(payload), secrets))
+        return _shorten(scrub_head(" ".join(raw.split()), secrets, MAX_DETAIL_CHARS + 1))
+    return _shorten(scrub_head(_detail_from_json(payload), secrets, MAX_DETAIL_CHARS + 1))
 
 
 def _detail_from_json(payload: Any) -> str:
@@ -290,7 +361,7 @@ def decode_json_body(status: int, body: bytes, *, method: str, path: str, conn_i
             path=path,
             # The whole body is scrubbed, then cut: scrubbing only a window lets a secret echoed across its edge
             # (or pulled into the kept part by earlier replacements) survive. The body is already size-capped.
-            detail=scrub(body.decode("utf-8", "replace"), secrets)[:200],
+            detail=scrub_head(body.decode("utf-8", "replace"), secrets, 200),
         ) from None
 
 

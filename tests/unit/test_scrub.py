@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
-from urllib.parse import quote, quote_plus, urlencode
+import re
+from urllib.parse import quote, quote_plus, unquote, urlencode
 
 import pytest
 
-from airflow_provider_ecoinvent._errors import MAX_DETAIL_CHARS, api_error, decode_json_body, scrub, token_error
+from airflow_provider_ecoinvent._errors import (
+    MAX_DETAIL_CHARS,
+    api_error,
+    decode_json_body,
+    detail_from_body,
+    scrub,
+    scrub_head,
+    token_error,
+)
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError
 
 SECRET = "s3cr+t/v@lue=with&odd chars"
@@ -97,3 +107,66 @@ def test_non_string_validation_messages_are_json_too() -> None:
     body = json.dumps({"detail": [{"loc": ["body", "secret"], "msg": {"got": secret}}, [secret]]})
     error = api_error(422, "POST", "/v0/datasets/batch", body, conn_id="c", secrets=[secret])
     assert error.detail == 'body.secret: {"got": "***"}; ["***"]'
+
+
+def _decoded(text: str) -> str:
+    """``text`` with every encoding scrub knows undone, lower-cased: what a reader could recover from it."""
+    return unquote(html.unescape(text).replace("\\/", "/")).lower()
+
+
+def _lower_hex(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda match: match.group().lower(), text)
+
+
+def _secret_left(text: str) -> list[str]:
+    """The six-character pieces of the secret that can still be read in ``text``, in any encoding or case."""
+    readable = _decoded(text)
+    return [SECRET[i : i + 6] for i in range(len(SECRET) - 5) if SECRET[i : i + 6].lower() in readable]
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        _lower_hex(quote(SECRET, safe="")),
+        _lower_hex(quote_plus(SECRET)),
+        "var config = " + json.dumps({"client_secret": SECRET}).replace("/", "\\/") + ";",
+        SECRET.upper(),
+        quote(SECRET.upper(), safe=""),
+        "".join(f"&#{ord(char)};" for char in SECRET),
+        "".join(f"&#x{ord(char):x};" for char in SECRET),
+        html.escape(SECRET).replace("/", "&#47;").replace("@", "&#X40;").replace(" ", "&#0032;"),
+    ],
+    ids=[
+        "lowercase-percent-hex",
+        "lowercase-form-hex",
+        "slash-escaped-json-in-text",
+        "upper-cased",
+        "upper-cased-url-encoded",
+        "html-decimal-entities",
+        "html-hex-entities",
+        "html-mixed-entities",
+    ],
+)
+def test_other_echo_forms_are_scrubbed_too(echoed: str) -> None:
+    assert _secret_left(echoed), "the case must hold the secret before scrubbing"
+    text = f"<html><body><pre>server said: {echoed} (end)</pre></body></html>"
+    assert not _secret_left(scrub(text, [SECRET]))
+    assert not _secret_left(detail_from_body(text, [SECRET]))
+    with pytest.raises(EcoinventApiError) as raised:
+        decode_json_body(200, text.encode(), method="GET", path="/v0/versions", conn_id="c", secrets=[SECRET])
+    assert raised.value.detail is not None
+    assert not _secret_left(raised.value.detail)
+
+
+def test_a_secret_beyond_the_basic_multilingual_plane_is_scrubbed_in_json_escapes() -> None:
+    secret = "pa\U0001f600ss-word"
+    assert scrub(json.dumps({"s": secret}), [secret]) == '{"s": "***"}'
+    assert scrub(json.dumps({"s": secret}, ensure_ascii=False), [secret]) == '{"s": "***"}'
+
+
+@pytest.mark.parametrize("offset", [0, 1, 150, 195, 199, 200, 5000])
+def test_scrubbing_only_the_head_gives_the_head_of_the_whole_scrub(offset: int) -> None:
+    # Echoes of every length pull later text forward; the head must be what scrubbing everything would give.
+    echoes = [SECRET, "".join(f"&#x{ord(char):x};" for char in SECRET), SECRET.upper(), "plain words"]
+    text = "y" * offset + " ".join(echoes * 20) + "tail" * 5000
+    assert scrub_head(text, [SECRET], 200) == scrub(text, [SECRET])[:200]
