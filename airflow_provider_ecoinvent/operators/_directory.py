@@ -37,11 +37,13 @@ from urllib.parse import urlsplit
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.operators._output import (
+    LOCAL_SCHEMES,
     PARTIAL_SUFFIX,
     AtomicOutput,
     _age_seconds,
     check_uri,
     configured_lease_seconds,
+    local_file_uri,
 )
 from airflow_provider_ecoinvent.operators._partitions import (
     MANIFEST_NAME,
@@ -71,7 +73,7 @@ def directory_path(uri: Any, *, argument: str = "output_uri") -> ObjectStoragePa
     """A dataset directory URI (ending with ``/``) as an ``ObjectStoragePath``; no I/O."""
     from airflow.sdk import ObjectStoragePath
 
-    text = str(uri).strip()
+    text = local_file_uri(str(uri).strip(), argument=argument)
     check_uri(text.rstrip("/"), argument=argument)
     return ObjectStoragePath(text.rstrip("/"))
 
@@ -277,17 +279,17 @@ def check_directory_uri(uri: Any) -> None:
     if not isinstance(uri, str):
         raise EcoinventConfigError(f"output_uri must be a URI string, got {type(uri).__name__}.")
     text = uri.strip()
-    scheme, sep, rest = text.partition("://")
+    scheme, sep, rest = local_file_uri(text).partition("://")  # file://localhost/ is the root too
     if sep and scheme and not rest.strip("/"):
         raise _no_folder(text, scheme)
-    check_uri(text.rstrip("/"))
-    parts = urlsplit(text)
-    segments = parts.path.split("/")
-    if ".." in segments:
+    if ".." in urlsplit(text).path.split("/"):
         raise EcoinventConfigError(
             f"output_uri {text!r} has a '..' segment: name the dataset directory without climbing out of a folder "
             "(its part files and bookkeeping are replaced on each run)."
         )
+    check_uri(text.rstrip("/"))
+    parts = urlsplit(local_file_uri(text))
+    segments = parts.path.split("/")
     folders = [segment for segment in segments if segment not in ("", ".")]
     if scheme.lower() not in _LOCAL_SCHEMES and not parts.netloc:
         folders = folders[1:]  # "s3:///bucket/...": the bucket is the first segment
@@ -296,7 +298,7 @@ def check_directory_uri(uri: Any) -> None:
 
 
 #: Schemes whose path starts at the filesystem root; any other scheme's first name is a bucket (container).
-_LOCAL_SCHEMES: Final = frozenset({"file", "local"})
+_LOCAL_SCHEMES: Final = LOCAL_SCHEMES
 
 
 def _no_folder(text: str, scheme: str) -> EcoinventConfigError:

@@ -53,6 +53,16 @@ WRITE_BUFFER_BYTES: Final = 1 << 20
 DEFAULT_PARTIAL_LEASE_SECONDS: Final = 15 * 60.0
 
 
+#: The longest output URI accepted: PATH_MAX on Linux, and far beyond any object store's key limit.
+MAX_URI_CHARS: Final = 4096
+#: The longest folder or file name on a local disk (NAME_MAX, in bytes).
+MAX_NAME_BYTES: Final = 255
+#: What the temporary sibling ``.<name>.<try>.<uuid>.partial`` adds to a file's name, rounded up.
+TEMPORARY_NAME_EXTRA: Final = 70
+#: Schemes whose URIs name a path on the worker's own disk.
+LOCAL_SCHEMES: Final = frozenset({"file", "local"})
+
+
 def to_storage_path(uri: Any, *, argument: str = "output_uri") -> ObjectStoragePath:
     """``uri`` (a string or an ``ObjectStoragePath``) as an ``ObjectStoragePath`` naming a file.
 
@@ -61,7 +71,7 @@ def to_storage_path(uri: Any, *, argument: str = "output_uri") -> ObjectStorageP
     from airflow.sdk import ObjectStoragePath
 
     check_uri(uri, argument=argument)
-    return uri if isinstance(uri, ObjectStoragePath) else ObjectStoragePath(str(uri))
+    return uri if isinstance(uri, ObjectStoragePath) else ObjectStoragePath(local_file_uri(str(uri).strip()))
 
 
 def check_uri(uri: Any, *, argument: str = "output_uri") -> None:
@@ -76,6 +86,11 @@ def check_uri(uri: Any, *, argument: str = "output_uri") -> None:
         raise EcoinventConfigError(
             f"{argument} must be a URI string or an ObjectStoragePath, got {type(uri).__name__}."
         )
+    if len(text) > MAX_URI_CHARS:
+        raise EcoinventConfigError(
+            f"{argument} is {len(text):,} characters long, more than the {MAX_URI_CHARS:,} a path may have; it starts "
+            f"{text[:80]!r}. Check the template that rendered it."
+        )
     scheme, sep, rest = text.partition("://")
     if not sep or not scheme or not rest:
         raise EcoinventConfigError(
@@ -84,6 +99,62 @@ def check_uri(uri: Any, *, argument: str = "output_uri") -> None:
         )
     if text.endswith("/"):
         raise EcoinventConfigError(f"{argument} must name a file, not a folder: {text!r}.")
+    check_no_climbing(text, argument=argument, what="the output")
+    if scheme.lower() in LOCAL_SCHEMES:
+        local = local_file_uri(text, argument=argument)
+        if local.endswith("/"):
+            raise EcoinventConfigError(f"{argument} must name a file, not a folder: {text!r}.")
+        _check_local_names(local, argument=argument)
+
+
+def check_no_climbing(text: str, *, argument: str, what: str) -> None:
+    """Refuse a ``..`` segment: the operators replace and remove files next to what they write.
+
+    :raises EcoinventConfigError: naming the URI.
+    """
+    if ".." in text.partition("://")[2].split("/"):
+        raise EcoinventConfigError(
+            f"{argument} {text!r} has a '..' segment: name {what} without climbing out of a folder "
+            "(files next to it are replaced and cleaned up)."
+        )
+
+
+def local_file_uri(text: str, *, argument: str = "output_uri") -> str:
+    """A ``file:`` (or ``local:``) URI in its standard meaning (RFC 8089), as Airflow's path reads it.
+
+    ``file://localhost/x`` is ``/x`` and ``file:////x`` is ``/x``; Airflow's ``ObjectStoragePath`` would
+    read both relative to the working directory. An Airflow connection id (``file://conn@/x``) is kept.
+    Other schemes are returned as they are.
+
+    :raises EcoinventConfigError: the URI names another host (``file://server/x``), or none with a relative
+        path (``file://data/x``): a file URI is a path on the worker's own disk.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in LOCAL_SCHEMES:
+        return text
+    authority, _, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if host and host.lower() != "localhost":
+        raise EcoinventConfigError(
+            f"{argument} {text!r} names the host {host!r}, but a {scheme}: URI is a path on the worker's own "
+            f"disk: write an absolute path after three slashes, such as '{scheme}:///{host}/{path}'."
+        )
+    return f"{scheme}://{user}{at}/{path.lstrip('/')}"
+
+
+def _check_local_names(text: str, *, argument: str) -> None:
+    """Refuse a folder or file name longer than a local disk allows, before any call (else a raw ``OSError``).
+
+    The file's own name must leave room for its temporary sibling's longer name.
+    """
+    names = [name for name in text.partition("://")[2].split("/") if name]
+    for position, name in enumerate(names):
+        limit = MAX_NAME_BYTES - (TEMPORARY_NAME_EXTRA if position == len(names) - 1 else 0)
+        if len(name.encode()) > limit:
+            raise EcoinventConfigError(
+                f"{argument} has a name of {len(name.encode())} bytes, more than the {limit} a local disk allows "
+                f"there; it starts {name[:40]!r}."
+            )
 
 
 #: Schemes that Airflow providers register for ``ObjectStoragePath``: (what to pip install, the fsspec library).
@@ -482,15 +553,19 @@ def _glob_escape(name: str) -> str:
 __all__ = [
     "DEFAULT_PARTIAL_LEASE_SECONDS",
     "FLAT_COLUMNS",
+    "LOCAL_SCHEMES",
+    "MAX_URI_CHARS",
     "PARQUET_INSTALL_HINT",
     "PARTIAL_SUFFIX",
     "WRITE_BUFFER_BYTES",
     "AtomicOutput",
     "ParquetRowWriter",
+    "check_no_climbing",
     "check_uri",
     "configured_lease_seconds",
     "flat_rows",
     "json_line",
+    "local_file_uri",
     "nested_record",
     "require_filesystem",
     "require_pyarrow",
