@@ -5,8 +5,9 @@ Standard library and the package's exceptions only: DAG files import the operato
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
@@ -25,22 +26,25 @@ def is_templated(value: Any) -> bool:
     return False
 
 
+#: The longest rendered id list read (characters): ~100,000 ids, four times a whole release. Beyond it, reading
+#: the text as Python would take seconds and gigabytes before the cost guard could refuse it.
+MAX_RENDERED_LIST_CHARS: Final = 1 << 20
+
+
 def parse_id_list(value: Any, argument: str) -> list[Any]:
     """A list of ids given as a list (or any iterable), or as the string rendering of one (``"[1, 2]"``).
 
     Jinja renders a list pulled from XCom as text unless the DAG renders native objects; both reach here.
-    The items are not checked: :func:`validate_dataset_ids` does that.
+    Text is read as JSON (C speed, no syntax tree), else as a Python literal (``"(1, 2)"``, ``"[1, 2,]"``);
+    text longer than :data:`MAX_RENDERED_LIST_CHARS` is refused. The items are not checked:
+    :func:`validate_dataset_ids` does that.
+
+    :raises EcoinventConfigError: the text is too long or not a list.
     """
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = ast.literal_eval(text) if text else []
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            raise EcoinventConfigError(
-                f"{argument} must be a list of integers; could not read {short(text)} as a list."
-            ) from None
+        value = _read_list_text(value.strip(), argument)
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
@@ -48,6 +52,32 @@ def parse_id_list(value: Any, argument: str) -> list[Any]:
             f"{argument} must be a list of integers, got {type(value).__name__}: {short(value)}."
         )
     return list(value)
+
+
+def _read_list_text(text: str, argument: str) -> Any:
+    """The value a rendered list's text holds: JSON first, then a Python literal.
+
+    :raises EcoinventConfigError: the text is longer than :data:`MAX_RENDERED_LIST_CHARS` or unreadable.
+    """
+    if len(text) > MAX_RENDERED_LIST_CHARS:
+        raise EcoinventConfigError(
+            f"{argument} rendered to {len(text):,} characters of text, more than the {MAX_RENDERED_LIST_CHARS:,} "
+            "read from a template (about 100,000 ids). Pass the list itself, not its text: an XComArg such as "
+            f"{argument}=pick.output, or render_template_as_native_obj=True on the DAG; or select the datasets "
+            "with query / search_filters. Starts: " + short(text) + "."
+        )
+    if not text:
+        return []
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass  # not JSON: a Python literal such as "(1, 2)" or "[1, 2,]"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise EcoinventConfigError(
+            f"{argument} must be a list of integers; could not read {short(text)} as a list."
+        ) from None
 
 
 def listed(value: Any) -> Any:
@@ -83,4 +113,13 @@ def positive_int(value: Any, argument: str, *, minimum: int) -> int:
     return value
 
 
-__all__ = ["is_templated", "listed", "optional_text", "parse_id_list", "positive_int", "required_text", "short"]
+__all__ = [
+    "MAX_RENDERED_LIST_CHARS",
+    "is_templated",
+    "listed",
+    "optional_text",
+    "parse_id_list",
+    "positive_int",
+    "required_text",
+    "short",
+]
