@@ -179,6 +179,34 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    ticket = 0\n",
         HOOKS,
     ),
+    Mutation(
+        "part-key-ignores-version",
+        "a dataset directory part is reused only for the same version and system model",
+        '        return digest({**self._scope(), "dataset_ids": list(ids)})\n',
+        '        return digest({**self._scope(), "version": "", "system_model": "", "dataset_ids": list(ids)})\n',
+        ("tests/operators/test_directory_reuse.py",),
+    ),
+    Mutation(
+        "success-kept-during-refetch",
+        "_SUCCESS and the manifest are withdrawn before any part is replaced",
+        "        if fetch:\n            self.directory.withdraw_success()\n",
+        "        if fetch:\n",
+        ("tests/operators/test_directory_reuse.py",),
+    ),
+    Mutation(
+        "token-key-ignores-secret",
+        "a token cached for one client secret is never served to another (a rotated secret)",
+        "return TokenKey(settings.token_url, settings.client_id, digest)",
+        'return TokenKey(settings.token_url, settings.client_id, "")',
+        ("tests/hooks/test_hook.py",),
+    ),
+    Mutation(
+        "localhost-prefix-is-loopback",
+        "plain http:// is allowed to this machine only, not to localhost.<anything>",
+        '    if hostname.lower() == "localhost":\n',
+        '    if hostname.lower().startswith("localhost"):\n',
+        ("tests/unit/test_connection_settings.py",),
+    ),
 )
 
 

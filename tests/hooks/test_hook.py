@@ -66,6 +66,22 @@ def test_token_shared_by_hook_instances(ecoinvent_conn: EmulatorServer) -> None:
     assert ecoinvent_conn.stats()["token_requests"] == 1
 
 
+def test_a_changed_secret_never_rides_on_a_token_the_old_secret_obtained(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process cache is keyed by the secret too: after a rotation (here, to a secret the token server
+    refuses) the new secret is proven by its own token request, never served the old secret's token."""
+    conn = emulator.connection_dict()
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps(conn))
+    assert EcoinventHook().get_versions()
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", json.dumps({**conn, "password": "rotated-secret"}))
+    with pytest.raises(EcoinventAuthError, match="rejected the client id or secret"):
+        EcoinventHook(retry_policy=RetryPolicy(max_retries=0)).get_versions()
+    stats = emulator.stats()
+    assert stats["token_requests"] == 2
+    assert stats["requests"]["GET /versions"] == 1
+
+
 def test_token_renewed_before_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
