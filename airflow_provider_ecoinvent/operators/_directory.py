@@ -70,9 +70,11 @@ _RECORD_KEYS: Final = ("key", "name", "bytes", "sha256", "records", "datasets")
 
 
 def directory_path(uri: Any, *, argument: str = "output_uri") -> ObjectStoragePath:
-    """A dataset directory URI (ending with ``/``) as an ``ObjectStoragePath``; no I/O."""
+    """A dataset directory URI (ending with ``/``, or a path object) as an ``ObjectStoragePath``; no I/O."""
     from airflow.sdk import ObjectStoragePath
 
+    if isinstance(uri, ObjectStoragePath):  # kept as given: its connection and storage options with it
+        return uri
     text = local_file_uri(str(uri).strip(), argument=argument)
     check_uri(text.rstrip("/"), argument=argument)
     return ObjectStoragePath(text.rstrip("/"))
@@ -276,8 +278,14 @@ def check_directory_uri(uri: Any) -> None:
     Runs clean-up removes ``part-*``, ``_SUCCESS`` and ``_manifest.json`` in the directory, so it must be a
     folder of its own: never a bucket or filesystem root, never a path climbing out with ``..``.
     """
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(uri, ObjectStoragePath):  # a path object drops the trailing "/": it names the folder itself
+        uri = f"{uri}/"
     if not isinstance(uri, str):
-        raise EcoinventConfigError(f"output_uri must be a URI string, got {type(uri).__name__}.")
+        raise EcoinventConfigError(
+            f"output_uri must be a URI string or an ObjectStoragePath, got {type(uri).__name__}."
+        )
     text = uri.strip()
     scheme, sep, rest = local_file_uri(text).partition("://")  # file://localhost/ is the root too
     if sep and scheme and not rest.strip("/"):

@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import hashlib
 import importlib.util
+import io
 import logging
 import os
 import threading
@@ -500,8 +501,7 @@ class AtomicOutput:
             self._buffer.clear()
             file, self._file = self._file, None
             if file is not None:
-                with contextlib.suppress(Exception):
-                    file.close()
+                _drop_unfinished(file)
             try:
                 fs = self.destination.fs
                 if fs.exists(self.temporary.path):
@@ -510,6 +510,29 @@ class AtomicOutput:
                 log.warning("Could not remove the partial file %s.", self.temporary, exc_info=True)
         finally:
             self._lock.release()
+
+
+def _drop_unfinished(file: Any) -> None:
+    """Let go of a file being written without publishing it; never raises.
+
+    ``close()`` on an fsspec buffered file (S3, GCS, Azure, ...) uploads what is buffered and completes the
+    upload: the object would appear, from a signal handler, only to be deleted. Such a file is discarded
+    instead (``discard()`` cancels a multipart or resumable upload where the store supports it) and marked
+    closed, so nothing (not even its finaliser) flushes it. Any other file (a local one) is closed; the
+    caller then removes it.
+    """
+    from fsspec.spec import AbstractBufferedFile
+
+    raw = getattr(file, "_obj", file)  # ObjectStoragePath.open wraps the fsspec file to track lineage
+    with contextlib.suppress(Exception):
+        if isinstance(raw, AbstractBufferedFile) and not raw.readable():
+            try:
+                raw.discard()
+            finally:
+                raw.buffer = io.BytesIO()
+                raw.closed = True
+        else:
+            file.close()
 
 
 def _age_seconds(fs: Any, path: str, now: float) -> float | None:

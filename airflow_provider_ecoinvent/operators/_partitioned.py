@@ -22,6 +22,7 @@ from airflow_provider_ecoinvent.operators._partitions import (
     SUCCESS_NAME,
     PlannedPart,
     Request,
+    directory_text,
     mine,
     plan,
     record_name,
@@ -58,7 +59,7 @@ def directory_run(
     selection = {"kind": common["selection"], "query": plan.query, "search_filters": plan.search_filters}
     summary = {
         **common,
-        "output_uri": str(task.output_uri).strip(),  # as given, ending with "/"
+        "output_uri": directory_text(task.output_uri),  # ending with "/", a path object's too
         "dry_run": False,
         "request": request.as_json({**selection, "datasets": len(ids)}),
     }

@@ -50,6 +50,25 @@ def is_directory_uri(uri: Any) -> bool:
     return isinstance(uri, str) and uri.strip().endswith("/")
 
 
+def writes_directory(uri: Any, directory: bool | None, shard: tuple[int, int] | None = None) -> bool:
+    """Whether ``output_uri`` is written as a dataset directory rather than one file.
+
+    ``directory`` decides when given. Otherwise a string ending with ``/`` names a directory; an
+    ``ObjectStoragePath`` cannot end with ``/`` (it drops it), so a path object names a directory when a
+    ``shard`` (parsed) is given (a fan-out always writes one), else a file.
+    """
+    if directory is not None:
+        return bool(directory)
+    if uri is None or isinstance(uri, str):
+        return is_directory_uri(uri)
+    return shard is not None
+
+
+def directory_text(uri: Any) -> str:
+    """A dataset directory's URI as text ending with ``/``, from a string or an ``ObjectStoragePath``."""
+    return str(uri).strip().rstrip("/") + "/"
+
+
 def shards(count: int) -> list[list[int]]:
     """``[[0, count], [1, count], ...]``: the ``shard`` values for ``.expand(shard=shards(count))``."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:

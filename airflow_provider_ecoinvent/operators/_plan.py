@@ -19,8 +19,8 @@ from airflow_provider_ecoinvent.operators._arguments import (
 )
 from airflow_provider_ecoinvent.operators._directory import check_directory_uri
 from airflow_provider_ecoinvent.operators._output import check_uri
-from airflow_provider_ecoinvent.operators._partitions import check_partition_size, is_directory_uri, parse_shard
-from airflow_provider_ecoinvent.operators._task import built_by_mapping
+from airflow_provider_ecoinvent.operators._partitions import check_partition_size, parse_shard, writes_directory
+from airflow_provider_ecoinvent.operators._task import built_by_mapping, mapped_outputs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,6 +48,7 @@ class Plan:
         organization_id: str | None,
         selectors: list[Any] | None = None,
         shard: tuple[int, int] | None = None,
+        directory: bool = False,
     ) -> None:
         self.dataset_ids = dataset_ids
         #: With ``selectors``, filled in by their resolution against the pinned version.
@@ -62,6 +63,8 @@ class Plan:
         self.organization_id = organization_id
         #: ``(index, count)`` of a fan-out over a dataset directory, ``None`` for the whole request.
         self.shard = shard
+        #: Whether ``output_uri`` is written as a dataset directory (see :func:`._partitions.writes_directory`).
+        self.directory = directory
 
 
 def check_static(task: EcoinventDatasetsOperator) -> None:
@@ -85,6 +88,8 @@ def check_static(task: EcoinventDatasetsOperator) -> None:
         if getattr(task, guard) is not None:
             positive_int(getattr(task, guard), guard, minimum=0)
     check_partition_size(task.partition_size)
+    if task.directory is not None and not isinstance(task.directory, bool):
+        raise EcoinventConfigError(f"directory must be True, False or None, got {task.directory!r}.")
     for name in ("dry_run_only", "fail_on_missing", "overwrite"):
         if not isinstance(getattr(task, name), bool):
             argument = "dry_run" if name == "dry_run_only" else name
@@ -139,15 +144,15 @@ def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
         version = required_text(task.version, "version")
     if ready(task.system_model):
         system_model = required_text(task.system_model, "system_model")
-    if task.output_uri is None:
-        if not task.dry_run_only:
-            raise EcoinventConfigError(
-                "output_uri is required (e.g. 'file:///data/datasets.jsonl' or 's3://aws_default@bucket/key'): "
-                "the datasets are written to a file, never to XCom. Only dry_run=True runs without it."
-            )
-    elif ready(task.output_uri):
-        check_directory_uri(task.output_uri) if is_directory_uri(task.output_uri) else check_uri(task.output_uri)
+    if task.output_uri is None and not task.dry_run_only:
+        raise EcoinventConfigError(
+            "output_uri is required (e.g. 'file:///data/datasets.jsonl' or 's3://aws_default@bucket/key'): "
+            "the datasets are written to a file, never to XCom. Only dry_run=True runs without it."
+        )
     shard = _check_shard(task, ready)
+    directory = writes_directory(task.output_uri, task.directory, shard)
+    if task.output_uri is not None and ready(task.output_uri):
+        check_directory_uri(task.output_uri) if directory else check_uri(task.output_uri)
     if ready(task.ecoinvent_conn_id):
         required_text(task.ecoinvent_conn_id, "ecoinvent_conn_id")
     user_id = optional_text(task.user_id, "user_id") if ready(task.user_id) else None
@@ -165,6 +170,35 @@ def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
         organization_id,
         selectors,
         shard,
+        directory,
+    )
+
+
+def refuse_shared_output(task: EcoinventDatasetsOperator, plan: Plan, context: Mapping[str, Any]) -> None:
+    """Mapped task instances without ``shard`` must each write their own ``output_uri``; checked before any call.
+
+    ``.partial(output_uri=".../dir/").expand(dataset_ids=chunks)`` would have each instance take its chunk for
+    the whole request: it removes the others' parts and marks the directory complete (a file: it replaces the
+    others' file), so every chunk is billed and only the last is kept. A fan-out over one directory maps over
+    ``shard`` instead; mapping over ``output_uri`` too gives each instance its own output.
+
+    :raises EcoinventConfigError: naming ``shards()`` and the commit step.
+    """
+    if task.output_uri is None or plan.shard is not None:
+        return
+    found = mapped_outputs(task, context)
+    if found is None or found[1] >= found[0]:
+        return
+    instances, outputs = found
+    shared = "one output_uri" if outputs == 1 else f"only {outputs} distinct output_uri values"
+    raise EcoinventConfigError(
+        f"{instances} mapped task instances of {task.task_id!r} write {shared} (this one {str(task.output_uri)!r}) "
+        "without shard: each would take its own chunk for the whole request and replace what the others wrote, "
+        "so every chunk would be billed and only the last kept. To split one request over mapped tasks, give "
+        "every task the whole selection and map over shard into a dataset directory: "
+        f"EcoinventDatasetsOperator.partial(..., output_uri='.../dir/').expand(shard=shards({instances})), then "
+        "EcoinventDatasetsCommitOperator(output_uri='.../dir/'). Or give each mapped task its own output_uri "
+        "(map over output_uri too). No call was made to the ecoinvent API."
     )
 
 
@@ -173,10 +207,11 @@ def _check_shard(task: EcoinventDatasetsOperator, ready: Callable[[Any], bool]) 
     if not ready(task.shard):
         return None
     shard = parse_shard(task.shard)
-    if shard is not None and ready(task.output_uri) and not is_directory_uri(task.output_uri):
+    if shard is not None and ready(task.output_uri) and not writes_directory(task.output_uri, task.directory, shard):
         raise EcoinventConfigError(
-            f"shard={list(shard)} needs a dataset directory: end output_uri with '/' (got {task.output_uri!r}), "
-            "so that every mapped task writes its parts into it; then run EcoinventDatasetsCommitOperator."
+            f"shard={list(shard)} needs a dataset directory: end output_uri with '/' or pass directory=True (got "
+            f"{task.output_uri!r}), so that every mapped task writes its parts into it; then run "
+            "EcoinventDatasetsCommitOperator."
         )
     return shard
 
@@ -215,4 +250,4 @@ def _check_filters(filters: Any) -> dict[str, Any]:
     return checked
 
 
-__all__ = ["FORMATS", "LAYOUTS", "RESERVED_SEARCH_KEYS", "Plan", "check_static", "plan_run"]
+__all__ = ["FORMATS", "LAYOUTS", "RESERVED_SEARCH_KEYS", "Plan", "check_static", "plan_run", "refuse_shared_output"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.operators._directory import directory_path
 from airflow_provider_ecoinvent.operators._output import require_filesystem, to_storage_path
 from airflow_provider_ecoinvent.operators._partitions import is_directory_uri
@@ -51,20 +54,112 @@ def lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | N
     return OperatorLineage(inputs=[Dataset(namespace=input_namespace, name=input_name)], outputs=outputs)
 
 
-def output_path(uri: Any, *, writing: bool = True) -> ObjectStoragePath | None:
+def output_path(
+    uri: Any, *, writing: bool = True, directory: bool | None = None, directory_hint: bool = False
+) -> ObjectStoragePath | None:
     """The rendered output URI as a path; when it will be written, its filesystem is checked first, so a
-    missing storage provider fails with what to install before any call to the API."""
+    missing storage provider fails with what to install before any call to the API.
+
+    :param directory: whether it names a dataset directory; ``None``: a string ending with ``/`` does.
+    :param directory_hint: the operator writes dataset directories too: the refusal of a folder says how.
+    :raises EcoinventConfigError: a file output naming an existing folder (checked when writing).
+    """
     if uri is None:
         return None
     if writing:
         require_filesystem(uri)
-    return directory_path(uri) if is_directory_uri(uri) else to_storage_path(uri)
+    if is_directory_uri(uri) if directory is None else directory:
+        return directory_path(uri)
+    path = to_storage_path(uri)
+    if writing:
+        refuse_existing_folder(path, directory_hint=directory_hint)
+    return path
+
+
+def refuse_existing_folder(path: ObjectStoragePath, *, directory_hint: bool) -> None:
+    """A file output must not name an existing folder: the file would land inside it, hidden as a ``.partial``
+    (the move into place puts it in the folder), and a later directory run's clean-up would delete it.
+
+    One listing of the store, before any call to the API; a store that cannot tell is not a reason to fail.
+    """
+    try:
+        folder = bool(path.is_dir())
+    except Exception:
+        return
+    if not folder:
+        return
+    hint = (
+        " To write a dataset directory there, end output_uri with '/' or pass directory=True." if directory_hint else ""
+    )
+    raise EcoinventConfigError(
+        f"output_uri {str(path)!r} names an existing folder, not a file: name a file in it instead (e.g. "
+        f"'{str(path).rstrip('/')}/datasets.jsonl').{hint} No call was made to the ecoinvent API."
+    )
 
 
 def built_by_mapping(task: BaseOperator) -> bool:
     """Whether a mapped task instance is being built: ``MappedOperator`` re-runs the constructor with the
     values resolved for one map index (``expand`` inputs are data, as rendered templates are)."""
     return bool(getattr(task, "_BaseOperator__from_mapped", False))
+
+
+def mapped_outputs(task: BaseOperator, context: Mapping[str, Any]) -> tuple[int, int] | None:
+    """For a mapped task instance: how many instances its task maps to, and how many distinct ``output_uri``
+    values they write (templates naming ``map_index`` count as one per instance); ``None`` when not mapped.
+
+    Read from the ``MappedOperator`` the DAG holds (its ``expand`` or ``expand_kwargs`` input, XCom references
+    resolved as Airflow resolves them to expand the task); no call to the ecoinvent API. When that input
+    cannot be read, ``None``: this check never blocks a task it cannot judge.
+    """
+    if not built_by_mapping(task):
+        return None
+    try:
+        mapped = task.dag.task_dict.get(task.task_id)
+        value = getattr(getattr(mapped, "expand_input", None), "value", None)
+        partial = getattr(mapped, "partial_kwargs", {}).get("output_uri")
+        if value is None:
+            return None
+        if isinstance(value, dict):  # expand(a=[...], b=[...]): one instance per combination
+            return _crossed_outputs(value, partial, context)
+        return _listed_outputs(value, partial, context)  # expand_kwargs([{...}, ...])
+    except Exception:
+        logging.getLogger(__name__).debug("Could not read the mapping of %s.", task.task_id, exc_info=True)
+        return None
+
+
+def _resolved(value: Any, context: Mapping[str, Any]) -> Any:
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
+    return value.resolve(context) if isinstance(value, XComArg) else value
+
+
+def _output_key(uri: Any, index: int) -> str:
+    text = str(uri).strip().rstrip("/")
+    return f"{text}#{index}" if "{{" in text and "map_index" in text else text
+
+
+def _crossed_outputs(value: Mapping[str, Any], partial: Any, context: Mapping[str, Any]) -> tuple[int, int]:
+    lengths: dict[str, int] = {}
+    uris: list[Any] = []
+    for key, argument in value.items():
+        if argument is None:
+            continue
+        items = _resolved(argument, context)
+        lengths[key] = len(items)
+        if key == "output_uri":
+            uris = list(items)
+    instances = math.prod(lengths.values())
+    if "output_uri" not in lengths:
+        uris = [partial] * instances
+    return instances, len({_output_key(uri, index) for index, uri in enumerate(uris)})
+
+
+def _listed_outputs(value: Any, partial: Any, context: Mapping[str, Any]) -> tuple[int, int]:
+    keys = []
+    for index, mapping in enumerate(_resolved(value, context)):
+        kwargs = _resolved(mapping, context)
+        keys.append(_output_key(kwargs.get("output_uri", partial) if isinstance(kwargs, dict) else partial, index))
+    return len(keys), len(set(keys))
 
 
 def make_hook(conn_id: str, **kwargs: Any) -> EcoinventHook:
@@ -130,6 +225,8 @@ __all__ = [
     "lineage",
     "lineage_namespace",
     "make_hook",
+    "mapped_outputs",
     "output_path",
     "publish_to_outlets",
+    "refuse_existing_folder",
 ]

@@ -37,7 +37,7 @@ from airflow_provider_ecoinvent.operators._task import publish_to_outlets
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
 __all__ = ["EcoinventDatasetsCommitOperator"]
 
@@ -57,7 +57,8 @@ _SUMMED: Final = ("fetched_parts", "reused_parts", "api_calls", "missing_dataset
 class EcoinventDatasetsCommitOperator(BaseOperator):
     """Complete a dataset directory written by ``EcoinventDatasetsOperator(...).expand(shard=shards(n))``.
 
-    :param output_uri: the dataset directory the mapped tasks wrote, ending with ``/``. (templated)
+    :param output_uri: the dataset directory the mapped tasks wrote: a URI ending with ``/``, or an
+        ``ObjectStoragePath`` (it always names the directory: a path object cannot end with ``/``). (templated)
     :param shard_count: the number of shards expected; ``None`` reads it from the shard records (which must
         then agree on one count).
     :returns: the manifest (also in the ``extra`` of the outlet asset events).
@@ -68,7 +69,7 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {}
     ui_color = "#82e0aa"
 
-    def __init__(self, *, output_uri: str, shard_count: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, output_uri: str | ObjectStoragePath, shard_count: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.output_uri = output_uri
         self.shard_count = shard_count
@@ -80,10 +81,10 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
             self._check_uri()
 
     def _check_uri(self) -> None:
-        if not is_directory_uri(self.output_uri):
+        if isinstance(self.output_uri, str) and not is_directory_uri(self.output_uri):
             raise EcoinventConfigError(
-                f"output_uri must name the dataset directory the mapped tasks wrote, ending with '/'; "
-                f"got {self.output_uri!r}."
+                f"output_uri must name the dataset directory the mapped tasks wrote, ending with '/' (or be an "
+                f"ObjectStoragePath); got {self.output_uri!r}."
             )
         check_directory_uri(self.output_uri)
 

@@ -22,8 +22,8 @@ from airflow_provider_ecoinvent.operators._arguments import (
 )
 from airflow_provider_ecoinvent.operators._output import AtomicOutput
 from airflow_provider_ecoinvent.operators._partitioned import PartitionedWriter, directory_run
-from airflow_provider_ecoinvent.operators._partitions import DEFAULT_PARTITION_SIZE, is_directory_uri
-from airflow_provider_ecoinvent.operators._plan import Plan, check_static, plan_run
+from airflow_provider_ecoinvent.operators._partitions import DEFAULT_PARTITION_SIZE
+from airflow_provider_ecoinvent.operators._plan import Plan, check_static, plan_run, refuse_shared_output
 from airflow_provider_ecoinvent.operators._records import LineBatch, ParquetRowWriter, require_pyarrow, write_dataset
 from airflow_provider_ecoinvent.operators._task import (
     Progress,
@@ -78,15 +78,17 @@ class EcoinventDatasetsOperator(BaseOperator):
     :class:`EcoinventCostGuardError` before any scored call when more distinct datasets or indicators are
     selected. ``dry_run=True`` counts what a run would consume and returns it without scoring or writing.
 
-    Dataset directory (``output_uri`` ending with ``/``): parts of at most ``partition_size`` datasets, each
-    committed atomically with a ``_parts/`` record (key, size, SHA-256), then ``_manifest.json`` and
-    ``_SUCCESS``. A retry or rerun reuses every part whose record and bytes still match and fetches only the
-    others; a complete directory is skipped without a scored call. ``shard=(index, count)``
+    Dataset directory (``output_uri`` ending with ``/``, or ``directory=True``): parts of at most
+    ``partition_size`` datasets, each committed atomically with a ``_parts/`` record (key, size, SHA-256), then
+    ``_manifest.json`` and ``_SUCCESS``. A retry or rerun reuses every part whose record and bytes still
+    match and fetches only the others; a complete directory is skipped without a scored call. ``shard=(index, count)``
     (``.expand(shard=shards(n))``) writes one share of the parts, then :class:`EcoinventDatasetsCommitOperator`
-    completes the directory. See docs/output.md.
+    completes the directory. Mapped task instances must not share one ``output_uri`` without ``shard`` (each
+    would replace the others' output): that fails before any call, naming ``shards()``. See docs/output.md.
 
-    :param output_uri: destination file, any ``ObjectStoragePath`` URI; ending with ``/``, a dataset
-        directory. Required unless ``dry_run``. (templated)
+    :param output_uri: destination file, any ``ObjectStoragePath`` URI or path object; ending with ``/`` (or
+        with ``directory=True``), a dataset directory. A file must not name an existing folder. Required
+        unless ``dry_run``. (templated)
     :param dataset_ids: ids to fetch: a list, or its string rendering such as ``"[1, 2]"``. (templated)
     :param query: free-text search selecting the datasets instead of ``dataset_ids``. (templated)
     :param search_filters: search filters, e.g. ``{"geography": "Switzerland (CH)"}``. (templated)
@@ -111,6 +113,9 @@ class EcoinventDatasetsOperator(BaseOperator):
     :param overwrite: dataset directory: rewrite every part, even those found valid.
     :param shard: dataset directory: ``(index, count)`` writes the parts whose number modulo ``count`` is
         ``index``; ``None`` (default) writes them all. (templated)
+    :param directory: ``True``: ``output_uri`` names a dataset directory, whatever its form (an
+        ``ObjectStoragePath`` drops a trailing ``/``); ``False``: a file; ``None`` (default): a string ending
+        with ``/`` is a directory, and so is a path object given with ``shard``.
     """
 
     template_fields: Sequence[str] = (
@@ -155,6 +160,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         partition_size: int = DEFAULT_PARTITION_SIZE,
         overwrite: bool = False,
         shard: Sequence[int] | str | None = None,
+        directory: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -190,6 +196,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         self.partition_size = partition_size
         self.overwrite = overwrite
         self.shard = shard
+        self.directory = directory
         # Run state (never deep-copied with a value: set in execute only).
         self._writer: PartitionedWriter | None = None
         self._stream: DatasetStream | None = None
@@ -220,9 +227,12 @@ class EcoinventDatasetsOperator(BaseOperator):
         self._kill_requested = False
         plan = self._plan(rendered=True)
         assert plan is not None
+        refuse_shared_output(self, plan, context)  # mapped chunks into one output: before any call
         if self.format == "parquet" and not self.dry_run_only:
             require_pyarrow()  # fails with the install command before any call
-        destination = output_path(self.output_uri, writing=not self.dry_run_only)
+        destination = output_path(
+            self.output_uri, writing=not self.dry_run_only, directory=plan.directory, directory_hint=True
+        )
         hook = make_hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
         self._hook = hook  # on_kill stops it: its free calls (version, indicators, search) as well as batches
         # The connection extras (read without a network call) cap the arguments: an argument may only lower them.
@@ -287,7 +297,7 @@ class EcoinventDatasetsOperator(BaseOperator):
             return manifest
 
         assert destination is not None
-        if is_directory_uri(self.output_uri):  # a dataset directory: parts, resumed (operators._partitioned)
+        if plan.directory:  # a dataset directory: parts, resumed (operators._partitioned)
             self._writer, summary = directory_run(self, plan, version, ids, destination, common, context)
             manifest = self._writer.run(hook, ids, summary, start)
             publish_to_outlets(self, context, manifest)
