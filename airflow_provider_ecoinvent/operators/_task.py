@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.operators._directory import directory_path
 from airflow_provider_ecoinvent.operators._output import require_filesystem, to_storage_path
 from airflow_provider_ecoinvent.operators._partitions import is_directory_uri
@@ -35,6 +36,30 @@ def publish_to_outlets(task: BaseOperator, context: Context, manifest: Mapping[s
         return
     for asset in outlets:
         events[asset].extra.update(manifest)
+
+
+def publish_or_withhold(task: BaseOperator, context: Context, manifest: Mapping[str, Any], *, emit: bool) -> None:
+    """Publish the manifest on the outlets' asset events, or, with ``emit=False``, emit no asset event at all.
+
+    Airflow registers an event for every asset in the running task's ``outlets`` once it succeeds, whatever
+    ``outlet_events`` holds (the task runner reads ``ti.task.outlets`` after ``execute``), so withholding
+    them means running on without outlets: the running copy's are rebound to an empty list (the DAG's
+    definition, the serialized DAG and other tries keep theirs). The task still succeeds with its XCom; a
+    skip would instead skip every downstream task and drop the manifest from XCom.
+    """
+    if emit:
+        publish_to_outlets(task, context, manifest)
+        return
+    if task.outlets:
+        task.log.info("The dataset is unchanged and emit_unchanged=False: no asset event for %s.", task.outlets)
+        task.outlets = []
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """A boolean argument, checked at construction (a string such as ``"false"`` would read as true)."""
+    if not isinstance(value, bool):
+        raise EcoinventConfigError(f"{name} must be True or False, got {value!r}.")
+    return value
 
 
 def lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | None) -> Any:
@@ -126,10 +151,12 @@ class Progress:
 __all__ = [
     "Progress",
     "built_by_mapping",
+    "check_flag",
     "elapsed",
     "lineage",
     "lineage_namespace",
     "make_hook",
     "output_path",
+    "publish_or_withhold",
     "publish_to_outlets",
 ]
