@@ -9,12 +9,14 @@ XCom manifests, the asset events and the emulator's ledger.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
 import pendulum
+import pytest
 
 from airflow_provider_ecoinvent.operators._partitions import plan_parts
 from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
@@ -30,8 +32,6 @@ from tests.operators.test_partitioned_output import (
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-
-    import pytest
 
     from airflow_provider_ecoinvent.emulator import EmulatorServer
 
@@ -274,3 +274,58 @@ def test_an_unchanged_fan_out_leaves_the_dataset_untouched_and_its_commit_can_em
     assert changed.state == "success", changed.errors
     assert [uri for uri, _ in changed.asset_events] == ["ecoinvent://emulator/fan-out"]
     assert changed.xcom["commit"]["skipped"] is False
+
+
+def test_a_shard_takes_the_selection_another_shard_wrote_while_it_resolved(tmp_path: Path) -> None:
+    """The race of two shards starting together: the later one uses the stored selection, not its own."""
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_ecoinvent.operators._directory import Directory
+    from airflow_provider_ecoinvent.operators._selection import Selection, selection_name, shared_selection
+
+    directory = Directory(ObjectStoragePath(f"file://{tmp_path}/release"))
+    inputs = {"version": "latest", "query": "steel"}
+    theirs = Selection("3.11", None, [1, 2, 3])
+    calls: list[str] = []
+
+    def resolve_while_another_shard_writes() -> Selection:
+        calls.append("resolved")
+        shared_selection(directory, "run-a" * 8, inputs, lambda: theirs, log=_Log())
+        return Selection("3.12", None, [1, 2, 3, 4])  # "latest" moved meanwhile
+
+    run = "run-a" * 8
+    assert shared_selection(directory, run, inputs, resolve_while_another_shard_writes, _Log()) == theirs
+    assert shared_selection(directory, run, inputs, _fail, _Log()) == theirs  # a retry: no resolution at all
+    assert calls == ["resolved"]
+    # Another request in the same run, another run, or a damaged file: never taken for this one.
+    copper = Selection("3.11", None, [5])
+    assert shared_selection(directory, run, {**inputs, "query": "copper"}, lambda: copper, _Log()) == copper
+    assert shared_selection(directory, "run-b" * 8, inputs, lambda: Selection("3.12", None, [9]), _Log()) == (
+        Selection("3.12", None, [9])
+    )
+    path = tmp_path / "release" / selection_name(run, inputs)
+    path.write_text('{"key": "0", "version": "3.11", "indicators": null, "ids": [1]}')
+    assert shared_selection(directory, run, inputs, lambda: Selection("3.12", None, [7]), _Log()).ids == [7]
+
+
+class _Log:
+    def info(self, *args: Any) -> None:
+        pass
+
+
+def _fail() -> Any:
+    raise AssertionError("resolved again although the selection is stored")
+
+
+@pytest.mark.parametrize("value", ["false", 0, None])
+def test_emit_unchanged_must_be_a_boolean_on_both_operators(value: Any) -> None:
+    from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+    from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsCommitOperator
+
+    message = f"emit_unchanged must be True or False, got {value!r}."
+    with pytest.raises(EcoinventConfigError, match=re.escape(message)):
+        EcoinventDatasetsOperator(
+            task_id="t", dataset_ids=[1], indicator_ids=[1], output_uri="file:///data/d/", emit_unchanged=value
+        )
+    with pytest.raises(EcoinventConfigError, match=re.escape(message)):
+        EcoinventDatasetsCommitOperator(task_id="c", output_uri="file:///data/d/", emit_unchanged=value)
