@@ -248,6 +248,14 @@ def test_an_unchanged_rerun_leaves_every_file_untouched_and_can_emit_no_asset_ev
     assert [uri for uri, _ in emitting.asset_events] == ["ecoinvent://emulator/release"]
     assert stamps(out) == before
 
+    # Killed between the manifest and the marker: the rerun writes _SUCCESS, a change readers wait for.
+    (out / "_SUCCESS").unlink()
+    completed = dag_runner(body).run()
+    assert completed.state == "success", completed.errors
+    assert (completed.xcom["ingest"]["skipped"], completed.xcom["ingest"]["unchanged"]) == (True, False)
+    assert [uri for uri, _ in completed.asset_events] == ["ecoinvent://emulator/release"]
+    assert (out / "_SUCCESS").exists()
+
 
 def test_an_unchanged_fan_out_leaves_the_dataset_untouched_and_its_commit_can_emit_no_event(
     dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
