@@ -264,10 +264,11 @@ class EcoinventDatasetsOperator(BaseOperator):
             common["indicators"] = resolved
         if self.dry_run_only:
             preview = self._preview(plan, version, ids, destination, common, context)  # what is already there
+            would_fetch = preview.pop("datasets_to_fetch", unique)
             manifest = {
                 **common,
                 "dry_run": True,
-                "unique_datasets": preview.pop("datasets_to_fetch", unique) if scored else 0,
+                "unique_datasets": would_fetch if scored else 0,
                 **preview,
                 "unique_indicators": len(plan.indicator_ids) if scored else 0,
                 "max_unique_datasets": limit,
