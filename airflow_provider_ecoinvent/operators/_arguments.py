@@ -84,3 +84,10 @@ def positive_int(value: Any, argument: str, *, minimum: int) -> int:
 
 
 __all__ = ["is_templated", "listed", "optional_text", "parse_id_list", "positive_int", "required_text", "short"]
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """A boolean argument, checked at construction (a string such as ``"false"`` would read as true)."""
+    if not isinstance(value, bool):
+        raise EcoinventConfigError(f"{name} must be True or False, got {value!r}.")
+    return value

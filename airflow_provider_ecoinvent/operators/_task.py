@@ -7,7 +7,6 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.operators._directory import directory_path
 from airflow_provider_ecoinvent.operators._output import require_filesystem, to_storage_path
 from airflow_provider_ecoinvent.operators._partitions import is_directory_uri
@@ -53,13 +52,6 @@ def publish_or_withhold(task: BaseOperator, context: Context, manifest: Mapping[
     if task.outlets:
         task.log.info("The dataset is unchanged and emit_unchanged=False: no asset event for %s.", task.outlets)
         task.outlets = []
-
-
-def check_flag(name: str, value: Any) -> bool:
-    """A boolean argument, checked at construction (a string such as ``"false"`` would read as true)."""
-    if not isinstance(value, bool):
-        raise EcoinventConfigError(f"{name} must be True or False, got {value!r}.")
-    return value
 
 
 def lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | None) -> Any:
@@ -151,7 +143,6 @@ class Progress:
 __all__ = [
     "Progress",
     "built_by_mapping",
-    "check_flag",
     "elapsed",
     "lineage",
     "lineage_namespace",

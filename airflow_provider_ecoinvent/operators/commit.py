@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventOutputError
+from airflow_provider_ecoinvent.operators._arguments import check_flag
 from airflow_provider_ecoinvent.operators._directory import (
     Directory,
     attempt_owner,
@@ -39,7 +40,7 @@ from airflow_provider_ecoinvent.operators._partitions import (
     shard_record_name,
 )
 from airflow_provider_ecoinvent.operators._selection import remove_selections
-from airflow_provider_ecoinvent.operators._task import check_flag, publish_or_withhold
+from airflow_provider_ecoinvent.operators._task import publish_or_withhold
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -17,6 +17,7 @@ from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._ids import capped_limit, check_cost_guard
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 from airflow_provider_ecoinvent.operators._arguments import (
+    check_flag,
     is_templated,
     listed,
 )
@@ -29,7 +30,6 @@ from airflow_provider_ecoinvent.operators._records import LineBatch, ParquetRowW
 from airflow_provider_ecoinvent.operators._selection import Selection, selection_inputs, shared_selection
 from airflow_provider_ecoinvent.operators._task import (
     Progress,
-    check_flag,
     elapsed,
     lineage,
     lineage_namespace,
