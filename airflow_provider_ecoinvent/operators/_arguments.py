@@ -115,6 +115,7 @@ def positive_int(value: Any, argument: str, *, minimum: int) -> int:
 
 __all__ = [
     "MAX_RENDERED_LIST_CHARS",
+    "check_flag",
     "is_templated",
     "listed",
     "optional_text",
@@ -123,3 +124,10 @@ __all__ = [
     "required_text",
     "short",
 ]
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """A boolean argument, checked at construction (a string such as ``"false"`` would read as true)."""
+    if not isinstance(value, bool):
+        raise EcoinventConfigError(f"{name} must be True or False, got {value!r}.")
+    return value

@@ -6,6 +6,7 @@ with ``_`` or ``.``)::
     part-<first id>-<last id>.parquet|.jsonl   the data, each part committed atomically on its own
     _parts/<part name>.json                     per part: key, ids range, datasets, records, bytes, sha256
     _shards/shard-00003-of-00008.json           per mapped task of a fan-out: what it wrote
+    _shards/selection-<run>-<request>.json      the selection the shards of one DAG run share (._selection)
     .<name>.<owner>.<uuid>.partial              a file being written (or left by a killed try)
     _manifest.json                              written once every part is present and verified
     _SUCCESS                                    empty, written last
@@ -88,6 +89,19 @@ def attempt_owner(context: Mapping[str, Any] | None) -> str | None:
         return None
     identity = [getattr(ti, name, None) for name in ("dag_id", "run_id", "task_id", "map_index")]
     return f"{digest([str(part) for part in identity])[:16]}-t{try_number}"
+
+
+def run_identity(context: Mapping[str, Any] | None) -> str | None:
+    """A hash of the DAG run (dag id, run id) the running try belongs to; ``None`` outside a task instance.
+
+    Every try and every mapped instance of one DAG run shares it: part records carry it, so that the next try
+    of an ``overwrite=True`` run keeps what an earlier try of the same run wrote.
+    """
+    ti = (context or {}).get("ti")
+    identity = [getattr(ti, name, None) for name in ("dag_id", "run_id")]
+    if ti is None or not all(isinstance(part, str) and part for part in identity):
+        return None
+    return digest(identity)[:32]
 
 
 class Directory:

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_ecoinvent.exceptions import EcoinventError, EcoinventOutputError
-from airflow_provider_ecoinvent.operators._directory import Directory, attempt_owner
+from airflow_provider_ecoinvent.operators._directory import Directory, attempt_owner, run_identity
 from airflow_provider_ecoinvent.operators._partitions import (
     MANIFEST_NAME,
     SHARDS_FOLDER,
@@ -29,6 +29,7 @@ from airflow_provider_ecoinvent.operators._partitions import (
     shard_record_name,
 )
 from airflow_provider_ecoinvent.operators._records import LineBatch, ParquetRowWriter, write_dataset
+from airflow_provider_ecoinvent.operators._task import Progress
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 #: Missing dataset ids listed in a manifest (the count is always complete).
 MISSING_IDS_LISTED: Final = 20
+#: Why a part is fetched under ``overwrite=True`` (not a defect of the part: not listed as refetched).
+_OVERWRITTEN: Final = "overwrite"
 
 
 def directory_run(
@@ -71,6 +74,8 @@ def directory_run(
         fail_on_missing=task.fail_on_missing,
         max_in_flight=task.max_in_flight,
         log=task.log,
+        run=run_identity(context),
+        progress_interval=float(task.progress_interval),
     )
     return writer, summary
 
@@ -136,8 +141,13 @@ class PartitionedWriter:
         fail_on_missing: bool,
         max_in_flight: int,
         log: Any,
+        run: str | None = None,
+        progress_interval: float = 10.0,
     ) -> None:
         self.directory = directory
+        #: The DAG run writing (see ``run_identity``): with ``overwrite``, its own parts are kept on a retry.
+        self.dag_run = run
+        self.progress_interval = progress_interval
         self.request = request
         self.shard = shard
         self.overwrite = overwrite
@@ -176,9 +186,10 @@ class PartitionedWriter:
         head = {**summary, "fingerprint": fingerprint}
         if not fetch and self.shard is None:
             self._check_missing(list(reused.values()))
+            untouched = self.directory.exists(SUCCESS_NAME)
             stored = self._complete_already(fingerprint)
             if stored is not None:
-                return {**stored, **self._outcome(hook, 0, len(reused), [])}
+                return {**stored, **self._outcome(hook, 0, len(reused), []), "unchanged": untouched}
         if fetch:
             self.directory.withdraw_success()
             reused.update(self._fetch(hook, fetch))
@@ -216,6 +227,7 @@ class PartitionedWriter:
     def _outcome(self, hook: EcoinventHook, fetched: int, reused: int, refetched: list[str]) -> dict[str, Any]:
         return {
             "skipped": fetched == 0,
+            "unchanged": False,  # True only when the directory was left exactly as found (see run)
             "fetched_parts": fetched,
             "reused_parts": reused,
             "refetched_parts": refetched,
@@ -233,15 +245,12 @@ class PartitionedWriter:
         fetch: list[PlannedPart] = []
         refetched: list[str] = []
         for part in assigned:
-            if self.overwrite:
-                fetch.append(part)
-                continue
-            record, reason = self.directory.trusted_record(part)
+            record, reason = self._reusable(part)
             if record is not None:
                 reused[part.name] = record
                 continue
             fetch.append(part)
-            if reason != "no record":
+            if reason not in ("no record", _OVERWRITTEN):
                 refetched.append(part.name)
                 self.log.warning("Part %s is refetched: found %s.", part.name, reason)
         self.log.info(
@@ -253,6 +262,32 @@ class PartitionedWriter:
             len(refetched),
         )
         return reused, fetch, refetched
+
+    def _reusable(self, part: PlannedPart) -> tuple[dict[str, Any] | None, str]:
+        """The part's record if it may be reused, else ``None`` and why not.
+
+        ``overwrite`` applies to the DAG run: a part that an earlier try of this same run committed is kept
+        (its record names the run), any other is rewritten. Outside a DAG run every part is rewritten.
+        """
+        if self.overwrite:
+            record = self.directory.read_json(record_name(part.name))
+            if self.dag_run is None or record is None or record.get("run") != self.dag_run:
+                return None, _OVERWRITTEN
+        return self.directory.trusted_record(part)
+
+    def preview(self, ids: Sequence[int]) -> dict[str, Any]:
+        """What a real run would fetch, read from the directory as it is: a dry run writes and removes nothing."""
+        parts = plan(self.request, ids)
+        assigned = [part for part in parts if mine(part.number, self.shard)]
+        reused, fetch, refetched = self._sort_out(assigned)
+        return {
+            "plan_part_count": len(parts),
+            "assigned_parts": len(assigned),
+            "parts_to_fetch": len(fetch),
+            "reused_parts": len(reused),
+            "refetched_parts": refetched,
+            "datasets_to_fetch": sum(len(part.ids) for part in fetch),
+        }
 
     def _complete_already(self, fingerprint: str) -> dict[str, Any] | None:
         """The stored manifest when the directory already holds this request, complete; ``None`` otherwise."""
@@ -295,6 +330,7 @@ class PartitionedWriter:
         self._stream = stream
         written: dict[str, dict[str, Any]] = {}
         pending = iter(parts)
+        progress = Progress(self.log, len(ids), self.progress_interval)
         try:
             for dataset in stream:
                 ident = int(dataset["id"])
@@ -304,11 +340,13 @@ class PartitionedWriter:
                 )
                 current.datasets += 1
                 current.returned.add(ident)
+                progress.advance()
                 self._stop_if_killed()
             self._finish(written)
             for part in pending:
                 self._open(part)
                 self._finish(written)
+            progress.report()
         except Exception as err:
             self._abort()
             if self.killed:
@@ -361,6 +399,7 @@ class PartitionedWriter:
             "bytes": current.output.bytes_written if current.datasets else 0,
             "sha256": current.output.sha256 if current.datasets else hashlib.sha256(b"").hexdigest(),
             "missing_dataset_ids": [ident for ident in part.ids if ident not in current.returned],
+            "run": self.dag_run,  # an overwrite=True run's next try keeps the parts of its own run
         }
         self.directory.write_json(record_name(part.name), record)
         if current.datasets:

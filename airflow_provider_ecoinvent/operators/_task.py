@@ -40,6 +40,23 @@ def publish_to_outlets(task: BaseOperator, context: Context, manifest: Mapping[s
         events[asset].extra.update(manifest)
 
 
+def publish_or_withhold(task: BaseOperator, context: Context, manifest: Mapping[str, Any], *, emit: bool) -> None:
+    """Publish the manifest on the outlets' asset events, or, with ``emit=False``, emit no asset event at all.
+
+    Airflow registers an event for every asset in the running task's ``outlets`` once it succeeds, whatever
+    ``outlet_events`` holds (the task runner reads ``ti.task.outlets`` after ``execute``), so withholding
+    them means running on without outlets: the running copy's are rebound to an empty list (the DAG's
+    definition, the serialized DAG and other tries keep theirs). The task still succeeds with its XCom; a
+    skip would instead skip every downstream task and drop the manifest from XCom.
+    """
+    if emit:
+        publish_to_outlets(task, context, manifest)
+        return
+    if task.outlets:
+        task.log.info("The dataset is unchanged and emit_unchanged=False: no asset event for %s.", task.outlets)
+        task.outlets = []
+
+
 def lineage(input_namespace: str, input_name: str, output: ObjectStoragePath | None) -> Any:
     """OpenLineage facets, or ``None`` when the openlineage provider (an optional extra) is absent."""
     try:
@@ -227,6 +244,7 @@ __all__ = [
     "make_hook",
     "mapped_outputs",
     "output_path",
+    "publish_or_withhold",
     "publish_to_outlets",
     "refuse_existing_folder",
 ]

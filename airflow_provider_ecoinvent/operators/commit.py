@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventOutputError
+from airflow_provider_ecoinvent.operators._arguments import check_flag
 from airflow_provider_ecoinvent.operators._directory import (
     Directory,
     attempt_owner,
@@ -31,8 +32,15 @@ from airflow_provider_ecoinvent.operators._directory import (
     directory_path,
 )
 from airflow_provider_ecoinvent.operators._partitioned import MISSING_IDS_LISTED
-from airflow_provider_ecoinvent.operators._partitions import SHARDS_FOLDER, is_directory_uri, shard_record_name
-from airflow_provider_ecoinvent.operators._task import publish_to_outlets
+from airflow_provider_ecoinvent.operators._partitions import (
+    MANIFEST_NAME,
+    SHARDS_FOLDER,
+    SUCCESS_NAME,
+    is_directory_uri,
+    shard_record_name,
+)
+from airflow_provider_ecoinvent.operators._selection import remove_selections
+from airflow_provider_ecoinvent.operators._task import publish_or_withhold
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,6 +69,8 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
         ``ObjectStoragePath`` (it always names the directory: a path object cannot end with ``/``). (templated)
     :param shard_count: the number of shards expected; ``None`` reads it from the shard records (which must
         then agree on one count).
+    :param emit_unchanged: when ``False``, a run that leaves the directory as it was (every shard skipped, the
+        same manifest already committed) succeeds without an asset event, so nothing downstream reruns.
     :returns: the manifest (also in the ``extra`` of the outlet asset events).
     :raises EcoinventOutputError: a shard is missing or stale, or a part is missing or altered.
     """
@@ -69,10 +79,18 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {}
     ui_color = "#82e0aa"
 
-    def __init__(self, *, output_uri: str | ObjectStoragePath, shard_count: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        output_uri: str | ObjectStoragePath,
+        shard_count: int | None = None,
+        emit_unchanged: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.output_uri = output_uri
         self.shard_count = shard_count
+        self.emit_unchanged = check_flag("emit_unchanged", emit_unchanged)
         if shard_count is not None and (
             isinstance(shard_count, bool) or not isinstance(shard_count, int) or shard_count < 1
         ):
@@ -97,10 +115,16 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
             directory.withdraw_success()  # what is there can no longer be vouched for
             raise
         manifest = self._manifest(records, max(records, key=_written_at), entries)
+        kept = self._keep_unchanged(directory, manifest, _planned_names(records, entries))
+        if kept is not None:
+            publish_or_withhold(self, context, kept, emit=self.emit_unchanged)
+            return kept
+        manifest["unchanged"] = False
         directory.withdraw_success()
         directory.remove_unplanned(_planned_names(records, entries))
         directory.remove_expired_partials()
         directory.complete(manifest)
+        remove_selections(directory)
         self.log.info(
             "Committed %s: %d shards, %d parts, %d records, %d datasets (%d missing).",
             directory,
@@ -110,8 +134,29 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
             manifest["datasets_written"],
             manifest["missing_datasets"],
         )
-        publish_to_outlets(self, context, manifest)
+        publish_or_withhold(self, context, manifest, emit=True)
         return manifest
+
+    def _keep_unchanged(
+        self, directory: Directory, manifest: Mapping[str, Any], planned: set[str]
+    ) -> dict[str, Any] | None:
+        """The committed manifest, with this run's counts, when every shard skipped and the directory already
+        holds this manifest, complete: ``_manifest.json`` and ``_SUCCESS`` are then left untouched (a rewrite
+        would make every downstream load rerun). ``None`` when the directory must be committed again."""
+        stored = directory.read_json(MANIFEST_NAME)
+        if (
+            not manifest["skipped"]
+            or stored is None
+            or stored.get("fingerprint") != manifest.get("fingerprint")
+            or stored.get("parts") != manifest["parts"]
+            or not directory.exists(SUCCESS_NAME)
+            or directory.remove_unplanned(planned)  # a stray part removed: the table as read did change
+        ):
+            return None
+        directory.remove_expired_partials()
+        remove_selections(directory)
+        self.log.info("%s is unchanged (every shard skipped): nothing rewritten.", directory)
+        return {**stored, **{key: manifest[key] for key in _RUN_ONLY}, "unchanged": True}
 
     def _checked(self, directory: Directory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Every shard's record, fresh, and every part they list, verified; else EcoinventOutputError."""
@@ -238,6 +283,10 @@ def _planned_names(records: list[dict[str, Any]], entries: list[dict[str, Any]])
     for record in records:
         names.update(str(name) for name in record.get("assigned_part_names") or ())
     return names
+
+
+#: Keys of a commit's manifest that describe this run, not the dataset (the rest is what was committed).
+_RUN_ONLY: Final = ("skipped", "fetched_parts", "reused_parts", "refetched_parts", "api_calls", "concurrency", "shards")
 
 
 def _written_at(record: Mapping[str, Any]) -> float:

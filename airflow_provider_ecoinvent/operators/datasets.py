@@ -17,14 +17,17 @@ from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._ids import capped_limit, check_cost_guard
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 from airflow_provider_ecoinvent.operators._arguments import (
+    check_flag,
     is_templated,
     listed,
 )
-from airflow_provider_ecoinvent.operators._output import AtomicOutput
+from airflow_provider_ecoinvent.operators._directory import Directory, attempt_owner, run_identity
+from airflow_provider_ecoinvent.operators._output import AtomicOutput, require_filesystem
 from airflow_provider_ecoinvent.operators._partitioned import PartitionedWriter, directory_run
 from airflow_provider_ecoinvent.operators._partitions import DEFAULT_PARTITION_SIZE
 from airflow_provider_ecoinvent.operators._plan import Plan, check_static, plan_run, refuse_shared_output
 from airflow_provider_ecoinvent.operators._records import LineBatch, ParquetRowWriter, require_pyarrow, write_dataset
+from airflow_provider_ecoinvent.operators._selection import Selection, selection_inputs, shared_selection
 from airflow_provider_ecoinvent.operators._task import (
     Progress,
     elapsed,
@@ -32,6 +35,7 @@ from airflow_provider_ecoinvent.operators._task import (
     lineage_namespace,
     make_hook,
     output_path,
+    publish_or_withhold,
     publish_to_outlets,
     stop_hook,
 )
@@ -116,6 +120,9 @@ class EcoinventDatasetsOperator(BaseOperator):
     :param directory: ``True``: ``output_uri`` names a dataset directory, whatever its form (an
         ``ObjectStoragePath`` drops a trailing ``/``); ``False``: a file; ``None`` (default): a string ending
         with ``/`` is a directory, and so is a path object given with ``shard``.
+    :param emit_unchanged: dataset directory: when ``False``, a run that leaves the directory exactly as it
+        was (complete, nothing fetched) succeeds without emitting its outlets' asset events, so nothing
+        scheduled on them reruns. Default ``True``: every successful run emits them.
     """
 
     template_fields: Sequence[str] = (
@@ -161,6 +168,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         overwrite: bool = False,
         shard: Sequence[int] | str | None = None,
         directory: bool | None = None,
+        emit_unchanged: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -197,6 +205,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         self.overwrite = overwrite
         self.shard = shard
         self.directory = directory
+        self.emit_unchanged = check_flag("emit_unchanged", emit_unchanged)
         # Run state (never deep-copied with a value: set in execute only).
         self._writer: PartitionedWriter | None = None
         self._stream: DatasetStream | None = None
@@ -241,12 +250,8 @@ class EcoinventDatasetsOperator(BaseOperator):
             self.max_unique_indicators, hook.settings.max_unique_indicators, "max_unique_indicators"
         )
 
-        version = hook.resolve_version(plan.version, plan.system_model)
-        if version != plan.version:
-            self.log.info("Version %r resolved to %r; every call of this run uses it.", plan.version, version)
+        version, resolved, ids = self._select(hook, plan, destination, context)
         self._lineage_state = (lineage_namespace(hook), f"datasets/{version}/{plan.system_model}", destination)
-        resolved = self._resolve_indicators(hook, plan, version)
-        ids = plan.dataset_ids if plan.dataset_ids is not None else self._search(hook, plan, version)
         selection = "dataset_ids" if plan.dataset_ids is not None else "search"
         scored = bool(plan.indicator_ids)
         unique = len(ids)
@@ -268,10 +273,13 @@ class EcoinventDatasetsOperator(BaseOperator):
             common["indicator_selectors"] = plan.selectors
             common["indicators"] = resolved
         if self.dry_run_only:
+            preview = self._preview(plan, version, ids, destination, common, context)  # what is already there
+            would_fetch = preview.pop("datasets_to_fetch", unique)
             manifest = {
                 **common,
                 "dry_run": True,
-                "unique_datasets": unique if scored else 0,
+                "unique_datasets": would_fetch if scored else 0,
+                **preview,
                 "unique_indicators": len(plan.indicator_ids) if scored else 0,
                 "max_unique_datasets": limit,
                 "max_unique_indicators": indicator_limit,
@@ -300,7 +308,7 @@ class EcoinventDatasetsOperator(BaseOperator):
         if plan.directory:  # a dataset directory: parts, resumed (operators._partitioned)
             self._writer, summary = directory_run(self, plan, version, ids, destination, common, context)
             manifest = self._writer.run(hook, ids, summary, start)
-            publish_to_outlets(self, context, manifest)
+            publish_or_withhold(self, context, manifest, emit=self.emit_unchanged or not manifest.get("unchanged"))
             return manifest
         if not ids:
             self.log.warning("No datasets selected; writing an empty file.")
@@ -332,6 +340,51 @@ class EcoinventDatasetsOperator(BaseOperator):
         )
         publish_to_outlets(self, context, manifest)
         return manifest
+
+    def _select(
+        self, hook: EcoinventHook, plan: Plan, destination: ObjectStoragePath | None, context: Context
+    ) -> tuple[str, list[dict[str, Any]] | None, list[int]]:
+        """The pinned version, the resolved indicators and the dataset ids of this run.
+
+        A shard of a fan-out shares them with the other shards of its DAG run through the dataset directory
+        (:mod:`._selection`): one resolution per DAG run, not one per shard.
+        """
+        run = run_identity(context)
+        if plan.shard is None or self.dry_run_only or run is None or destination is None:
+            selection = self._resolve(hook, plan)
+        else:
+            directory = Directory(destination, attempt_owner(context))
+            inputs = selection_inputs(plan)
+            selection = shared_selection(directory, run, inputs, lambda: self._resolve(hook, plan), self.log)
+        if selection.indicators is not None:
+            plan.indicator_ids = [indicator["id"] for indicator in selection.indicators]
+        return selection.version, selection.indicators, selection.ids
+
+    def _resolve(self, hook: EcoinventHook, plan: Plan) -> Selection:
+        """Resolve the version, the indicators and the search against the API (free calls)."""
+        version = hook.resolve_version(plan.version, plan.system_model)
+        if version != plan.version:
+            self.log.info("Version %r resolved to %r; every call of this run uses it.", plan.version, version)
+        resolved = self._resolve_indicators(hook, plan, version)
+        ids = plan.dataset_ids if plan.dataset_ids is not None else self._search(hook, plan, version)
+        return Selection(version, resolved, list(ids))
+
+    def _preview(
+        self,
+        plan: Plan,
+        version: str,
+        ids: list[int],
+        destination: ObjectStoragePath | None,
+        common: Mapping[str, Any],
+        context: Context,
+    ) -> dict[str, Any]:
+        """A dry run into a dataset directory: which parts a real run would fetch, read from the directory
+        (valid parts are reused, ``overwrite`` respected); empty for a single file (all would be fetched)."""
+        if destination is None or not plan.directory:
+            return {}
+        require_filesystem(self.output_uri)  # reading the directory needs its storage provider
+        writer, _ = directory_run(self, plan, version, ids, destination, common, context)
+        return writer.preview(ids)
 
     def _resolve_indicators(self, hook: EcoinventHook, plan: Plan, version: str) -> list[dict[str, Any]] | None:
         """Resolve ``indicators`` against the pinned version (a free listing) into ``plan.indicator_ids``.

@@ -72,7 +72,7 @@ ALLOWED |= {
     "operators.datasets": frozenset(
         {"_constants", "_ids", "exceptions", "hooks.ecoinvent"}
         | {"operators._arguments", "operators._output", "operators._plan", "operators._records", "operators._task"}
-        | {"operators._partitioned", "operators._partitions"}
+        | {"operators._partitioned", "operators._partitions", "operators._directory", "operators._selection"}
     ),
     # Partitioned output (issue 14): the plan (pure), the directory's bookkeeping, the run, the fan-out's
     # final step.
@@ -85,6 +85,11 @@ ALLOWED |= {
     ),
     "operators.commit": frozenset(
         {"exceptions", "operators._directory", "operators._partitioned", "operators._partitions", "operators._task"}
+        | {"operators._arguments", "operators._selection"}
+    ),
+    # One selection per DAG run, shared by the shards through the dataset directory.
+    "operators._selection": frozenset(
+        {"operators._partitions", "operators._directory"} | {"operators._plan"}  # the plan's type, in annotations
     ),
     # The public import path of the operators.
     "operators.ecoinvent": frozenset(
