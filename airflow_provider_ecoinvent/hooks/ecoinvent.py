@@ -12,7 +12,12 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_ecoinvent._call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._ids import (
+    MAX_INDICATORS,
+    check_cost_guard,
+    validate_dataset_ids,
+    validate_indicator_ids,
+)
 from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, PAGE_LIST_KEYS, Page, read_page, walk_pages
 from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
@@ -393,9 +398,15 @@ class EcoinventHook(BaseHook):
         version: str = "latest",
         system_model: str = "cutoff",
     ) -> dict[str, Any]:
-        """One dataset, with ``impact_scores`` for ``indicator_ids`` when given (a billed call then)."""
+        """One dataset, with ``impact_scores`` for ``indicator_ids`` when given (a billed call then).
+
+        :raises EcoinventCostGuardError: scored, it would pass the connection's ``max_unique_datasets`` or
+            ``max_unique_indicators`` (counted for this call: one dataset); refused before any call.
+        """
         ident = validate_dataset_ids([dataset_id])[0]
         indicators = validate_indicator_ids(indicator_ids, max_count=MAX_INDICATORS)
+        settings = self.settings
+        check_cost_guard(1, len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)
         query: dict[str, Any] = {"version": version, "system_model": system_model}
         if indicators:
             query["indicator_ids"] = indicators
