@@ -15,6 +15,7 @@ from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._ids import (
     MAX_INDICATORS,
     check_cost_guard,
+    check_scored_call,
     validate_dataset_ids,
     validate_indicator_ids,
 )
@@ -239,11 +240,14 @@ class EcoinventHook(BaseHook):
         :param gate: a dataset stream's calls in flight: each attempt waits within its width (lowered on 429).
         :param options: ``query``, ``json`` and ``headers``
             (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
+        :raises EcoinventCostGuardError: a scored ``datasets`` call (``indicator_ids`` in its body or query)
+            for more distinct ids than the connection's ``max_unique_*`` extras allow; before the call.
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
         """
         settings = self.settings
+        check_scored_call(settings, path, options.get("query"), options.get("json"))
         budget = self.retry_policy.start(self._clock)
         call = ApiCall(settings, method, path, options, budget=budget, log=self.log, secrets=lambda: self._secrets)
         while True:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import check_cost_guard
+from airflow_provider_ecoinvent._ids import check_scored_call
 from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent._transport import check_endpoint
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventError
@@ -155,15 +155,10 @@ class EcoinventOperator(BaseOperator):
     def _check_cost_guard(self, hook: EcoinventHook, endpoint: str) -> None:
         """The connection's cost guard holds for a scored call made here too (it is no way around it).
 
-        The distinct ids a ``datasets`` call would score (:func:`_scored_ids`) are counted against the
-        connection extras before any call.
+        The distinct ids a ``datasets`` call would score are counted against the connection extras before
+        any call (as :meth:`EcoinventHook.request` does for each call, here once for every page).
         """
-        scored = _scored_ids(endpoint, self.query, self.body)
-        if scored is None:
-            return
-        datasets, indicators = scored
-        settings = hook.settings
-        check_cost_guard(len(datasets), len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)
+        check_scored_call(hook.settings, endpoint, self.query, self.body)
 
     def _pages(self, hook: EcoinventHook, endpoint: str, query: dict[str, Any]) -> Iterator[list[Any]]:
         """Every page's items; for a call without ``paginate``, its one answer as records."""
@@ -265,41 +260,6 @@ class EcoinventOperator(BaseOperator):
             return None
         namespace, endpoint, destination = self._lineage_state
         return lineage(namespace, endpoint, destination)
-
-
-def _scored_ids(endpoint: str, query: Any, body: Any) -> tuple[set[str], set[str]] | None:
-    """The distinct dataset and indicator ids a call of a ``datasets`` endpoint would score, ``None`` if none.
-
-    ``GET datasets/{id}`` scores its one dataset for the ``indicator_ids`` of its query; a batch call (any
-    other ``datasets/...`` path) the ``dataset_ids`` and ``indicator_ids`` of its JSON body. Indicator ids in
-    the query count for a batch too: counting more than the API reads errs on the side of the licence.
-    """
-    parts = endpoint.strip("/").split("/")
-    if parts[0] != "datasets" or len(parts) < 2:
-        return None
-    query = query if isinstance(query, Mapping) else {}
-    body = body if isinstance(body, Mapping) else {}
-    indicators = _distinct(query.get("indicator_ids")) | _distinct(body.get("indicator_ids"))
-    if not indicators:
-        return None
-    if len(parts) == 2 and parts[1] != "batch":
-        return {parts[1]}, indicators
-    return _distinct(body.get("dataset_ids")), indicators
-
-
-def _distinct(values: Any) -> set[str]:
-    """Distinct ids as the API would read them (``5`` and ``"5"`` are one id), for counting only.
-
-    A list of ids, or one id (a query parameter given once); a text ``"1,2"`` counts as the ids it lists.
-    """
-    if values is None or isinstance(values, Mapping):
-        return set()
-    if isinstance(values, str | bytes | int):
-        text = values.decode(errors="replace") if isinstance(values, bytes) else str(values)
-        return {part.strip() for part in text.split(",") if part.strip()}
-    if isinstance(values, list | tuple | set | frozenset):
-        return {text for value in values for text in _distinct(value)}
-    return {str(values).strip()}
 
 
 __all__ = ["EcoinventOperator"]

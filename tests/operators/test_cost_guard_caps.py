@@ -185,3 +185,18 @@ def test_the_probe_obeys_the_cost_guard_for_its_scored_call(
     stats = ecoinvent_conn.stats()
     assert stats["scored_calls"] == 0
     assert "POST /datasets/batch" not in stats["requests"]
+
+
+def test_a_raw_scored_request_through_the_hook_holds_the_connection_cap(capped: EmulatorServer) -> None:
+    """``EcoinventHook.request`` itself refuses a scored call over the caps: no way around the typed methods."""
+    hook = EcoinventHook()
+    query = {"version": "3.11", "from": 0, "limit": 100}
+    with pytest.raises(EcoinventCostGuardError, match="would score 3 distinct datasets for 1 indicators"):
+        hook.request("POST", "/datasets/batch", query=query, json={"dataset_ids": [1, 2, 3], "indicator_ids": [1]})
+    with pytest.raises(EcoinventCostGuardError, match="would score 4 distinct indicators"):
+        hook.request("GET", "datasets/1", query={"version": "3.11", "indicator_ids": [1, 2, 3, 4]})
+    assert hook.api_calls == 0
+    assert no_scored_call(capped)
+    unscored = hook.request("POST", "datasets/batch", query=query, json={"dataset_ids": [1, 2, 3]})
+    assert [dataset["id"] for dataset in unscored["datasets"]] == [1, 2, 3]
+    assert capped.stats()["scored_calls"] == 0
