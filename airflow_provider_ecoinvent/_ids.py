@@ -103,6 +103,56 @@ def check_cost_guard(datasets: int, indicators: int, dataset_limit: int | None, 
         )
 
 
+def scored_ids(endpoint: str, query: Any, body: Any) -> tuple[set[str], set[str]] | None:
+    """The distinct dataset and indicator ids a call of a ``datasets`` endpoint would score, ``None`` if none.
+
+    ``GET datasets/{id}`` scores its one dataset for the ``indicator_ids`` of its query; a batch call (any
+    other ``datasets/...`` path) the ``dataset_ids`` and ``indicator_ids`` of its JSON body. Indicator ids in
+    the query count for a batch too: counting more than the API reads errs on the side of the licence.
+    """
+    parts = endpoint.strip("/").split("/")
+    if parts[0] != "datasets" or len(parts) < 2:
+        return None
+    query = query if isinstance(query, Mapping) else {}
+    body = body if isinstance(body, Mapping) else {}
+    indicators = distinct_ids(query.get("indicator_ids")) | distinct_ids(body.get("indicator_ids"))
+    if not indicators:
+        return None
+    if len(parts) == 2 and parts[1] != "batch":
+        return {parts[1]}, indicators
+    return distinct_ids(body.get("dataset_ids")), indicators
+
+
+def distinct_ids(values: Any) -> set[str]:
+    """Distinct ids as the API would read them (``5`` and ``"5"`` are one id), for counting only.
+
+    A list of ids, or one id (a query parameter given once); a text ``"1,2"`` counts as the ids it lists.
+    """
+    if values is None or isinstance(values, Mapping):
+        return set()
+    if isinstance(values, str | bytes | int):
+        text = values.decode(errors="replace") if isinstance(values, bytes) else str(values)
+        return {part.strip() for part in text.split(",") if part.strip()}
+    if isinstance(values, list | tuple | set | frozenset):
+        return {text for value in values for text in distinct_ids(value)}
+    return {str(values).strip()}
+
+
+def check_scored_call(settings: Any, path: str, query: Any, body: Any) -> None:
+    """Refuse one call of a ``datasets`` endpoint that would score more than the connection's guards allow.
+
+    ``settings`` is the connection's (``max_unique_datasets``, ``max_unique_indicators``). The last line of
+    defence, for calls made with ``EcoinventHook.request`` (or ``EcoinventOperator``) directly: the typed
+    methods count their whole selection before their first call.
+
+    :raises EcoinventCostGuardError: before the call.
+    """
+    scored = scored_ids(path, query, body)
+    if scored is not None:
+        datasets, indicators = scored
+        check_cost_guard(len(datasets), len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)
+
+
 def _as_id(value: Any) -> int | None:
     if type(value) is int:  # the usual case, checked first: ids are validated up to three times per run
         return value if value > 0 else None

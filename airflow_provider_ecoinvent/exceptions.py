@@ -3,11 +3,16 @@
 All derive from :class:`EcoinventError`, itself an ``AirflowException``, so that Airflow treats them
 as task failures and users can catch every provider error with one ``except``. None of them ever
 carries the client secret or an access token in its text.
+
+The errors that no retry can fix (:class:`EcoinventConfigError` and its :class:`EcoinventIndicatorError`,
+:class:`EcoinventCostGuardError`) are also ``AirflowFailException``: the task fails at once, without
+spending its Airflow ``retries`` (each a ``retry_delay`` of waiting for the same refusal). A transient error
+(:class:`EcoinventRetriesExhaustedError`, ...) stays a plain ``AirflowException`` and is retried.
 """
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 __all__ = [
     "EcoinventApiError",
@@ -27,8 +32,13 @@ class EcoinventError(AirflowException):
     """Base class of every error raised by this provider."""
 
 
-class EcoinventConfigError(EcoinventError, ValueError):
-    """A connection field or operator argument is missing or invalid; raised before any network call."""
+class EcoinventConfigError(EcoinventError, AirflowFailException, ValueError):
+    """A connection field or operator argument is missing or invalid (raised before any network call), or the
+    pinned version or system model is not one the licence offers.
+
+    Final: an ``AirflowFailException``, so the task fails without retrying (the same arguments would be
+    refused again).
+    """
 
 
 class EcoinventIndicatorError(EcoinventConfigError):
@@ -88,8 +98,11 @@ class EcoinventUnreachableError(EcoinventApiError):
     """
 
 
-class EcoinventCostGuardError(EcoinventError):
-    """The run would score more distinct datasets or indicators than the configured licence cost guard allows."""
+class EcoinventCostGuardError(EcoinventError, AirflowFailException):
+    """The run would score more distinct datasets or indicators than the configured licence cost guard allows.
+
+    Final: an ``AirflowFailException``, so the task fails without retrying (the guard would refuse again).
+    """
 
 
 class EcoinventOutputError(EcoinventError):

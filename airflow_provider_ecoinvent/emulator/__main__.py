@@ -49,6 +49,8 @@ fault rules (--fault, repeatable): KIND[:key=value,...] or a JSON object. Kinds:
   truncate   [bytes=64]                               send a body shorter than Content-Length, close
   malformed  [body=...]                               200 with a non-JSON body
   revoke                                              revoke the token this request uses (-> 401)
+  omit       dataset=7 [indicator=150]                leave dataset 7 out of the answer of calls asking for
+                                                      it (only those scoring indicator 150, if given)
   concurrency limit=3 [retry_after=0]                 429 to calls above 3 in flight (count: default inf)
   Every rule also takes path=SUBSTRING (default: API calls only, not the token endpoint), method=POST,
   count=N (default 1; inf = always) and after=N (skip the first N matching requests).

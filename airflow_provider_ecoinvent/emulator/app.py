@@ -15,6 +15,7 @@ model (404), then unknown indicators (422) and datasets (404).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -43,6 +44,7 @@ from airflow_provider_ecoinvent.emulator.tokens import TOKEN_ERRORS, TokenState,
 __all__ = ["EmulatorApp", "HTTPError", "Request", "Response", "detail", "json_response"]
 
 _DATASET_PATH = re.compile(r"^/datasets/([^/]+)$")
+_SINGLE_DATASET = re.compile(r"/datasets/(\d+)$")
 
 
 class EmulatorApp:
@@ -125,7 +127,7 @@ class EmulatorApp:
         return None
 
     def _serve(self, req: Request, *, is_api: bool, is_token: bool, template: str | None) -> Response:
-        fired = self.faults.fire(req.method, req.path, is_api)
+        fired = self.faults.fire(req.method, req.path, is_api, functools.cache(lambda: asked_ids(req)))
         delay = self.config.latency_ms / 1000 if is_api else 0.0
         for rule in fired:
             self.ledger.record_fault(rule.kind)
@@ -157,7 +159,7 @@ class EmulatorApp:
         if state is not TokenState.VALID or client_id is None:
             return detail(401, TOKEN_ERRORS[state], [("WWW-Authenticate", "Bearer")])
         try:
-            return self._reshape(template, handler(req, client_id))
+            return self._reshape(template, _omitted(handler(req, client_id), fired))
         except HTTPError as exc:
             return exc.response
 
@@ -167,6 +169,55 @@ class EmulatorApp:
             return response
         payload = reshape(self.config.shapes, endpoint, json.loads(response.body))
         return json_response(200, payload, [h for h in response.headers if h[0] != "Content-Type"])
+
+
+def asked_ids(req: Request) -> tuple[frozenset[int], frozenset[int]]:
+    """The dataset ids and indicator ids a request asks for (path or batch body; query or body), for the
+    ``omit`` fault rules."""
+    datasets: list[Any] = []
+    indicators: list[Any] = list(req.query.get("indicator_ids", []))
+    single = _SINGLE_DATASET.search(req.path)
+    if single is not None:
+        datasets.append(single.group(1))
+    if req.body:
+        try:
+            body = json.loads(req.body)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            for key, found in (("dataset_ids", datasets), ("indicator_ids", indicators)):
+                if isinstance(body.get(key), list):
+                    found.extend(body[key])
+    return _ints(datasets), _ints(indicators)
+
+
+def _ints(values: list[Any]) -> frozenset[int]:
+    ids: set[int] = set()
+    for value in values:
+        try:
+            ids.add(int(value))
+        except (TypeError, ValueError):
+            continue
+    return frozenset(ids)
+
+
+def _omitted(response: Response, fired: list[FaultRule]) -> Response:
+    """The answer without the datasets of the ``omit`` rules that fired (``total`` lowered to match); a
+    single dataset's answer becomes a 404 when it is the one left out."""
+    left_out = {int(rule.options["dataset"]) for rule in fired if rule.kind == "omit"}
+    if not left_out or response.status != 200:
+        return response
+    payload = json.loads(response.body)
+    if isinstance(payload, dict) and payload.get("id") in left_out:
+        return detail(404, f"Dataset {payload['id']} not found (left out by an 'omit' fault)")
+    datasets = payload.get("datasets") if isinstance(payload, dict) else None
+    if not isinstance(datasets, list):
+        return response
+    kept = [dataset for dataset in datasets if not (isinstance(dataset, dict) and dataset.get("id") in left_out)]
+    payload["datasets"] = kept
+    if isinstance(payload.get("total"), int):
+        payload["total"] -= len(datasets) - len(kept)
+    return json_response(200, payload, [h for h in response.headers if h[0] != "Content-Type"])
 
 
 def _fault_response(rule: FaultRule, is_token: bool) -> Response:

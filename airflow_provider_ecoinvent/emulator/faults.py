@@ -24,6 +24,11 @@ kind             options (all optional except ``status`` for ``status``)
 ``truncate``     like ``drop`` but a clean close after the short body (an incomplete read)
 ``malformed``    200, ``Content-Type: application/json``, a non-JSON ``body``
 ``revoke``       the token used by this request becomes revoked, so the request gets a 401
+``omit``         ``dataset`` int (required): the answer leaves that dataset out (a batch call's ``total``
+                 one lower; ``GET /datasets/{id}`` answers 404), as if the API lost it for this call
+                 only. Matches only calls that ask for the dataset; ``indicator`` int: only those also
+                 scoring that indicator (body or query ``indicator_ids``), so that one indicator slice
+                 of a batch lacks the dataset while the others return it.
 ``concurrency``  ``limit`` int (required): a matching API call that arrives while ``limit`` API calls
                  are being served gets 429 with ``Retry-After: retry_after`` (default ``"0"``), before
                  any other rule sees it, as a gateway's limit does; ``count`` (default: every) caps the
@@ -42,16 +47,19 @@ import json
 import math
 import re
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
-FAULT_KINDS = ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke", "concurrency")
+#: The dataset ids and indicator ids a request asks for (an ``omit`` rule reads them only when it is installed).
+Asked: TypeAlias = "Callable[[], tuple[frozenset[int], frozenset[int]]]"
+
+FAULT_KINDS = ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke", "omit", "concurrency")
 #: Kinds whose response replaces the normal one.
 RESPONSE_KINDS = frozenset({"status", "drop", "truncate", "malformed"})
 
-_INT_OPTIONS = {"status", "after", "bytes", "limit"}
+_INT_OPTIONS = {"status", "after", "bytes", "limit", "dataset", "indicator"}
 _FLOAT_OPTIONS = {"ms", "seconds"}
 _STR_OPTIONS = {"path", "method", "detail", "retry_after", "error", "body", "at"}
 _ALLOWED = {
@@ -62,6 +70,7 @@ _ALLOWED = {
     "truncate": {"bytes"},
     "malformed": {"body"},
     "revoke": set(),
+    "omit": {"dataset", "indicator"},
     "concurrency": {"limit", "retry_after"},
 }
 _COMMON = {"kind", "path", "method", "count", "after"}
@@ -95,6 +104,8 @@ class FaultRule:
             status = options.get("status")
             if not isinstance(status, int) or not 100 <= status <= 599:
                 raise ValueError("a 'status' fault needs an integer 'status' in 100..599")
+        if kind == "omit" and not isinstance(options.get("dataset"), int):
+            raise ValueError("an 'omit' fault needs an integer 'dataset' (the dataset id to leave out)")
         if kind == "drop" and options.get("at", "body") not in ("body", "start"):
             raise ValueError("'at' must be 'body' or 'start'")
         if kind == "concurrency":
@@ -129,12 +140,25 @@ class FaultRule:
             "hits": self.hits,
         }
 
-    def matches(self, method: str, path: str, is_api: bool) -> bool:
+    def matches(self, method: str, path: str, is_api: bool, asked: Asked | None = None) -> bool:
+        """Whether the rule applies to the request; ``asked`` gives the dataset and indicator ids it asks for,
+        called only for an ``omit`` rule (reading them costs a parse of the body)."""
         if self.method is not None and self.method != method:
+            return False
+        if self.kind == "omit" and not self._asked_for(asked):
             return False
         if self.path is None:
             return is_api
         return self.path in path
+
+    def _asked_for(self, asked: Asked | None) -> bool:
+        """An ``omit`` rule: whether the request asks for its dataset (and scores its indicator, if set)."""
+        if asked is None:
+            return False
+        datasets, indicators = asked()
+        if self.options["dataset"] not in datasets:
+            return False
+        return "indicator" not in self.options or self.options["indicator"] in indicators
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -229,7 +253,7 @@ class FaultBook:
         with self._lock:
             rule.hits += 1
 
-    def fire(self, method: str, path: str, is_api: bool) -> list[FaultRule]:
+    def fire(self, method: str, path: str, is_api: bool, asked: Asked | None = None) -> list[FaultRule]:
         """Count this request against every matching rule and return the rules that fire on it.
 
         ``concurrency`` rules are left out: they decide before the request is served
@@ -238,7 +262,7 @@ class FaultBook:
         fired: list[FaultRule] = []
         with self._lock:
             for rule in self._rules:
-                if rule.kind == "concurrency" or not rule.matches(method, path, is_api):
+                if rule.kind == "concurrency" or not rule.matches(method, path, is_api, asked):
                     continue
                 rule.seen += 1
                 if rule.seen > rule.after and rule.hits < rule.count:

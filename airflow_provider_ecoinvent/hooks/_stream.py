@@ -18,7 +18,7 @@ from airflow_provider_ecoinvent._concurrency import CallGate
 from airflow_provider_ecoinvent._ids import check_cost_guard, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, Page, read_page, walk_pages
 from airflow_provider_ecoinvent._transport import POOL_SIZE
-from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventError
+from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError, EcoinventError
 from airflow_provider_ecoinvent.indicators import compact_scores, expand, indicator_slices, merge_compact
 
 if TYPE_CHECKING:
@@ -219,15 +219,86 @@ class DatasetStream(Iterator[dict[str, Any]]):
         """The batch's datasets, counted; with several slices each is expanded only when it is consumed."""
         if len(answers) == 1:
             return self._account(chunk, answers[0])
+        self._complete_slices(answers)
         merged = merge_compact(chunk, answers)
         self._account(chunk, [dataset for dataset, _ in merged])
         return (expand(dataset, parts) for dataset, parts in merged)
+
+    def _complete_slices(self, answers: list[list[Any]]) -> None:
+        """Make sure every dataset of the batch came back from every indicator slice, before any is handed over.
+
+        A dataset that one slice returned and another did not would be written with part of its scores, and
+        counted neither as missing (the API has it) nor as failed. Such a lapse is asked for once more (only
+        those datasets, only the slices that lacked them: no new distinct id, so nothing more on the licence);
+        if the API still leaves them out, the batch fails naming the datasets and slices (a task retry asks
+        again). Treating them as missing instead would call a dataset absent that the API just returned.
+
+        :raises EcoinventApiError: a dataset is still absent from a slice after the second request.
+        """
+        lacking = lacking_slices(answers)
+        if not lacking:
+            return
+        self.hook.log.warning(
+            "The API left datasets out of some indicator slices of a batch (%s); asking for them once more.",
+            describe_lacking(lacking, self._slices),
+        )
+        for index, ids in lacking.items():
+            again = fetch_batch(
+                self.hook, ids, self._slices[index], self.version, self.system_model, self._abandoned, self._gate
+            )
+            answers[index].extend(compact_scores(again, self._score_fields))
+        still = lacking_slices(answers)
+        if still:
+            raise EcoinventApiError(
+                f"POST datasets/batch returned datasets for some indicator slices but not for others, again when "
+                f"asked once more: {describe_lacking(still, self._slices)}. Their scores would be incomplete, so "
+                "none of this batch is written. Retry the task; if it persists, report it to ecoinvent (the API "
+                "answers the same dataset for one set of indicators and not for another).",
+                status_code=200,
+                method="POST",
+                path="datasets/batch",
+            )
 
     def _account(self, chunk: list[int], datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         returned = {int(dataset["id"]) for dataset in datasets}
         self.missing_ids.extend(ident for ident in chunk if ident not in returned)
         self.returned += len(datasets)
         return datasets
+
+
+def lacking_slices(answers: Sequence[list[Any]]) -> dict[int, list[int]]:
+    """Per slice (its index), the ids of the datasets another slice of the batch returned and it did not."""
+    present = [_compact_ids(answer) for answer in answers]
+    every: dict[int, None] = {}
+    for ids in present:
+        every.update(ids)
+    lacking = {index: [ident for ident in every if ident not in ids] for index, ids in enumerate(present)}
+    return {index: ids for index, ids in lacking.items() if ids}
+
+
+def describe_lacking(lacking: dict[int, list[int]], slices: Sequence[Sequence[int]], shown: int = 10) -> str:
+    """``dataset 7 lacks slice 2 of 2 (indicators 101..150)``, for each slice (at most ``shown`` ids each)."""
+    parts = []
+    for index, ids in sorted(lacking.items()):
+        indicators = slices[index]
+        more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+        names = ", ".join(map(str, ids[:shown])) + more
+        parts.append(
+            f"dataset{'s' if len(ids) > 1 else ''} {names} missing from indicator slice {index + 1} of "
+            f"{len(slices)} ({len(indicators)} indicators, ids {indicators[0]}..{indicators[-1]})"
+        )
+    return "; ".join(parts)
+
+
+def _compact_ids(answer: list[Any]) -> dict[int, None]:
+    """The dataset ids of a compacted slice answer, in order."""
+    ids: dict[int, None] = {}
+    for part in answer:
+        try:
+            ids[int(part[0]["id"])] = None
+        except (KeyError, TypeError, ValueError):
+            continue
+    return ids
 
 
 #: Scores the look-ahead may hold beyond ``max_in_flight`` calls' answers: ~3.5 MB decoded (~700 bytes each).
@@ -302,4 +373,12 @@ def checked_selection(
     return ids, indicators
 
 
-__all__ = ["LOOK_AHEAD_SCORE_BUDGET", "DatasetStream", "checked_selection", "fetch_batch", "look_ahead"]
+__all__ = [
+    "LOOK_AHEAD_SCORE_BUDGET",
+    "DatasetStream",
+    "checked_selection",
+    "describe_lacking",
+    "fetch_batch",
+    "lacking_slices",
+    "look_ahead",
+]

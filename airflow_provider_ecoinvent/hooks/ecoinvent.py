@@ -12,7 +12,13 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_ecoinvent._call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import MAX_INDICATORS, validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._ids import (
+    MAX_INDICATORS,
+    check_cost_guard,
+    check_scored_call,
+    validate_dataset_ids,
+    validate_indicator_ids,
+)
 from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, PAGE_LIST_KEYS, Page, read_page, walk_pages
 from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
@@ -234,11 +240,14 @@ class EcoinventHook(BaseHook):
         :param gate: a dataset stream's calls in flight: each attempt waits within its width (lowered on 429).
         :param options: ``query``, ``json`` and ``headers``
             (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
+        :raises EcoinventCostGuardError: a scored ``datasets`` call (``indicator_ids`` in its body or query)
+            for more distinct ids than the connection's ``max_unique_*`` extras allow; before the call.
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
         """
         settings = self.settings
+        check_scored_call(settings, path, options.get("query"), options.get("json"))
         budget = self.retry_policy.start(self._clock)
         call = ApiCall(settings, method, path, options, budget=budget, log=self.log, secrets=lambda: self._secrets)
         while True:
@@ -393,9 +402,15 @@ class EcoinventHook(BaseHook):
         version: str = "latest",
         system_model: str = "cutoff",
     ) -> dict[str, Any]:
-        """One dataset, with ``impact_scores`` for ``indicator_ids`` when given (a billed call then)."""
+        """One dataset, with ``impact_scores`` for ``indicator_ids`` when given (a billed call then).
+
+        :raises EcoinventCostGuardError: scored, it would pass the connection's ``max_unique_datasets`` or
+            ``max_unique_indicators`` (counted for this call: one dataset); refused before any call.
+        """
         ident = validate_dataset_ids([dataset_id])[0]
         indicators = validate_indicator_ids(indicator_ids, max_count=MAX_INDICATORS)
+        settings = self.settings
+        check_cost_guard(1, len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)
         query: dict[str, Any] = {"version": version, "system_model": system_model}
         if indicators:
             query["indicator_ids"] = indicators

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import check_cost_guard
+from airflow_provider_ecoinvent._ids import check_scored_call
 from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent._transport import check_endpoint
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventError
@@ -155,21 +155,10 @@ class EcoinventOperator(BaseOperator):
     def _check_cost_guard(self, hook: EcoinventHook, endpoint: str) -> None:
         """The connection's cost guard holds for a scored call made here too (it is no way around it).
 
-        A ``datasets`` endpoint whose JSON body names ``dataset_ids`` and ``indicator_ids`` scores the
-        distinct ids given; they are counted against the connection extras before any call.
+        The distinct ids a ``datasets`` call would score are counted against the connection extras before
+        any call (as :meth:`EcoinventHook.request` does for each call, here once for every page).
         """
-        body = self.body
-        if not endpoint.startswith("datasets") or not isinstance(body, Mapping):
-            return
-        datasets, indicators = body.get("dataset_ids"), body.get("indicator_ids")
-        if not isinstance(indicators, list | tuple) or not indicators:
-            return
-        check_cost_guard(
-            len(_distinct(datasets if isinstance(datasets, list | tuple) else [])),
-            len(_distinct(indicators)),
-            hook.settings.max_unique_datasets,
-            hook.settings.max_unique_indicators,
-        )
+        check_scored_call(hook.settings, endpoint, self.query, self.body)
 
     def _pages(self, hook: EcoinventHook, endpoint: str, query: dict[str, Any]) -> Iterator[list[Any]]:
         """Every page's items; for a call without ``paginate``, its one answer as records."""
@@ -271,11 +260,6 @@ class EcoinventOperator(BaseOperator):
             return None
         namespace, endpoint, destination = self._lineage_state
         return lineage(namespace, endpoint, destination)
-
-
-def _distinct(values: Sequence[Any]) -> set[str]:
-    """Distinct ids as the API would read them (``5`` and ``"5"`` are one id), for counting only."""
-    return {str(value).strip() for value in values}
 
 
 __all__ = ["EcoinventOperator"]

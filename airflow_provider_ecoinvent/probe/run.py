@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._ids import check_cost_guard
 from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._tokens import MalformedTokenResponse, TokenCache, parse_token_response
 from airflow_provider_ecoinvent._transport import CappedBody, redact_url
-from airflow_provider_ecoinvent.exceptions import EcoinventError
+from airflow_provider_ecoinvent.exceptions import EcoinventCostGuardError, EcoinventError
 from airflow_provider_ecoinvent.probe.compare import Difference, ListFindings, compare_items, compare_list_answer
 from airflow_provider_ecoinvent.probe.expected import ENDPOINTS, TOKEN, ListAnswer
 from airflow_provider_ecoinvent.probe.report import EndpointReport, ProbeReport
@@ -166,6 +167,10 @@ class _Probe:
         if not wanted:
             self.report.add(EndpointReport(endpoint.name, endpoint.method, path, skipped=_SCORED_HINT))
             return
+        refusal = _cost_guard_refusal(self.hook)
+        if refusal is not None:
+            self.report.add(EndpointReport(endpoint.name, endpoint.method, path, error=refusal))
+            return
         if self.dataset_id is None or self.indicator_id is None:
             missing = "dataset id on the search page" if self.dataset_id is None else "indicator id"
             self.report.add(EndpointReport(endpoint.name, endpoint.method, path, skipped=f"no {missing} to ask for"))
@@ -214,6 +219,20 @@ class _Probe:
 
 
 _SCORED_HINT: Final = f"add --scored to check one scored dataset (billed: {BILLED})"
+
+
+def _cost_guard_refusal(hook: EcoinventHook) -> str | None:
+    """Why the connection's cost guard refuses the probe's scored call (1 dataset, 1 indicator), if it does.
+
+    The probe obeys the guard as every scored path of the provider does: an admin who set
+    ``max_unique_datasets`` or ``max_unique_indicators`` to 0 allows no scored call with this connection.
+    """
+    settings = hook.settings
+    try:
+        check_cost_guard(1, 1, settings.max_unique_datasets, settings.max_unique_indicators)
+    except EcoinventCostGuardError as err:
+        return f"not made: the connection's cost guard refuses it. {err}"
+    return None
 
 
 class _TokenAnswerRecorder:

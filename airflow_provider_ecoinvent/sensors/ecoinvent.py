@@ -132,7 +132,13 @@ class EcoinventVersionSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowSkipException as skip:
+                error = self._error_behind(skip)
+                if error is None:
+                    raise
+            raise error
         # Check once on the worker: no deferral (and no triggerer round trip) when it is already there.
         started = time.time()
         result = self.poke(context)
@@ -163,10 +169,19 @@ class EcoinventVersionSensor(BaseSensorOperator):
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except AirflowSkipException as skip:
-            error = skip.__cause__
-            if not (self.soft_fail and isinstance(error, EcoinventError)):
+            error = self._error_behind(skip)
+            if error is None:
                 raise
         raise error
+
+    def _error_behind(self, skip: AirflowSkipException) -> BaseException | None:
+        """The provider error behind a ``soft_fail`` skip, to raise instead of it (``None``: a real skip).
+
+        Airflow's sensor skips on an ``AirflowFailException`` with ``soft_fail``; the errors no retry can fix
+        (:class:`EcoinventConfigError`, an unknown version) are such exceptions, and must fail the task.
+        """
+        error = skip.__cause__
+        return error if self.soft_fail and isinstance(error, EcoinventError) else None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the version found, or fail with the trigger's reason.

@@ -112,7 +112,7 @@ def test_help_documents_every_flag():
         "--concurrency-retry-after",
     ):
         assert flag in result.stdout
-    for kind in ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke", "concurrency"):
+    for kind in ("status", "latency", "hang", "drop", "truncate", "malformed", "revoke", "omit", "concurrency"):
         assert kind in result.stdout
 
 

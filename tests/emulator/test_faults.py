@@ -192,3 +192,26 @@ def test_command_line_fault_specs(spec: str, expected: dict[str, str]):
 def test_faults_from_config(ecoinvent_emulator_factory: EmulatorFactory, make_api: Callable[..., Api]):
     emulator = ecoinvent_emulator_factory(faults=[{"kind": "status", "status": 502, "path": "/versions"}])
     assert make_api(emulator).get("/versions").status_code == 502
+
+
+def test_omit_leaves_a_dataset_out_of_the_calls_that_ask_for_it(ecoinvent_emulator: EmulatorServer, api: Api):
+    """``omit`` drops one dataset from the answers of calls scoring a given indicator: one indicator slice of
+    a batch lacks it while the others return it (count and after count only the calls asking for it)."""
+    ecoinvent_emulator.add_fault("omit", dataset=2, indicator=150, count=2)
+    unrelated = api.batch([1, 3], [150])  # does not ask for dataset 2: not counted
+    first_slice = api.batch([1, 2, 3], list(range(1, 101)))  # does not score indicator 150: not counted
+    lacking = api.batch([1, 2, 3], list(range(101, 151)))
+    single = api.get("/datasets/2", params={"indicator_ids": [150]})
+    after = api.batch([1, 2, 3], list(range(101, 151)))  # count spent: answered in full
+    assert [d["id"] for d in unrelated.json()["datasets"]] == [1, 3]
+    assert [d["id"] for d in first_slice.json()["datasets"]] == [1, 2, 3]
+    assert ([d["id"] for d in lacking.json()["datasets"]], lacking.json()["total"]) == ([1, 3], 2)
+    assert single.status_code == 404
+    assert [d["id"] for d in after.json()["datasets"]] == [1, 2, 3]
+    rule = ecoinvent_emulator.stats()["faults"][0]
+    assert (rule["seen"], rule["hits"]) == (3, 2)
+
+
+def test_omit_needs_a_dataset(ecoinvent_emulator: EmulatorServer):
+    with pytest.raises(EmulatorControlError, match="an 'omit' fault needs an integer 'dataset'"):
+        ecoinvent_emulator.add_fault("omit", indicator=1)

@@ -113,3 +113,90 @@ def test_the_generic_operator_holds_the_connection_cap_on_a_scored_datasets_call
     assert "would score 5 distinct datasets for 1 indicators, more than max_unique_datasets=2" in error["message"]
     assert capped.stats()["scored_calls"] == 0
     assert capped.stats()["requests"]["POST /datasets/batch"] == 1  # the unscored call only
+
+
+def test_the_hook_holds_the_connection_cap_on_a_scored_single_dataset_get(capped: EmulatorServer) -> None:
+    """``get_dataset`` with indicators is a scored call: the caps hold for it, before the call."""
+    hook = EcoinventHook()
+    with pytest.raises(EcoinventCostGuardError, match="would score 4 distinct indicators, more than max_unique_"):
+        hook.get_dataset(1, indicator_ids=[1, 2, 3, 4], version="3.11")
+    assert hook.api_calls == 0
+    assert capped.stats()["scored_calls"] == 0
+    assert hook.get_dataset(1, indicator_ids=[1, 2, 3], version="3.11")["id"] == 1  # within the cap
+    assert capped.stats()["scored_calls"] == 1
+
+
+def test_a_connection_allowing_no_scored_dataset_refuses_get_dataset(
+    ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", ecoinvent_conn.connection_json(max_unique_datasets=0))
+    hook = EcoinventHook()
+    with pytest.raises(EcoinventCostGuardError, match="would score 1 distinct datasets for 1 indicators"):
+        hook.get_dataset(1, indicator_ids=[1], version="3.11")
+    assert ecoinvent_conn.stats()["scored_calls"] == 0
+    assert hook.get_dataset(1, version="3.11")["id"] == 1  # unscored: free, allowed
+
+
+def test_the_generic_operator_holds_the_connection_cap_on_a_scored_single_dataset_get(
+    dag_runner: Callable[..., Any], capped: EmulatorServer
+) -> None:
+    result = dag_runner(
+        """
+        EcoinventOperator(
+            task_id="scored", endpoint="datasets/1", query={"version": "3.11", "indicator_ids": [1, 2, 3, 4]},
+        )
+        EcoinventOperator(
+            task_id="one_text", endpoint="/datasets/1/", query={"version": "3.11", "indicator_ids": "1,2,3,4"},
+        )
+        EcoinventOperator(task_id="within", endpoint="datasets/2", query={"version": "3.11", "indicator_ids": [1]})
+        EcoinventOperator(task_id="unscored", endpoint="datasets/3", query={"version": "3.11"})
+        """
+    ).run()
+    assert result.states == {"scored": "failed", "one_text": "failed", "within": "success", "unscored": "success"}
+    for task in ("scored", "one_text"):
+        error = result.errors[task]
+        assert error["type"] == "EcoinventCostGuardError"
+        assert "would score 4 distinct indicators, more than max_unique_indicators=3" in error["message"]
+    stats = capped.stats(include_ids=True)
+    assert stats["scored_calls"] == 1  # the call within the caps only
+    assert stats["usage"][capped.client_id]["dataset_ids"] == [2]
+    assert stats["requests"]["GET /datasets/{id}"] == 2  # within and unscored
+
+
+def test_the_probe_obeys_the_cost_guard_for_its_scored_call(
+    ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_ecoinvent._tokens import TokenCache
+    from airflow_provider_ecoinvent.probe import run_probe
+    from airflow_provider_ecoinvent.probe.run import PROBE_RETRY_POLICY
+
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", ecoinvent_conn.connection_json(max_unique_indicators=0))
+    notices: list[str] = []
+    hook = EcoinventHook(retry_policy=PROBE_RETRY_POLICY, token_cache=TokenCache())
+    report = run_probe(scored=True, hook=hook, notify=notices.append)
+    scored = report.endpoint("scored")
+    assert scored.status == "failed"
+    assert scored.error is not None
+    assert scored.error.startswith("not made: the connection's cost guard refuses it.")
+    assert "more than max_unique_indicators=0" in scored.error
+    assert report.exit_code == 1
+    assert report.billed is None
+    assert notices == []  # no "Scored call: ..." announcement: none is made
+    stats = ecoinvent_conn.stats()
+    assert stats["scored_calls"] == 0
+    assert "POST /datasets/batch" not in stats["requests"]
+
+
+def test_a_raw_scored_request_through_the_hook_holds_the_connection_cap(capped: EmulatorServer) -> None:
+    """``EcoinventHook.request`` itself refuses a scored call over the caps: no way around the typed methods."""
+    hook = EcoinventHook()
+    query = {"version": "3.11", "from": 0, "limit": 100}
+    with pytest.raises(EcoinventCostGuardError, match="would score 3 distinct datasets for 1 indicators"):
+        hook.request("POST", "/datasets/batch", query=query, json={"dataset_ids": [1, 2, 3], "indicator_ids": [1]})
+    with pytest.raises(EcoinventCostGuardError, match="would score 4 distinct indicators"):
+        hook.request("GET", "datasets/1", query={"version": "3.11", "indicator_ids": [1, 2, 3, 4]})
+    assert hook.api_calls == 0
+    assert no_scored_call(capped)
+    unscored = hook.request("POST", "datasets/batch", query=query, json={"dataset_ids": [1, 2, 3]})
+    assert [dataset["id"] for dataset in unscored["datasets"]] == [1, 2, 3]
+    assert capped.stats()["scored_calls"] == 0

@@ -100,7 +100,7 @@ ALLOWED |= {
     "probe.compare": frozenset({"probe.expected"}),
     "probe.report": frozenset({"__init__", "_errors", "probe.compare"}),
     "probe.run": frozenset(
-        {"_constants", "_retry", "_tokens", "_transport", "exceptions", "hooks.ecoinvent", "versions"}
+        {"_constants", "_ids", "_retry", "_tokens", "_transport", "exceptions", "hooks.ecoinvent", "versions"}
         | {"probe.compare", "probe.expected", "probe.report"}
     ),
     "probe.__main__": frozenset({"_constants", "probe.run"}),
