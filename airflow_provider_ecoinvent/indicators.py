@@ -4,10 +4,12 @@
   an ``int`` is an indicator id; a string ``"method | category | indicator"`` names one indicator
   (``"method | indicator"`` too, when that name is unique within the method); a dict with any of the keys
   ``method``, ``category``, ``indicator`` selects every indicator matching all the keys given, e.g.
-  ``{"method": "EF v3.1"}``. Names match case-insensitively with whitespace normalised.
+  ``{"method": "EF v3.1"}``. Names match case-insensitively with whitespace normalised. A list or a dict
+  rendered as text by a template (JSON or a Python literal) is read as that list or dict.
 * :func:`resolve_selectors` resolves them against the catalogue of one version (the free ``/indicators``
-  listing), de-duplicated and sorted by id, and fails naming the closest existing names, or the
-  candidates of an ambiguous name, so the user can fix the DAG before any scored call is made.
+  listing), de-duplicated and sorted by id, and fails naming the closest existing names, the candidates
+  of an ambiguous name, or both readings of a ``"method | name"`` whose name is an indicator and also a
+  category of other indicators, so the user can fix the DAG before any scored call is made.
 * :func:`indicator_slices`, :func:`compact_scores`, :func:`merge_compact` and :func:`expand` score one
   batch of datasets for any number of indicators: the API scores at most 100 per call, so K indicators
   take ceil(K / 100) calls whose scores are merged per dataset, compactly while they wait.
@@ -43,12 +45,13 @@ def normalise(text: str) -> str:
 def parse_selectors(value: Any, argument: str = "indicators") -> list[Any]:
     """The selectors as given, checked: a list (or its string rendering, as Jinja produces from XCom).
 
-    A single string or dict is taken as a list of one selector.
+    A single string or dict (or a dict's string rendering, e.g. ``"{{ params.selector }}"``) is taken as a
+    list of one selector.
 
     :raises EcoinventConfigError: an empty list, or a selector of the wrong form, with what to write instead.
     """
-    if isinstance(value, str) and value.strip().startswith("["):
-        value = _rendered_list(value.strip(), argument)
+    if isinstance(value, str) and value.strip().startswith(("[", "{")):
+        value = _rendered(value.strip(), argument)
     if isinstance(value, str | Mapping) or (isinstance(value, int) and not isinstance(value, bool)):
         value = [value]
     if isinstance(value, bytes) or not isinstance(value, Iterable):
@@ -67,8 +70,9 @@ def parse_selectors(value: Any, argument: str = "indicators") -> list[Any]:
     return selectors
 
 
-def _rendered_list(text: str, argument: str) -> Any:
-    """A list rendered as text: JSON (``tojson``, with ``true``/``null``) or a Python literal (``str(list)``)."""
+def _rendered(text: str, argument: str) -> Any:
+    """A list, or one dict selector, rendered as text by a template: JSON (``tojson``, with ``true``/``null``)
+    or a Python literal (``str(list)``, ``str(dict)``: what ``"{{ params.selector }}"`` renders)."""
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
@@ -76,11 +80,12 @@ def _rendered_list(text: str, argument: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        what, kind = ("a dict selector", "dict") if text.startswith("{") else ("a list of selectors", "list")
         raise EcoinventConfigError(
-            f"{argument} could not be read as a list of selectors: {text[:80]!r} is neither a JSON list nor a "
-            "Python list literal (check its quotes and brackets). Write e.g. "
-            '[7, "EF v3.1 | climate change | global warming potential (GWP100)", {"method": "EF v3.1"}], '
-            "or pass the list itself rather than its text."
+            f"{argument} could not be read as {what}: {text[:80]!r} is neither a JSON {kind} nor a Python {kind} "
+            "literal (check its quotes and brackets). Write e.g. "
+            '[7, "EF v3.1 | climate change | global warming potential (GWP100)", {"method": "EF v3.1"}] '
+            'or {"method": "EF v3.1"}, or pass the list or dict itself rather than its text.'
         ) from None
 
 
@@ -175,6 +180,8 @@ def _match(selector: Any, entries: list[dict[str, Any]], where: str) -> list[dic
     found = [entry for entry in entries if all(_key(entry, key) == text for key, text in wanted.items())]
     if not found:
         raise EcoinventIndicatorError(_nothing_matched(selector, wanted, entries, where))
+    if isinstance(selector, str) and "category" not in wanted:
+        _refuse_two_readings(selector, wanted, found, entries, where)
     if isinstance(selector, str) and len(found) > 1:
         listed = "; ".join(f"{entry['id']}: {_label(entry)}" for entry in found[:LISTED_CANDIDATES])
         more = f" (and {len(found) - LISTED_CANDIDATES} more)" if len(found) > LISTED_CANDIDATES else ""
@@ -184,6 +191,29 @@ def _match(selector: Any, entries: list[dict[str, Any]], where: str) -> list[dic
             "{'method': ..., 'indicator': ...} to take all of them."
         )
     return found
+
+
+def _refuse_two_readings(
+    selector: str, wanted: Mapping[str, str], found: list[dict[str, Any]], entries: list[dict[str, Any]], where: str
+) -> None:
+    """``"method | name"`` where ``name`` is an indicator of the method and also one of its categories, with
+    other indicators (``"ReCiPe 2016 v1.03, endpoint (H) | human health"``: the total, or the 8 indicators of
+    the category). Reading it as the indicator would silently drop the others, so both readings are named.
+    A category whose only indicator is the one named (``"EDIP 2003 | acidification"``) reads the same both ways.
+    """
+    in_method = [entry for entry in entries if _key(entry, "method") == wanted["method"]]
+    category = [entry for entry in in_method if _key(entry, "category") == wanted["indicator"]]
+    if not category or {entry["id"] for entry in category} == {entry["id"] for entry in found}:
+        return
+    method, name = found[0]["method"], category[0]["category"]
+    as_indicator = "; ".join(f"{entry['id']}: {_label(entry)}" for entry in found[:LISTED_CANDIDATES])
+    write_indicator = " or ".join(repr(_label(entry)) for entry in found[:LISTED_CANDIDATES])
+    raise EcoinventIndicatorError(
+        f"Indicator {selector!r} reads two ways in {where}: as the indicator {as_indicator}, or as the "
+        f"category {name!r} of method {method!r}, which holds {len(category)} indicators. Write "
+        f"{write_indicator} for the indicator, or {{'method': {method!r}, 'category': {name!r}}} for every "
+        "indicator of the category."
+    )
 
 
 def _key(entry: Mapping[str, Any], key: str) -> str:

@@ -70,7 +70,7 @@ from airflow_provider_ecoinvent.operators._output import flat_rows
 output, database = sys.argv[1], sys.argv[2]
 SHOWN_DATASETS = 4
 COLUMNS = [("dataset", "dataset_id"), ("activity", "activity"), ("geography", "geography"),
-           ("indicator", "indicator"), ("score", "score"), ("unit", "score_unit")]
+           ("method", "method"), ("indicator", "indicator"), ("score", "score"), ("unit", "score_unit")]
 NUMERIC = {"dataset", "score"}
 
 
@@ -110,11 +110,23 @@ print()
 if not manifest:
     print("(no manifest found in the run's XCom)")
     sys.exit(0)
+
+
+def indicator_lines(manifest):
+    """Each indicator scored with its method and category: a name such as "land use" alone says little."""
+    named = manifest.get("indicators") or [{"id": i} for i in manifest["indicator_ids"]]
+    width = max(len(str(i["id"])) for i in named) if named else 0
+    return ("\n" + " " * 14).join(
+        f"{i['id']:<{width}}  " + " | ".join(str(i.get(k) or "?") for k in ("method", "category", "indicator"))
+        for i in named
+    ) or "none"
+
+
 figures = [
     ("release", f"ecoinvent {manifest['version']} / {manifest['system_model']}"),
     ("records", f"{manifest['record_count']:,} ({manifest['datasets_written']:,} datasets, "
                 f"{manifest['missing_datasets']:,} requested ids missing)"),
-    ("indicators", ", ".join(str(i) for i in manifest["indicator_ids"])),
+    ("indicators", indicator_lines(manifest)),
     ("API calls", f"{manifest['api_calls']:,} (+ {manifest['token_requests']:,} token requests)"),
     ("file", f"{manifest['output_uri']}"),
     ("size", f"{manifest['bytes']:,} bytes, sha256 {manifest['sha256'][:16]}..."),

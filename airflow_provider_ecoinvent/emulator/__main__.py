@@ -8,6 +8,7 @@ signal and shuts down cleanly."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
@@ -29,6 +30,13 @@ from airflow_provider_ecoinvent.emulator.server import create_server, shutdown_s
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
+
+    from airflow_provider_ecoinvent.emulator.server import EmulatorHTTPServer
+
+#: The command's default port: a fixed one, so that a connection stored once (``airflow connections add``)
+#: keeps reaching a restarted emulator; not Airflow's own ports (8080 for its API server, 8793/8794 for
+#: log servers, 8974 for scheduler health), which a local Airflow next to the emulator is likely to hold.
+DEFAULT_PORT = 8642
 
 _DESCRIPTION = """\
 A local emulator of the ecoinvent API (datasets, impact scores, indicators, versions) and of its
@@ -74,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default=defaults.host, help="address to bind (default: %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=defaults.port, help="port to bind; 0 picks a free one (default: %(default)s)"
+        "--port", type=int, default=DEFAULT_PORT, help="port to bind; 0 picks a free one (default: %(default)s)"
     )
     parser.add_argument(
         "--token-ttl",
@@ -207,7 +215,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     config = config_from_args(parser.parse_args(argv), parser)
-    server = create_server(config)
+    server = _listen(config, parser)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -225,6 +233,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutdown_server(server)
     thread.join(timeout=5)
     return 0
+
+
+def _listen(config: EmulatorConfig, parser: argparse.ArgumentParser) -> EmulatorHTTPServer:
+    """The bound server, or exit 1 saying which address could not be bound and what to do (not a traceback)."""
+    try:
+        return create_server(config)
+    except OSError as err:
+        where = f"{config.host}:{config.port}"
+        if err.errno == errno.EADDRINUSE:
+            reason = (
+                f"port {config.port} on {config.host} is already in use (by another emulator, or a server such as "
+                "Airflow's). Stop what listens there, or choose another port: --port N, or --port 0 for any free one."
+            )
+        else:
+            reason = f"cannot listen on {where}: {err.strerror or err}. Choose another --host or --port (0: any free)."
+        parser.exit(1, f"{parser.prog}: {reason}\n")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import TYPE_CHECKING, Any, Final
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 
 #: How many known geographies an error message lists before "... and N more".
 _GEOGRAPHIES_SHOWN: Final = 40
+#: Suggestions for a misspelt geography, and how alike (0..1, difflib's ratio) a suggestion must be.
+_SUGGESTIONS: Final = 3
+_SUGGESTION_CUTOFF: Final = 0.6
 #: ecoinvent's display form of a geography, "Name (CODE)": the only form the search filter matches.
 GEOGRAPHY_DISPLAY_FORM: Final = re.compile(r"^(?P<name>.*?)\s*\((?P<code>[^()]+)\)\s*$")
 
@@ -132,12 +136,27 @@ def choose_version(versions: list[EcoinventVersion], version: str | None, system
     return match.name
 
 
+def close_geographies(given: str, known: Iterable[str]) -> list[str]:
+    """The display forms among ``known`` whose display form, name or code is spelt most like ``given``
+    (case-insensitively), best first: ``"Germnay"`` -> ``["Germany (DE)"]``."""
+    forms: dict[str, str] = {}
+    for display in known:
+        match = GEOGRAPHY_DISPLAY_FORM.match(display)
+        for form in (display, match["name"], match["code"]) if match else (display,):
+            forms.setdefault(_loose(form), display)
+    close = difflib.get_close_matches(_loose(given), list(forms), n=len(forms), cutoff=_SUGGESTION_CUTOFF)
+    return list(dict.fromkeys(forms[form] for form in close))[:_SUGGESTIONS]
+
+
 def unknown_geography_error(given: str, known: list[str], version: str, system_model: str) -> EcoinventConfigError:
-    """The error for a geography filter the catalogue does not list: what the API matches, and what it knows."""
+    """The error for a geography filter the catalogue does not list: the closest spellings, what the API
+    matches, and what it knows."""
     shown = ", ".join(repr(name) for name in known[:_GEOGRAPHIES_SHOWN]) or "none"
     more = f" and {len(known) - _GEOGRAPHIES_SHOWN} more" if len(known) > _GEOGRAPHIES_SHOWN else ""
+    close = close_geographies(given, known)
+    hint = f"; did you mean {' or '.join(repr(name) for name in close)}?" if close else "."
     return EcoinventConfigError(
-        f"search filter geography {given!r} is not a geography of ecoinvent {version}/{system_model}. "
+        f"search filter geography {given!r} is not a geography of ecoinvent {version}/{system_model}{hint} "
         "The API matches the display form 'Name (CODE)', e.g. 'Switzerland (CH)'; a bare code or name "
         f"is mapped to it when the catalogue lists it. Known: {shown}{more}. "
         "List them with EcoinventHook().get_geographies(version, system_model)."
@@ -147,6 +166,7 @@ def unknown_geography_error(given: str, known: list[str], version: str, system_m
 __all__ = [
     "GEOGRAPHY_DISPLAY_FORM",
     "choose_version",
+    "close_geographies",
     "display_geography",
     "facet_values",
     "geographies_of",

@@ -8,6 +8,9 @@ retries, the 401 renewal, the masking and the error messages; the probe adds a l
 from __future__ import annotations
 
 import json
+import os
+import sys
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -22,7 +25,7 @@ from airflow_provider_ecoinvent.probe.expected import ENDPOINTS, TOKEN, ListAnsw
 from airflow_provider_ecoinvent.probe.report import EndpointReport, ProbeReport
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     import requests
 
@@ -36,6 +39,9 @@ PAGE_SIZE: Final = 100
 _CHUNK_BYTES: Final = 64 * 1024
 #: Printed before the scored call, the only call that costs anything.
 BILLED: Final = "1 dataset, 1 indicator"
+#: The environment variable by which Airflow 3 tells a process which secrets backends to read connections
+#: from: "server" adds the metadata database to the environment variables and any configured backend.
+PROCESS_CONTEXT: Final = "_AIRFLOW_PROCESS_CONTEXT"
 
 
 def run_probe(
@@ -65,7 +71,8 @@ def run_probe(
         hook = EcoinventHook(conn_id, retry_policy=PROBE_RETRY_POLICY, token_cache=TokenCache())
     report = ProbeReport(conn_id=hook.ecoinvent_conn_id, system_model=system_model, version=version)
     try:
-        settings = hook.settings
+        with read_as_outside_a_task():
+            settings = hook.settings
     except Exception as err:  # an unknown connection id raises Airflow's own exception
         report.error = f"Could not read connection {hook.ecoinvent_conn_id!r}: {_describe_connection_error(err)}"
         return report
@@ -74,6 +81,27 @@ def run_probe(
     report.api_url, report.token_url = redact_url(settings.base_api_url), redact_url(settings.token_url)
     _Probe(hook, report, query, notify or (lambda line: None)).run(scored)
     return report
+
+
+@contextmanager
+def read_as_outside_a_task() -> Iterator[None]:
+    """Connections read as Airflow 3 reads them outside a task, ``airflow connections get`` included.
+
+    Outside a task, the Task SDK reads a connection only from ``AIRFLOW_CONN_<ID>`` and the configured
+    secrets backend, unless the process says it is a server (scheduler, API server, DAG processor and the
+    ``airflow connections`` commands do): then the metadata database too, where ``airflow connections add``
+    and the UI store connections. The probe says so while it reads its connection, and only then: inside a
+    task (or a process that already says what it is) nothing changes, so the probe never reads more there.
+    """
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    if os.environ.get(PROCESS_CONTEXT) is not None or getattr(task_runner, "SUPERVISOR_COMMS", None) is not None:
+        yield
+        return
+    os.environ[PROCESS_CONTEXT] = "server"
+    try:
+        yield
+    finally:
+        os.environ.pop(PROCESS_CONTEXT, None)
 
 
 class _Probe:
@@ -269,8 +297,9 @@ def _describe_connection_error(err: Exception) -> str:
         isinstance(err, ImportError) and "SUPERVISOR_COMMS" in str(err)
     ):
         return (
-            "it is not defined where the probe can read it: export AIRFLOW_CONN_<ID> in this shell, or run the "
-            "probe where Airflow's secrets backend is configured"
+            "it is not defined where the probe can read it (AIRFLOW_CONN_<ID>, the secrets backend, or the "
+            "metadata database of this AIRFLOW_HOME): export AIRFLOW_CONN_<ID> in this shell, or run the probe "
+            "with the Airflow configuration (AIRFLOW_HOME) where the connection is defined"
         )
     return _describe(err)
 

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,76 @@ def test_public_classes_and_methods_have_docstrings(module_name: str) -> None:
                 if not inspect.getdoc(getattr(obj, attr)):
                     missing.append(f"{name}.{attr}")
     assert missing == [], f"public names without a docstring: {missing}"
+
+
+# -- links between documents ----------------------------------------------------------------------------
+
+#: A Markdown link or image target: ``[text](target)``, target without spaces (a title after it is ignored).
+_LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_FENCE = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
+_HEADING = re.compile(r"^#{1,6}[ \t]+(?P<title>.+?)[ \t#]*$", re.MULTILINE)
+_ANCHOR = re.compile(r"<a\s+(?:name|id)=\"(?P<name>[^\"]+)\"", re.IGNORECASE)
+
+
+def github_slug(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, markup and punctuation dropped (but ``-`` and ``_``),
+    each space a ``-``."""
+    text = re.sub(r"`|\*\*|__|\[([^\]]*)\]\([^)]*\)", r"\1", title).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors_of(document: Path) -> set[str]:
+    """The anchors a link may name in ``document``: its headings (outside code blocks, a repeated heading
+    numbered ``-1``, ``-2``... as GitHub numbers it) and explicit ``<a name=...>`` or ``id=`` anchors."""
+    text = _FENCE.sub("", document.read_text(encoding="utf-8"))
+    anchors: set[str] = set()
+    for match in _HEADING.finditer(text):
+        slug = github_slug(match["title"])
+        numbered, count = slug, 0
+        while numbered in anchors:
+            count += 1
+            numbered = f"{slug}-{count}"
+        anchors.add(numbered)
+    anchors.update(match["name"] for match in _ANCHOR.finditer(text))
+    return anchors
+
+
+def broken_links(document: Path) -> list[str]:
+    """Every link of ``document`` to another file of the repository, or to an anchor in one, that does not
+    resolve: ``file.md#anchor`` needs the file and a heading with that anchor, ``#anchor`` one here."""
+    broken = []
+    text = _FENCE.sub("", document.read_text(encoding="utf-8"))
+    for match in _LINK.finditer(text):
+        target = match["target"]
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:...: not ours to check
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (document.parent / path).resolve() if path else document
+        if not linked.exists():
+            broken.append(f"{target}: no file {path}")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors_of(linked):
+            shown = linked.relative_to(REPO) if linked.is_relative_to(REPO) else linked.name
+            broken.append(f"{target}: no heading with anchor #{anchor} in {shown}")
+    return broken
+
+
+@pytest.mark.parametrize("document", SNIPPETS.DOCUMENTS, ids=lambda path: str(path.relative_to(REPO)))
+def test_every_link_between_documents_resolves(document: Path) -> None:
+    assert broken_links(document) == []
+
+
+def test_the_link_check_finds_a_missing_anchor_and_a_missing_file(tmp_path: Path) -> None:
+    heading = "## Fan-out: over `mapped` tasks!\n\n"
+    (tmp_path / "other.md").write_text("# Other\n\n" + heading + heading)
+    document = tmp_path / "doc.md"
+    document.write_text(
+        "# Title\n\n```bash\n# not a heading\n```\n\n"
+        "[ok](other.md#fan-out-over-mapped-tasks) [ok](other.md#fan-out-over-mapped-tasks-1) [ok](#title) "
+        "[ok](https://example.org/#x)\n"
+        "[bad](other.md#fan-out-over-mapped-tasks-2) [bad](#not-a-heading) [bad](missing.md)\n"
+    )
+    assert broken_links(document) == [
+        "other.md#fan-out-over-mapped-tasks-2: no heading with anchor #fan-out-over-mapped-tasks-2 in other.md",
+        "#not-a-heading: no heading with anchor #not-a-heading in doc.md",
+        "missing.md: no file missing.md",
+    ]

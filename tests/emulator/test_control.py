@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from airflow_provider_ecoinvent.emulator import EmulatorConfig, EmulatorProcess, EmulatorServer
-from airflow_provider_ecoinvent.emulator.__main__ import build_parser
+from airflow_provider_ecoinvent.emulator.__main__ import DEFAULT_PORT, build_parser
 from airflow_provider_ecoinvent.emulator.control import parse_startup_line
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def test_bad_fault_flag_is_a_usage_error():
 
 def test_command_line_prints_the_lines_and_stops_cleanly_on_sigterm():
     process = subprocess.Popen(
-        [sys.executable, "-m", MODULE, "--datasets", "200000", "--api-prefix", "/v3/api1"],
+        [sys.executable, "-m", MODULE, "--port", "0", "--datasets", "200000", "--api-prefix", "/v3/api1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -166,9 +166,37 @@ def test_command_line_prints_the_lines_and_stops_cleanly_on_sigterm():
                 stream.close()
 
 
+def test_a_busy_port_is_named_with_what_to_do_not_a_traceback():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", MODULE, "--port", str(port)], capture_output=True, text=True, env=_env(), timeout=60
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"python -m airflow_provider_ecoinvent.emulator: port {port} on 127.0.0.1 is already in use (by another "
+        "emulator, or a server such as Airflow's). Stop what listens there, or choose another port: --port N, or "
+        "--port 0 for any free one.\n"
+    )
+
+
+def test_the_default_port_is_fixed_and_not_airflows():
+    """A fixed port keeps a stored connection valid across restarts; 8080 is where Airflow's API server listens."""
+    port = build_parser().parse_args([]).port
+    assert port == DEFAULT_PORT
+    assert port not in (0, 8080, 8793, 8794, 8974)
+
+
 def test_sigint_also_exits_zero():
     process = subprocess.Popen(
-        [sys.executable, "-m", MODULE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env()
+        [sys.executable, "-m", MODULE, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
     )
     try:
         assert process.stdout is not None
@@ -264,7 +292,11 @@ def test_connection_env_fixture(ecoinvent_connection_env: EmulatorServer):
 def test_printed_lines_work_when_pasted_into_a_shell():
     """Issue 12: the printed lines are pasted into a shell as they are; bash must export every value intact."""
     process = subprocess.Popen(
-        [sys.executable, "-m", MODULE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env()
+        [sys.executable, "-m", MODULE, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
     )
     try:
         assert process.stdout is not None

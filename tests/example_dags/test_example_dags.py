@@ -155,13 +155,23 @@ def test_make_demo_script(tmp_path: Path) -> None:
     # The summary: an aligned table of the first records' scores, then the manifest's key figures.
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("dataset  activity"))
-    assert lines[header].split() == ["dataset", "activity", "geography", "indicator", "score", "unit"]
+    assert lines[header].split() == ["dataset", "activity", "geography", "method", "indicator", "score", "unit"]
     first = records[0]
     score = first["impact_scores"][0]
     row = lines[header + 2]
     assert row.split()[0] == str(first["id"])
     assert first["activity"] in row
+    assert score["method"] in row  # "land use" alone would not say which method's
     assert score["unit"] in row
+    # Every indicator of the manifest, with its method and category.
+    scored = {(s["id"], s["method"], s["category"], s["indicator"]) for r in records for s in r["impact_scores"]}
+    assert len(scored) > 1
+    for ident, method, category, indicator in scored:
+        assert any(
+            re.fullmatch(rf" +{ident} +{re.escape(f'{method} | {category} | {indicator}')}", line)
+            or re.fullmatch(rf"  indicators +{ident} +{re.escape(f'{method} | {category} | {indicator}')}", line)
+            for line in lines
+        ), (ident, method)
     assert len({len(line) for line in lines[header + 1 : header + 4]}) <= 2  # aligned columns
     assert f"  records     {len(records)} ({len(records)} datasets, 0 requested ids missing)" in lines
     assert f"  file        file://{files[0]}" in lines

@@ -422,6 +422,38 @@ def test_search_rejects_an_unknown_geography_before_any_billed_call(ecoinvent_co
     assert stats["requests"]["GET /datasets"] == 1, "one free lookup, no search with a filter that matches nothing"
 
 
+@pytest.mark.parametrize(
+    ("given", "suggested"),
+    [
+        ("Germnay", "'Germany (DE)'"),  # a name
+        ("swizerland (ch)", "'Switzerland (CH)'"),  # a display form
+        ("Rest of World", "'Rest-of-World (RoW)'"),
+        ("Chine", "'China (CN)' or 'Chile (CL)'"),  # best first
+    ],
+)
+def test_a_misspelt_geography_gets_a_did_you_mean_before_any_search(
+    ecoinvent_conn: EmulatorServer, given: str, suggested: str
+) -> None:
+    hook, _ = make_hook()
+    with pytest.raises(EcoinventConfigError) as raised:
+        list(hook.search_datasets("steel", geography=given, version="3.11"))
+    assert str(raised.value).startswith(
+        f"search filter geography {given!r} is not a geography of ecoinvent 3.11/cutoff; did you mean {suggested}? "
+        "The API matches the display form"
+    )
+    assert ecoinvent_conn.stats()["requests"]["GET /datasets"] == 1, "the free lookup only"
+
+
+def test_an_unknown_geography_unlike_any_gets_no_suggestion(ecoinvent_conn: EmulatorServer) -> None:
+    hook, _ = make_hook()
+    with pytest.raises(
+        EcoinventConfigError,
+        match=r"^search filter geography 'XY' is not a geography of ecoinvent "
+        r"3\.11/cutoff\. The API matches",
+    ):
+        list(hook.search_datasets("steel", geography="XY", version="3.11"))
+
+
 def test_search_looks_up_a_display_form_too(ecoinvent_conn: EmulatorServer) -> None:
     """Review 3.2: a display form is checked with the same free lookup (so a wrong one fails, see below)."""
     hook, _ = make_hook()

@@ -129,6 +129,69 @@ def test_selectors_rendered_as_text_are_read_as_json_or_python(ecoinvent_conn: E
     assert [r["id"] for r in resolved] == sorted({7, *RECIPE_MH})
 
 
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        '{"method": "ReCiPe 2016 v1.03, midpoint (H)"}',  # JSON, as ``tojson`` renders one dict
+        "{'method': 'ReCiPe 2016 v1.03, midpoint (H)'}",  # a Python literal: what "{{ params.selector }}" renders
+        '  [{"method": "ReCiPe 2016 v1.03, midpoint (H)"}] ',  # a JSON list of it
+    ],
+    ids=["json-dict", "python-dict", "json-list"],
+)
+def test_one_dict_selector_rendered_as_text_is_read_as_that_dict(ecoinvent_conn: EmulatorServer, rendered: str) -> None:
+    resolved = EcoinventHook().resolve_indicators(rendered, version="3.11")
+    assert [r["id"] for r in resolved] == RECIPE_MH
+
+
+def test_an_unreadable_rendered_dict_says_what_to_write(ecoinvent_conn: EmulatorServer) -> None:
+    with pytest.raises(EcoinventConfigError) as raised:
+        EcoinventHook().resolve_indicators('{"method": EF}', version="3.11")
+    assert str(raised.value).startswith(
+        "indicators could not be read as a dict selector: '{\"method\": EF}' is neither a JSON dict nor a Python "
+        "dict literal"
+    )
+    assert ecoinvent_conn.stats()["api_calls"] == 0
+
+
+#: Methods whose categories "ecosystem quality", "human health" and "natural resources" hold several
+#: indicators, one of them (the category's total) named like the category: 6 methods x 3 names = the 18
+#: "method | name" selectors of 3.11 that read two ways.
+ENDPOINTS = [f"ReCiPe 2016 v1.03, endpoint ({p}){lt}" for p in "EHI" for lt in ("", " no LT")]
+
+
+@pytest.mark.parametrize("method", ENDPOINTS)
+@pytest.mark.parametrize("name", ["ecosystem quality", "human health", "natural resources"])
+def test_method_and_a_name_that_is_also_a_category_names_both_readings(
+    ecoinvent_conn: EmulatorServer, method: str, name: str
+) -> None:
+    catalogue = indicators_for("3.11")
+    total = next(i for i in catalogue if i.method == method and i.indicator == name)
+    members = [i for i in catalogue if i.method == method and i.category == name]
+    with pytest.raises(EcoinventIndicatorError) as raised:
+        EcoinventHook().resolve_indicators([f"{method} | {name}"], version="3.11")
+    assert str(raised.value) == (
+        f"Indicator '{method} | {name}' reads two ways in version 3.11 (cutoff): as the indicator {total.id}: "
+        f"{method} | {total.category} | {name}, or as the category '{name}' of method '{method}', which holds "
+        f"{len(members)} indicators. Write '{method} | {total.category} | {name}' for the indicator, or "
+        f"{{'method': '{method}', 'category': '{name}'}} for every indicator of the category."
+    )
+    assert ecoinvent_conn.stats()["scored_calls"] == 0
+    # Each reading, written unambiguously, resolves to what it says.
+    hook = EcoinventHook()
+    assert [r["id"] for r in hook.resolve_indicators([f"{method} | {total.category} | {name}"], version="3.11")] == [
+        total.id
+    ]
+    as_category = hook.resolve_indicators([{"method": method, "category": name}], version="3.11")
+    assert [r["id"] for r in as_category] == sorted(i.id for i in members)
+
+
+def test_a_category_holding_only_the_indicator_of_its_name_reads_one_way(ecoinvent_conn: EmulatorServer) -> None:
+    [only] = [i for i in indicators_for("3.11") if i.method == "EDIP 2003" and i.category == "acidification"]
+    assert only.indicator == "acidification"
+    resolved = EcoinventHook().resolve_indicators(["EDIP 2003 | acidification"], version="3.11")
+    assert [r["id"] for r in resolved] == [only.id]
+
+
 def test_json_true_in_rendered_selectors_is_named_not_unreadable(ecoinvent_conn: EmulatorServer) -> None:
     with pytest.raises(EcoinventConfigError, match=r"^indicators: True is not a selector\.$"):
         EcoinventHook().resolve_indicators("[1, true]", version="3.11")

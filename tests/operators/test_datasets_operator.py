@@ -333,8 +333,14 @@ def test_search_selection_collects_ids_then_scores_them(
 
 @pytest.mark.parametrize(
     ("geography", "expected"),
-    [("DE", "Germany (DE)"), ("germany  (de)", "Germany (DE)"), ("XY", None), ("Atlantis (AT)", None)],
-    ids=["code", "display-form-any-case", "unknown", "unknown-display-form"],
+    [
+        ("DE", "Germany (DE)"),
+        ("germany  (de)", "Germany (DE)"),
+        ("XY", None),
+        ("Atlantis (AT)", None),
+        ("Germnay", None),
+    ],
+    ids=["code", "display-form-any-case", "unknown", "unknown-display-form", "misspelt"],
 )
 def test_search_by_a_bare_geography_code_scores_that_geography_or_fails_before_billing(
     dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, geography: str, expected: str | None
@@ -361,6 +367,8 @@ def test_search_by_a_bare_geography_code_scores_that_geography_or_fails_before_b
     assert result.errors["geo"]["type"] == "EcoinventConfigError"
     assert f"geography {geography!r} is not a geography of ecoinvent 3.11/cutoff" in result.errors["geo"]["message"]
     assert "'Germany (DE)'" in result.errors["geo"]["message"]
+    if geography == "Germnay":
+        assert "3.11/cutoff; did you mean 'Germany (DE)'? The API matches" in result.errors["geo"]["message"]
     assert stats["scored_calls"] == 0
     assert not out.exists()
 

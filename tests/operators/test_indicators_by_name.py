@@ -117,6 +117,24 @@ def test_names_from_a_template_in_the_flat_layout(
     assert stats["requests"]["GET /indicators"] == LISTING_PAGES
 
 
+@pytest.mark.parametrize("template", ["{{ params.selector }}", "{{ params.selector | tojson }}"], ids=["str", "json"])
+def test_one_templated_dict_selector(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, template: str
+) -> None:
+    out = tmp_path / "scores.jsonl"
+    result = dag_runner(
+        f"""
+        EcoinventDatasetsOperator(
+            task_id="scores", dataset_ids=[1, 2], indicators="{template}", output_uri="file://{out}",
+        )
+        """,
+        params={"selector": {"method": "EF v3.1"}},
+    ).run()
+    assert result.state == "success", result.errors
+    ids = [ind["id"] for ind in expected(["EF v3.1"])]
+    assert [[s["id"] for s in record["impact_scores"]] for record in read_jsonl(out)] == [ids, ids]
+
+
 BAD_SELECTORS: list[tuple[str, str, str, str]] = [
     (
         "unknown-method",
@@ -141,6 +159,14 @@ BAD_SELECTORS: list[tuple[str, str, str, str]] = [
         "indicators=[{'method': 'IPCC 2021'}], version='3.9'",
         "EcoinventIndicatorError",
         "matches nothing in version 3.9 (cutoff): no method 'ipcc 2021'. Closest method names: 'IPCC 2013'",
+    ),
+    (
+        "category-and-indicator",
+        "indicators=['ReCiPe 2016 v1.03, endpoint (H) | human health']",
+        "EcoinventIndicatorError",
+        "reads two ways in version 3.11 (cutoff): as the indicator 349: ReCiPe 2016 v1.03, endpoint (H) | total: "
+        "human health | human health, or as the category 'human health' of method 'ReCiPe 2016 v1.03, endpoint "
+        "(H)', which holds 8 indicators.",
     ),
     ("empty-from-a-template", "indicators='{{ params.none }}'", "EcoinventConfigError", "indicators is empty"),
 ]

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 
 
 CONN = "ecoinvent_default"
+NOT_DEFINED = (
+    "it is not defined where the probe can read it (AIRFLOW_CONN_<ID>, the secrets backend, or the metadata "
+    "database of this AIRFLOW_HOME): export AIRFLOW_CONN_<ID> in this shell, or run the probe with the Airflow "
+    "configuration (AIRFLOW_HOME) where the connection is defined"
+)
 #: The emulator's tokens look like JWTs: three dot-separated base64url parts.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}")
 
@@ -215,10 +221,7 @@ def test_unknown_connection_exits_2() -> None:
     report = run_probe("no_such_connection")
 
     assert report.exit_code == 2
-    assert report.error == (
-        "Could not read connection 'no_such_connection': it is not defined where the probe can read it: export "
-        "AIRFLOW_CONN_<ID> in this shell, or run the probe where Airflow's secrets backend is configured"
-    )
+    assert report.error == "Could not read connection 'no_such_connection': " + NOT_DEFINED
     assert report.endpoints == []
 
 
@@ -396,14 +399,63 @@ def test_command_json_against_the_emulator(emulator: EmulatorServer) -> None:
     assert_safe(result, emulator)
 
 
+def test_command_reads_a_connection_added_to_the_metadata_database(airflow_db: Path, emulator: EmulatorServer) -> None:
+    """``airflow connections add`` stores the connection in the metadata database of AIRFLOW_HOME (here the
+    session's SQLite one, migrated by ``airflow db migrate``): the probe reads it from there, as the
+    ``airflow connections`` commands do, with no AIRFLOW_CONN_* variable."""
+    conn_id = "probe_in_metadata_db"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW_CONN_")}
+    airflow = Path(sys.executable).with_name("airflow")
+    added = subprocess.run(
+        [str(airflow), "connections", "add", conn_id, "--conn-json", emulator.connection_json()],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert added.returncode == 0, added.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_ecoinvent.probe", "--conn-id", conn_id, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads(result.stdout)
+    assert report["connection"] == conn_id
+    assert report["api_url"] == emulator.api_url
+    assert [(e["name"], e["status"]) for e in report["endpoints"]][:4] == [
+        ("token", "ok"),
+        ("versions", "ok"),
+        ("indicators", "ok"),
+        ("search", "ok"),
+    ]
+    assert emulator.stats()["token_requests"] == 1
+    assert_safe(result, emulator)
+
+
+@pytest.mark.parametrize("context", [None, "client"])
+def test_the_probe_leaves_the_process_context_as_it_found_it(
+    ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch, context: str | None
+) -> None:
+    """Marked a server only while it reads its connection; a context set by Airflow is never changed."""
+    if context is None:
+        monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
+    else:
+        monkeypatch.setenv("_AIRFLOW_PROCESS_CONTEXT", context)
+    assert run_probe(CONN, hook=probe_hook()).exit_code == 0
+    assert os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == context
+
+
 def test_command_exit_code_2_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
     from airflow_provider_ecoinvent.probe.__main__ import main
 
     assert main(["--conn-id", "no_such_connection"]) == 2
     assert capsys.readouterr().out.endswith(
         "Result: could not connect or authenticate (exit 2): Could not read connection 'no_such_connection': "
-        "it is not defined where the probe can read it: export AIRFLOW_CONN_<ID> in this shell, or run the probe "
-        "where Airflow's secrets backend is configured\n"
+        f"{NOT_DEFINED}\n"
     )
 
 
@@ -411,8 +463,6 @@ def test_command_exit_code_2_with_the_reason(capsys: pytest.CaptureFixture[str])
 
 
 def test_docs_show_the_report_the_probe_prints() -> None:
-    from pathlib import Path
-
     from airflow_provider_ecoinvent.probe.compare import KIND_LABELS
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "probe.md").read_text(encoding="utf-8")
