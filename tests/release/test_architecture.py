@@ -58,7 +58,7 @@ ALLOWED |= {
     "operators._output": frozenset({"exceptions", "operators._records"}),
     "operators._arguments": frozenset({"exceptions"}),
     "operators._task": frozenset(
-        {"hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
+        {"exceptions", "hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
     ),
     "operators._plan": frozenset(
         {"_ids", "_transport", "exceptions", "indicators", "operators._arguments", "operators._output"}
