@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_ecoinvent._call import ApiCall, Broken
     from airflow_provider_ecoinvent._concurrency import CallGate
+    from airflow_provider_ecoinvent._tokens import AccessToken
 
 #: How soon a retry wait notices stop() while it waits on a run's own cancel event (both can stop it).
 _STOP_TICK: Final = 0.05
@@ -108,25 +109,28 @@ def _abandoned(method: str, path: str) -> EcoinventError:
 
 
 def attempt_within(
-    gate: CallGate | None, attempt: Callable[[], Answer | Broken], stopped: Callable[[], bool], call: ApiCall
-) -> Answer | Broken:
-    """One attempt, within a dataset stream's calls in flight when there is a ``gate`` (:mod:`.._concurrency`).
+    gate: CallGate,
+    attempt: Callable[[], tuple[AccessToken, Answer | Broken]],
+    stopped: Callable[[], bool],
+    call: ApiCall,
+) -> tuple[AccessToken, Answer | Broken]:
+    """One attempt (its token and outcome) within the hook's calls in flight (:mod:`.._concurrency`).
 
     The attempt waits for a place within the gate's width, then reports its status to it, so a call retried
-    after a 429 goes out at the lowered width. ``stopped()`` ends the wait (:func:`stop_if_requested`).
+    after a 429 goes out at the lowered width. ``attempt`` takes its token only once it has the place: a
+    token taken before a long wait could expire in the queue. ``stopped()`` ends the wait
+    (:func:`stop_if_requested`).
     """
-    if gate is None:
-        return attempt()
     ticket = gate.enter(stopped)
     if ticket is None:
         raise _abandoned(call.method, call.path)
     status = None
     try:
-        outcome = attempt()
+        token, outcome = attempt()
         status = outcome.status if isinstance(outcome, Answer) else None
     finally:
         gate.leave(ticket, status)
-    return outcome
+    return token, outcome
 
 
 def describe_network_error(err: Exception) -> str:

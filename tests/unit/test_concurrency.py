@@ -43,7 +43,9 @@ def ok(width: AdaptiveWidth, n: int = 1) -> list[WidthChange]:
 
 
 def refused(width: AdaptiveWidth) -> WidthChange | None:
-    """A fresh attempt (started now, after any decrease so far) answered 429."""
+    """A fresh attempt (started now, after any decrease so far) answered 429, while the width is in use (a
+    client with more to send than the width allows: another attempt waits for a place)."""
+    width.waited()
     return width.finished(width.started(), rate_limited=True)
 
 
