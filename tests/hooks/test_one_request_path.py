@@ -86,6 +86,7 @@ def test_429s_spend_time_not_retries_and_back_off_although_retry_after_says_0() 
     now = [0.0]
     call = api_call(max_retries=0, clock=lambda: now[0], rate_limit_budget=10.0)
     assert call.after(Answer(429, {"Retry-After": "3"}, b"")) == Wait(3.0)  # a positive Retry-After is obeyed
+    now[0] += 3.0
     waits: list[float] = []
 
     def refused_until_the_budget_is_spent() -> None:
