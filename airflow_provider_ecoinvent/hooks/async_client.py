@@ -68,7 +68,8 @@ class EcoinventAsyncClient:
     expires (``AccessToken.is_fresh``) and once after a 401, and an ``asyncio.Lock`` makes concurrent
     coroutines share one token exchange. 429, 5xx, dropped connections and timeouts are retried with the
     sync hook's :class:`~airflow_provider_ecoinvent._retry.RetryPolicy` (exponential back-off with
-    jitter, ``Retry-After`` honoured); a refused connection or an unknown host is retried once. Wrong
+    jitter, ``Retry-After`` honoured; 429s for the connection's ``rate_limit_budget`` seconds); a refused
+    connection or an unknown host is retried once. Wrong
     credentials raise :class:`EcoinventAuthError` at once. Redirects, answer sizes and trusted CAs are
     decided as in the sync hook, by ``_transport``.
 

@@ -72,9 +72,11 @@ class EcoinventHook(BaseHook):
     The connection is read lazily, on the first call, never in the constructor: DAG files build hooks
     at parse time. One pooled HTTP session serves every call of the hook; the OAuth2 token comes from a
     process-wide cache (one token request per process and client while it is fresh) and is replaced
-    shortly before it expires or once after the API answers 401. 429, 5xx, dropped connections and
-    timeouts are retried with exponential back-off and jitter, honouring ``Retry-After``; a refused
-    connection or an unknown host is retried once. Redirects are never followed, answers are read up to
+    shortly before it expires or after the API answers 401. 5xx, dropped connections and timeouts are
+    retried ``max_retries`` times with exponential back-off and jitter, honouring ``Retry-After``; 429s
+    for the connection's ``rate_limit_budget`` seconds (:class:`~airflow_provider_ecoinvent._retry.RetryPolicy`);
+    a refused connection or an unknown host is retried once. Every call waits for a place within the
+    hook's calls in flight (:attr:`gate`), then takes its token. Redirects are never followed, answers are read up to
     the connection's ``max_response_bytes``, and the CA bundle is the async client's (``_transport``).
 
     :param ecoinvent_conn_id: the Airflow connection (type ``ecoinvent``).

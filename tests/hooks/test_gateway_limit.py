@@ -105,3 +105,18 @@ def test_a_token_is_taken_when_the_call_is_sent_not_before_it_queues_for_a_place
     assert outcomes == [[1 + i * 3, 2 + i * 3, 3 + i * 3] for i in range(4)]
     assert stats["scored_calls"] == 12
     assert stats["tokens_issued"] >= 3  # the ~5 s run outlived several tokens: they were renewed as they aged
+
+
+def test_free_calls_pass_the_hooks_gate_with_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version checks from several threads wait within the hook's width like batches, and their 429s count."""
+    with EmulatorServer(datasets=10, latency_ms=150) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", server.connection_json())
+        hook = EcoinventHook()
+        server.add_fault("status", status=429, retry_after="0", path="/versions", count=1)
+        hook.get_versions()
+        assert hook.gate.figures.rate_limited_calls == 1
+        hook.gate.restart(1)  # as a stream with max_in_flight=1 sets it
+        outcomes = run_shards(3, lambda _: len(hook.get_versions()))
+        stats = server.stats()
+    assert outcomes == [3, 3, 3]
+    assert stats["max_in_flight"] == 1, "three free calls at once went past a width of one"
