@@ -7,7 +7,7 @@ keeps the hook itself.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_ecoinvent import __version__
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
     from airflow_provider_ecoinvent._call import ApiCall, Broken
     from airflow_provider_ecoinvent._concurrency import CallGate
-    from airflow_provider_ecoinvent._tokens import AccessToken
 
+#: The token an attempt carried (an ``AccessToken``), handed back with its outcome.
+TokenT = TypeVar("TokenT")
 #: How soon a retry wait notices stop() while it waits on a run's own cancel event (both can stop it).
 _STOP_TICK: Final = 0.05
 
@@ -110,10 +111,10 @@ def _abandoned(method: str, path: str) -> EcoinventError:
 
 def attempt_within(
     gate: CallGate,
-    attempt: Callable[[], tuple[AccessToken, Answer | Broken]],
+    attempt: Callable[[], tuple[TokenT, Answer | Broken]],
     stopped: Callable[[], bool],
     call: ApiCall,
-) -> tuple[AccessToken, Answer | Broken]:
+) -> tuple[TokenT, Answer | Broken]:
     """One attempt (its token and outcome) within the hook's calls in flight (:mod:`.._concurrency`).
 
     The attempt waits for a place within the gate's width, then reports its status to it, so a call retried

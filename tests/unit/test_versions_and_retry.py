@@ -123,3 +123,9 @@ def test_a_rate_limit_budget_of_0_never_retries_a_429() -> None:
 def test_retry_after_capped() -> None:
     budget = RetryPolicy(retry_after_max=60.0, total_max=1000.0).start(lambda: 0.0)
     assert budget.next_delay("3600") == 60.0
+
+
+def test_the_policys_rate_limit_budget_defaults_to_the_connections() -> None:
+    from airflow_provider_ecoinvent._constants import DEFAULT_RATE_LIMIT_BUDGET
+
+    assert RetryPolicy().rate_limit_budget == DEFAULT_RATE_LIMIT_BUDGET
