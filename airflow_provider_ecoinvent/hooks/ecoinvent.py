@@ -263,7 +263,8 @@ class EcoinventHook(BaseHook):
         stopped = partial(self._stop_requested, cancel)
         while True:
             stop_if_requested(stopped(), call.method, call.path)
-            token, outcome = attempt_within(gate or self.gate, partial(self._send, call, cancel), stopped, call)
+            take_token = partial(self._token_for_call, cancel)  # called by the attempt, once it has its place
+            token, outcome = attempt_within(gate or self.gate, partial(self._send, call, take_token), stopped, call)
             step = call.after(outcome)
             if isinstance(step, Done):
                 return step.value
@@ -272,10 +273,12 @@ class EcoinventHook(BaseHook):
             else:  # RENEW: the API refused this token
                 self._token_cache.invalidate(self._token_key, token)
 
-    def _send(self, call: ApiCall, cancel: threading.Event | None) -> tuple[AccessToken, Answer | Broken]:
-        """One attempt of ``call``, once it has its place in flight: the token is taken now, not before the wait
-        for that place, so that it cannot expire in the queue."""
-        token, issued = self._token_for_call(cancel)
+    def _send(
+        self, call: ApiCall, take_token: Callable[[], tuple[AccessToken, bool]]
+    ) -> tuple[AccessToken, Answer | Broken]:
+        """One attempt of ``call``, once it has its place in flight: the token is taken now (``take_token``:
+        :meth:`_token_for_call`), not before the wait for that place, so that it cannot expire in the queue."""
+        token, issued = take_token()
         self._count("api_calls")
         headers = call.headers(token, issued_for_call=issued)
         url = self.settings.api_url

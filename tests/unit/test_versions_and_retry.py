@@ -92,9 +92,13 @@ def test_429s_are_bounded_by_time_not_by_max_retries() -> None:
     clock = [0.0]
     budget = RetryPolicy(max_retries=0, rate_limit_budget=10.0).start(lambda: clock[0])
     waits = []
-    while (delay := budget.next_delay("0", rate_limited=True)) is not None:
+    for _ in range(1_000):  # bounded: a back-off of 0 s would never spend the time budget
+        delay = budget.next_delay("0", rate_limited=True)
+        if delay is None:
+            break
         waits.append(delay)
         clock[0] += delay
+    assert delay is None, "the time budget must end the retries"
     assert len(waits) >= 2, "max_retries=0 ends 5xx retries, not 429 ones"
     assert sum(waits) <= 10.0
     assert budget.attempts == len(waits) + 1
