@@ -133,19 +133,20 @@ class AdaptiveWidth:
     def finished(self, ticket: int, *, rate_limited: bool = False, succeeded: bool = True) -> WidthChange | None:
         """An attempt ended: refused with 429, succeeded, or neither (another error: the width stays).
 
-        A success counts toward an increase, and a 429 toward a decrease, only while the width is in use (as
-        many attempts in flight as it allows, or one waiting for a place since the last change): a client
-        that cannot fill its width has learnt nothing about a wider one, and a lone call refused (a version
-        check while other clients fill the gateway) says the server is busy, which its back-off answers, not
-        that this client sends too many at once.
+        A success counts toward an increase only while the width is in use (as many attempts in flight as
+        it allows, or one waiting for a place since the last change): a client that cannot fill its width
+        has learnt nothing about a wider one. A 429 to a lone attempt (the only one in flight, none waiting:
+        a version check while other clients fill the gateway) lowers nothing either: the server is busy,
+        which the call's back-off answers, not this client sending too many at once.
 
         :returns: the change of width this outcome causes, or ``None``.
         """
         width_in_use = self._limiting or self.in_flight >= self.width
+        lone = self.in_flight == 1 and not self._limiting
         self.in_flight -= 1
         if rate_limited:
             self.rate_limited_calls += 1
-            return self._decrease(ticket) if width_in_use else None
+            return None if lone else self._decrease(ticket)
         if succeeded and width_in_use:
             return self._count_success()
         return None

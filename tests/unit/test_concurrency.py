@@ -43,20 +43,24 @@ def ok(width: AdaptiveWidth, n: int = 1) -> list[WidthChange]:
 
 
 def refused(width: AdaptiveWidth) -> WidthChange | None:
-    """A fresh attempt (started now, after any decrease so far) answered 429, while the width is in use (a
-    client with more to send than the width allows: another attempt waits for a place)."""
+    """A fresh attempt (started now, after any decrease so far) answered 429, not alone: another attempt
+    waits for a place (a lone attempt's 429 lowers nothing)."""
     width.waited()
     return width.finished(width.started(), rate_limited=True)
 
 
-def test_a_lone_429_with_the_width_unused_is_counted_but_lowers_nothing() -> None:
+def test_a_lone_429_is_counted_but_lowers_nothing() -> None:
     """A version check refused while other clients fill the gateway: the server is busy, not this client's
-    width too wide (the call's back-off answers it). Halving an unused width would only log noise."""
+    width too wide (the call's back-off answers it). Halving for each would take 32 to 1 in five calls."""
     width = AdaptiveWidth(32)
     for _ in range(5):
         assert width.finished(width.started(), rate_limited=True) is None
     assert width.width == 32
     assert width.figures.rate_limited_calls == 5
+    # Two in flight: no longer alone, the width is what the server refused.
+    first, second = width.started(), width.started()
+    assert width.finished(second, rate_limited=True) == WidthChange(32, 16, "429")
+    width.finished(first)
 
 
 def test_restart_sets_a_new_ceiling_keeps_a_lowered_width_and_counts_from_zero() -> None:
