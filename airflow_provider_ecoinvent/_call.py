@@ -25,6 +25,7 @@ from airflow_provider_ecoinvent._errors import (
     decode_json_body,
     next_delay_or_raise,
     read_api_status,
+    repeated_401_error,
     retry_log_args,
 )
 from airflow_provider_ecoinvent._tokens import AccessToken, build_token_request, read_token_response
@@ -79,8 +80,11 @@ class Wait(NamedTuple):
     seconds: float
 
 
-#: The step after a first 401: drop the token the request carried and send again with a new one.
+#: The step after a 401: drop the token the request carried and send again with a new one.
 RENEW: Final = "renew"
+#: Renewals one call may make after 401s to tokens that were not issued for it (taken from the cache, then
+#: expired or revoked before the server read them); a 401 to a token issued for the call ends it at once.
+MAX_RENEWALS: Final = 3
 
 Step = Done | Wait | str
 
@@ -118,8 +122,13 @@ class _Attempts:
 
 
 class ApiCall(_Attempts):
-    """One call to the API: 2xx is decoded, a first 401 renews the token once, 429/5xx wait and retry,
-    anything else raises (``_errors.read_api_status``).
+    """One call to the API: 2xx is decoded, a 401 renews the token, 429/5xx wait and retry, anything else
+    raises (``_errors.read_api_status``).
+
+    A transport takes the token for an attempt when it sends it (after any wait for a place in flight), and
+    tells :meth:`headers` whether a token request made for this call issued it. A 401 after a renewal is
+    "the API refuses freshly issued tokens" only when that is so; a token that came from the cache (another
+    thread's, or one that aged while the call waited) is renewed again, at most :data:`MAX_RENEWALS` times.
 
     The path is checked (``_transport.api_path`` refuses one leaving the prefix) before any token is fetched.
 
@@ -152,7 +161,9 @@ class ApiCall(_Attempts):
         self.json = options.get("json")
         self._headers = {**settings.usage_headers, **(options.get("headers") or {})}
         self._secrets = secrets
-        self._renewed_after_401 = False
+        self._renewals = 0
+        #: Whether the token of the latest attempt was issued by a token request made for this call.
+        self._token_issued_for_call = False
 
     @property
     def method(self) -> str:
@@ -164,8 +175,10 @@ class ApiCall(_Attempts):
         """The full path, API prefix included."""
         return self._failure.path
 
-    def headers(self, token: AccessToken) -> dict[str, str]:
-        """The headers of an attempt made with ``token``."""
+    def headers(self, token: AccessToken, *, issued_for_call: bool = False) -> dict[str, str]:
+        """The headers of an attempt made with ``token``; ``issued_for_call``: a token request made for this
+        call (not the cache) issued it, so that a 401 to it means the API refuses new tokens."""
+        self._token_issued_for_call = issued_for_call
         return {**self._headers, "Authorization": f"Bearer {token.value}"}
 
     def _read(self, answer: Answer) -> Step:
@@ -179,7 +192,7 @@ class ApiCall(_Attempts):
             path=path,
             conn_id=conn_id,
             secrets=self._secrets(),
-            renewed_after_401=self._renewed_after_401,
+            renewed_after_401=self._renewals > 0 and self._token_issued_for_call,
             location=answer.headers.get("Location"),
         )
         if verdict == SUCCESS:
@@ -188,8 +201,10 @@ class ApiCall(_Attempts):
             )
             return Done(body)
         if verdict == RENEW_TOKEN:
-            self._log.info("The API answered 401 to %s %s; renewing the token once.", method, path)
-            self._renewed_after_401 = True
+            if self._renewals >= MAX_RENEWALS:
+                raise repeated_401_error(method, path, conn_id=conn_id, answers=self._renewals + 1)
+            self._renewals += 1
+            self._log.info("The API answered 401 to %s %s; renewing the token.", method, path)
             return RENEW
         assert not isinstance(verdict, str)
         return self._retry_answer(answer, verdict.reason, verdict.retry_after)
@@ -235,4 +250,4 @@ class TokenCall(_Attempts):
         return self._retry_answer(answer, outcome.reason, outcome.retry_after)
 
 
-__all__ = ["RENEW", "Answer", "ApiCall", "Broken", "CallOptions", "Done", "Step", "TokenCall", "Wait"]
+__all__ = ["MAX_RENEWALS", "RENEW", "Answer", "ApiCall", "Broken", "CallOptions", "Done", "Step", "TokenCall", "Wait"]

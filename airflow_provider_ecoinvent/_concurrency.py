@@ -135,15 +135,18 @@ class AdaptiveWidth:
 
         A success counts toward an increase only while the width is in use (as many attempts in flight as
         it allows, or one waiting for a place since the last change): a client that cannot fill its width
-        has learnt nothing about a wider one.
+        has learnt nothing about a wider one. A 429 to a lone attempt (the only one in flight, none waiting:
+        a version check while other clients fill the gateway) lowers nothing either: the server is busy,
+        which the call's back-off answers, not this client sending too many at once.
 
         :returns: the change of width this outcome causes, or ``None``.
         """
         width_in_use = self._limiting or self.in_flight >= self.width
+        lone = self.in_flight == 1 and not self._limiting
         self.in_flight -= 1
         if rate_limited:
             self.rate_limited_calls += 1
-            return self._decrease(ticket)
+            return None if lone else self._decrease(ticket)
         if succeeded and width_in_use:
             return self._count_success()
         return None
@@ -152,6 +155,21 @@ class AdaptiveWidth:
     def figures(self) -> ConcurrencyFigures:
         """The figures so far; ``final_in_flight`` is the width now."""
         return ConcurrencyFigures(self.max_in_flight, self.peak_in_flight, self.width, self.rate_limited_calls)
+
+    def restart(self, max_in_flight: int) -> None:
+        """A new run under a new ceiling: the figures count from here, what was learnt of the server stays.
+
+        A width that 429s lowered stays lowered (within the new ceiling), since the limit that lowered it is
+        likely still there; a width at its old ceiling starts at the new one.
+        """
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        if self.width >= self.max_in_flight:
+            self.width = max_in_flight
+        self.width = min(self.width, max_in_flight)
+        self.max_in_flight = max_in_flight
+        self.peak_in_flight = self.in_flight
+        self.rate_limited_calls = 0
 
     def _decrease(self, ticket: int) -> WidthChange | None:
         self._successes = 0
@@ -209,7 +227,8 @@ class CallGate:
 
     The request path calls :meth:`enter` before an attempt goes on the wire and :meth:`leave` once its
     status is known, so a call retried after a 429 waits within the lowered width instead of at the old
-    one. Each width change is passed once to ``on_change`` (the stream logs it).
+    one. Each width change is passed once to ``on_change`` (the hook logs it). A hook has one gate for all
+    its calls, free (versions, indicators, search) and scored alike: they meet the same gateway limit.
 
     :param max_in_flight: the ceiling and the starting width.
     :param on_change: told of every width change, under the gate's lock (keep it short).
@@ -228,6 +247,17 @@ class CallGate:
         """Peak and current width, ceiling and 429 count so far."""
         with self._room:
             return self._width.figures
+
+    @property
+    def ceiling(self) -> int:
+        """The most calls in flight the width may grow to (``max_in_flight``)."""
+        return self._width.max_in_flight
+
+    def restart(self, max_in_flight: int) -> None:
+        """Start a run (a dataset stream) under ``max_in_flight``; see :meth:`AdaptiveWidth.restart`."""
+        with self._room:
+            self._width.restart(max_in_flight)
+            self._room.notify_all()
 
     def enter(self, stopped: Callable[[], bool] | None = None) -> int | None:
         """Wait for a place within the width; returns the attempt's ticket, or ``None`` once ``stopped()``."""

@@ -19,6 +19,10 @@ DEFAULT_API_PREFIX: Final = "/v0"
 DEFAULT_TIMEOUT: Final = 60.0
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_MAX_RETRIES: Final = 5
+#: Seconds one call may keep retrying 429 answers (a gateway's limit shared by a fan-out can take minutes).
+DEFAULT_RATE_LIMIT_BUDGET: Final = 300.0
+#: The largest ``rate_limit_budget`` accepted: one hour.
+MAX_RATE_LIMIT_BUDGET: Final = 3600.0
 DEFAULT_BATCH_SIZE: Final = 100
 MAX_BATCH_SIZE: Final = 10_000
 #: The largest answer read (32 MiB). A batch page (at most 100 datasets x 100 scores) is a few MiB; decoded
@@ -34,7 +38,11 @@ KNOWN_EXTRAS: Final[Mapping[str, str]] = {
     "user_id": "Sent as X-User-Id on every call; the licence counts unique users by it.",
     "organization_id": "Sent as X-Organization-Id on every call.",
     "timeout": "Read timeout in seconds for each HTTP call (default 60).",
-    "max_retries": "Retries of 429, 5xx, connection errors and timeouts (default 5).",
+    "max_retries": "Retries of 5xx, connection errors and timeouts (default 5); 429 has its own budget.",
+    "rate_limit_budget": (
+        "Seconds one call keeps retrying 429 (rate limited) answers before the task fails (default 300; 0: "
+        "never retry them)."
+    ),
     "batch_size": "Dataset ids per batch call (default 100, at most 10,000).",
     "verify": "TLS verification: true (default), false, or the path of a CA bundle.",
     "allow_insecure_http": "Allow credentials over plain http:// to a non-loopback host (default false).",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote
 
 from airflow_provider_ecoinvent._json import decode
-from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
+from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES, parse_retry_after
 from airflow_provider_ecoinvent._transport import (
     Unreachable,
     give_up_now,
@@ -236,10 +236,12 @@ def retries_exhausted(
     (without user-info or query), so that a call to a default host says which host that was."""
     cls = EcoinventRateLimitError if status == 429 else EcoinventRetriesExhaustedError
     what = "kept rate-limiting (429)" if status == 429 else f"kept failing ({reason})"
+    # 429s are retried for a time, not a number of attempts (see _retry.RetryPolicy): name the knob that applies.
+    knob = "rate_limit_budget' (seconds)" if status == 429 else "max_retries'"
     at = f" at {origin(url)}" if url else ""
     message = (
         f"{service} {what} {method} {path}{at} (connection {conn_id!r}) after {attempts} attempts "
-        f"in {elapsed:.1f} s; retry later or raise the connection's 'max_retries'."
+        f"in {elapsed:.1f} s; retry later or raise the connection's '{knob}."
     )
     return cls(message, status_code=status, method=method, path=path, detail=reason)
 
@@ -334,6 +336,16 @@ def read_api_status(
     return Retryable(f"HTTP {status}", retry_after)
 
 
+def repeated_401_error(method: str, path: str, *, conn_id: str, answers: int) -> EcoinventAuthError:
+    """401 to every token a call tried, none of them issued for it (each taken from the process's cache):
+    tokens die between being issued and being read, which is not the same as a client the API refuses."""
+    return EcoinventAuthError(
+        f"The ecoinvent API answered 401 to {method} {path} {answers} times in a row (connection {conn_id!r}), "
+        "each time to a token shared with other calls and renewed since: tokens are revoked or expire before "
+        "they are used (check the token lifetime the token endpoint grants)."
+    )
+
+
 def decode_json_body(status: int, body: bytes, *, method: str, path: str, conn_id: str, secrets: Iterable[str]) -> Any:
     """The parsed JSON of a successful answer (``None`` for an empty body).
 
@@ -389,7 +401,12 @@ def next_delay_or_raise(budget: RetryBudget, failure: Failure) -> float:
     :raises EcoinventUnreachableError: the host refused or did not resolve, again.
     :raises EcoinventRetriesExhaustedError: the budget is spent (``EcoinventRateLimitError`` for 429).
     """
-    delay = None if give_up_now(failure.unreachable, budget.retries) else budget.next_delay(failure.retry_after)
+    rate_limited = failure.status == 429
+    delay = (
+        None
+        if give_up_now(failure.unreachable, budget.retries)
+        else budget.next_delay(failure.retry_after, rate_limited=rate_limited)
+    )
     if delay is not None:
         return delay
     if failure.unreachable is not None:
@@ -415,16 +432,20 @@ def next_delay_or_raise(budget: RetryBudget, failure: Failure) -> float:
 
 
 def retry_log_args(failure: Failure, budget: RetryBudget, delay: float) -> tuple[object, ...]:
-    """Arguments of :data:`RETRY_LOG_FORMAT`: the same retry line from both transports."""
-    return (
-        failure.method,
-        failure.path,
-        failure.reason,
-        budget.retries,
-        budget.policy.max_retries,
-        delay,
-        " as Retry-After asks" if failure.retry_after else "",
-    )
+    """Arguments of :data:`RETRY_LOG_FORMAT`: the same retry line from both transports.
+
+    A failure's retry is counted against ``max_retries``; a 429's against the time left of the call's
+    ``rate_limit_budget`` (so that "retry 9 of 5" never appears).
+    """
+    if failure.status == 429:
+        left = max(0.0, budget.policy.rate_limit_budget - budget.elapsed)
+        count = f"retry {budget.rate_limited} within the rate-limit budget ({left:.0f} s left)"
+    else:
+        count = f"retry {budget.retries} of {budget.policy.max_retries}"
+    # A 429's "Retry-After: 0" is not obeyed (it would meet the same full gateway): the line must not claim so.
+    ignored = failure.status == 429 and not parse_retry_after(failure.retry_after)
+    asked = bool(failure.retry_after) and not ignored
+    return (failure.method, failure.path, failure.reason, count, delay, " as Retry-After asks" if asked else "")
 
 
-RETRY_LOG_FORMAT: Final = "%s %s failed (%s); retry %d of %d in %.2f s%s."
+RETRY_LOG_FORMAT: Final = "%s %s failed (%s); %s in %.2f s%s."

@@ -31,10 +31,12 @@ from airflow_provider_ecoinvent._constants import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_RATE_LIMIT_BUDGET,
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_URL,
     KNOWN_EXTRAS,
     MAX_BATCH_SIZE,
+    MAX_RATE_LIMIT_BUDGET,
 )
 from airflow_provider_ecoinvent._transport import has_control_chars, path_problem, redact_url
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
@@ -63,6 +65,7 @@ class EcoinventSettings:
     organization_id: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    rate_limit_budget: float = DEFAULT_RATE_LIMIT_BUDGET
     batch_size: int = DEFAULT_BATCH_SIZE
     verify: bool | str = True
     allow_insecure_http: bool = False
@@ -153,6 +156,9 @@ def parse_settings(
         organization_id=header_value(where, "extra 'organization_id'", _optional_text(where, extra, "organization_id")),
         timeout=_positive_number(where, extra, "timeout", DEFAULT_TIMEOUT),
         max_retries=_integer(where, extra, "max_retries", DEFAULT_MAX_RETRIES, minimum=0, maximum=100),
+        rate_limit_budget=_seconds_up_to(
+            where, extra, "rate_limit_budget", DEFAULT_RATE_LIMIT_BUDGET, MAX_RATE_LIMIT_BUDGET
+        ),
         batch_size=_integer(where, extra, "batch_size", DEFAULT_BATCH_SIZE, minimum=1, maximum=MAX_BATCH_SIZE),
         verify=_verify(where, extra.get("verify")),
         allow_insecure_http=allow_insecure_http,
@@ -339,6 +345,20 @@ def _positive_number(where: str, extra: Mapping[str, Any], key: str, default: fl
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
         raise EcoinventConfigError(f"{where}: extra {key!r} must be a positive number of seconds, got {value!r}.")
+    return number
+
+
+def _seconds_up_to(where: str, extra: Mapping[str, Any], key: str, default: float, maximum: float) -> float:
+    """A number of seconds from 0 to ``maximum`` (0 is allowed: it turns the retries it bounds off)."""
+    value = extra.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not 0 <= number <= maximum:  # NaN fails the comparison too
+        raise EcoinventConfigError(
+            f"{where}: extra {key!r} must be a number of seconds from 0 to {maximum:g}, got {value!r}."
+        )
     return number
 
 

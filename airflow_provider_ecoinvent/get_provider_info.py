@@ -16,6 +16,7 @@ from airflow_provider_ecoinvent._constants import (
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_RATE_LIMIT_BUDGET,
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN_URL,
     KNOWN_EXTRAS,
@@ -71,6 +72,11 @@ CONN_FIELDS: Final[dict[str, Any]] = {
         "label": "Max retries",
         "description": KNOWN_EXTRAS["max_retries"],
         "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 100, "default": DEFAULT_MAX_RETRIES},
+    },
+    "rate_limit_budget": {
+        "label": "Rate-limit budget (seconds)",
+        "description": KNOWN_EXTRAS["rate_limit_budget"],
+        "schema": {"type": ["number", "null"], "minimum": 0, "maximum": 3600, "default": DEFAULT_RATE_LIMIT_BUDGET},
     },
     "batch_size": {
         "label": "Batch size",

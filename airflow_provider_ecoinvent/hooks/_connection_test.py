@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 #: Per-attempt read timeout and retries of ``test_connection``: Airflow's connection test gives up after ~10 s.
 CONNECTION_TEST_TIMEOUT: Final = 3.0
-CONNECTION_TEST_POLICY: Final = RetryPolicy(max_retries=1, backoff_max=1.0, retry_after_max=1.0, total_max=2.0)
+CONNECTION_TEST_POLICY: Final = RetryPolicy(
+    max_retries=1, backoff_max=1.0, retry_after_max=1.0, total_max=2.0, rate_limit_budget=2.0
+)
 
 
 def run_connection_test(hook: EcoinventHook) -> tuple[bool, str]:
@@ -55,8 +57,11 @@ def _with_connection_test_limits(hook: EcoinventHook, settings: EcoinventSetting
     """
     limited = copy.copy(hook)
     limited.__dict__["settings"] = dataclasses.replace(settings, timeout=min(settings.timeout, CONNECTION_TEST_TIMEOUT))
+    policy = hook.retry_policy
     limited.__dict__["retry_policy"] = dataclasses.replace(
-        CONNECTION_TEST_POLICY, max_retries=min(CONNECTION_TEST_POLICY.max_retries, hook.retry_policy.max_retries)
+        CONNECTION_TEST_POLICY,
+        max_retries=min(CONNECTION_TEST_POLICY.max_retries, policy.max_retries),
+        rate_limit_budget=min(CONNECTION_TEST_POLICY.rate_limit_budget, policy.rate_limit_budget),
     )
     limited._counter_lock = threading.Lock()
     limited.api_calls = limited.token_requests = 0

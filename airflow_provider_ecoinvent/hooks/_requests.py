@@ -7,7 +7,7 @@ keeps the hook itself.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_ecoinvent import __version__
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from airflow_provider_ecoinvent._call import ApiCall, Broken
     from airflow_provider_ecoinvent._concurrency import CallGate
 
+#: The token an attempt carried (an ``AccessToken``), handed back with its outcome.
+TokenT = TypeVar("TokenT")
 #: How soon a retry wait notices stop() while it waits on a run's own cancel event (both can stop it).
 _STOP_TICK: Final = 0.05
 
@@ -108,25 +110,28 @@ def _abandoned(method: str, path: str) -> EcoinventError:
 
 
 def attempt_within(
-    gate: CallGate | None, attempt: Callable[[], Answer | Broken], stopped: Callable[[], bool], call: ApiCall
-) -> Answer | Broken:
-    """One attempt, within a dataset stream's calls in flight when there is a ``gate`` (:mod:`.._concurrency`).
+    gate: CallGate,
+    attempt: Callable[[], tuple[TokenT, Answer | Broken]],
+    stopped: Callable[[], bool],
+    call: ApiCall,
+) -> tuple[TokenT, Answer | Broken]:
+    """One attempt (its token and outcome) within the hook's calls in flight (:mod:`.._concurrency`).
 
     The attempt waits for a place within the gate's width, then reports its status to it, so a call retried
-    after a 429 goes out at the lowered width. ``stopped()`` ends the wait (:func:`stop_if_requested`).
+    after a 429 goes out at the lowered width. ``attempt`` takes its token only once it has the place: a
+    token taken before a long wait could expire in the queue. ``stopped()`` ends the wait
+    (:func:`stop_if_requested`).
     """
-    if gate is None:
-        return attempt()
     ticket = gate.enter(stopped)
     if ticket is None:
         raise _abandoned(call.method, call.path)
     status = None
     try:
-        outcome = attempt()
+        token, outcome = attempt()
         status = outcome.status if isinstance(outcome, Answer) else None
     finally:
         gate.leave(ticket, status)
-    return outcome
+    return token, outcome
 
 
 def describe_network_error(err: Exception) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ecoinvent._concurrency import CallGate
 from airflow_provider_ecoinvent._ids import check_cost_guard, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, Page, read_page, walk_pages
 from airflow_provider_ecoinvent._transport import POOL_SIZE
@@ -22,7 +21,7 @@ from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventCo
 from airflow_provider_ecoinvent.indicators import compact_scores, expand, indicator_slices, merge_compact
 
 if TYPE_CHECKING:
-    from airflow_provider_ecoinvent._concurrency import WidthChange
+    from airflow_provider_ecoinvent._concurrency import CallGate
     from airflow_provider_ecoinvent.connection import EcoinventSettings
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
@@ -57,7 +56,9 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.returned = 0
         self.missing_ids: list[int] = []
         self.max_in_flight = max_in_flight
-        self._gate = CallGate(max_in_flight, on_change=self._log_width_change)
+        #: The hook's calls in flight, under this stream's ceiling: its free calls meet the same gateway limit.
+        self._gate = hook.gate
+        self._gate.restart(max_in_flight)
         self._ids = ids
         self._cancelled = threading.Event()
         # Set when the stream stops early for any reason (close, or a failed batch): calls in flight stop retrying.
@@ -91,17 +92,6 @@ class DatasetStream(Iterator[dict[str, Any]]):
     def concurrency(self) -> dict[str, int]:
         """``max_in_flight``, ``peak_in_flight``, ``final_in_flight`` and ``rate_limited_calls`` (429s) so far."""
         return self._gate.figures.as_dict()
-
-    def _log_width_change(self, change: WidthChange) -> None:
-        if change.reason == "429":
-            self.hook.log.info("The API answered 429: calls in flight lowered from %d to %d.", change.old, change.new)
-        else:
-            self.hook.log.info(
-                "Calls in flight raised from %d to %d after a run of successes (at most %d).",
-                change.old,
-                change.new,
-                self.max_in_flight,
-            )
 
     @property
     def cancelled(self) -> bool:

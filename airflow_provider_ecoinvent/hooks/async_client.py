@@ -68,7 +68,8 @@ class EcoinventAsyncClient:
     expires (``AccessToken.is_fresh``) and once after a 401, and an ``asyncio.Lock`` makes concurrent
     coroutines share one token exchange. 429, 5xx, dropped connections and timeouts are retried with the
     sync hook's :class:`~airflow_provider_ecoinvent._retry.RetryPolicy` (exponential back-off with
-    jitter, ``Retry-After`` honoured); a refused connection or an unknown host is retried once. Wrong
+    jitter, ``Retry-After`` honoured; 429s for the connection's ``rate_limit_budget`` seconds); a refused
+    connection or an unknown host is retried once. Wrong
     credentials raise :class:`EcoinventAuthError` at once. Redirects, answer sizes and trusted CAs are
     decided as in the sync hook, by ``_transport``.
 
@@ -150,7 +151,9 @@ class EcoinventAsyncClient:
             ) from None
         settings = settings_from_connection(conn, extra=await get_async_extra_dejson(conn))
         if self._retry_policy is None:
-            self._retry_policy = RetryPolicy(max_retries=settings.max_retries)
+            self._retry_policy = RetryPolicy(
+                max_retries=settings.max_retries, rate_limit_budget=settings.rate_limit_budget
+            )
         return settings
 
     async def _client(self) -> tuple[EcoinventSettings, httpx.AsyncClient]:
@@ -176,17 +179,22 @@ class EcoinventAsyncClient:
         return (await self._get_token()).value
 
     async def _get_token(self) -> AccessToken:
+        return (await self._token_for_call())[0]
+
+    async def _token_for_call(self) -> tuple[AccessToken, bool]:
+        """A valid token, and whether this coroutine's own token request issued it (not the cache): only
+        then does a 401 to it after a renewal mean the API refuses new tokens (as the hook's)."""
         token = self._token
         if token is not None and token.is_fresh(self._clock()):
-            return token
+            return token, False
         async with self._token_lock:
             # Coroutines that waited here reuse the token the first one fetched.
             token = self._token
             if token is not None and token.is_fresh(self._clock()):
-                return token
+                return token, False
             token = await self._fetch_token()
             self._token = token
-            return token
+            return token, True
 
     def _invalidate(self, rejected: AccessToken) -> None:
         if self._token is rejected:
@@ -225,7 +233,7 @@ class EcoinventAsyncClient:
         call = ApiCall(settings, method, path, options, budget=budget, log=self.log, secrets=self._secrets)
         step: Step = RENEW
         while not isinstance(step, Done):
-            token = await self._get_token()
+            token, issued = await self._token_for_call()  # taken as the attempt is sent, as the hook does
             self.api_calls += 1
             send = self._attempt(
                 http,
@@ -235,7 +243,7 @@ class EcoinventAsyncClient:
                 call.path,
                 params=call.params,
                 json=call.json,
-                headers=call.headers(token),
+                headers=call.headers(token, issued_for_call=issued),
             )
             step = call.after(await send)
             if step == RENEW:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Unpack
 from airflow.sdk import BaseHook
 
 from airflow_provider_ecoinvent._call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
+from airflow_provider_ecoinvent._concurrency import CallGate
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._ids import (
     MAX_INDICATORS,
@@ -23,6 +24,7 @@ from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, PAGE
 from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
 from airflow_provider_ecoinvent._transport import (
+    POOL_SIZE,
     CappedBody,
     tls_error,
     trusted_cas,
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_ecoinvent._concurrency import CallGate
+    from airflow_provider_ecoinvent._concurrency import WidthChange
     from airflow_provider_ecoinvent._tokens import TokenKey
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
@@ -76,9 +78,11 @@ class EcoinventHook(BaseHook):
     The connection is read lazily, on the first call, never in the constructor: DAG files build hooks
     at parse time. One pooled HTTP session serves every call of the hook; the OAuth2 token comes from a
     process-wide cache (one token request per process and client while it is fresh) and is replaced
-    shortly before it expires or once after the API answers 401. 429, 5xx, dropped connections and
-    timeouts are retried with exponential back-off and jitter, honouring ``Retry-After``; a refused
-    connection or an unknown host is retried once. Redirects are never followed, answers are read up to
+    shortly before it expires or after the API answers 401. 5xx, dropped connections and timeouts are
+    retried ``max_retries`` times with exponential back-off and jitter, honouring ``Retry-After``; 429s
+    for the connection's ``rate_limit_budget`` seconds (:class:`~airflow_provider_ecoinvent._retry.RetryPolicy`);
+    a refused connection or an unknown host is retried once. Every call waits for a place within the
+    hook's calls in flight (:attr:`gate`), then takes its token. Redirects are never followed, answers are read up to
     the connection's ``max_response_bytes``, and the CA bundle is the async client's (``_transport``).
 
     :param ecoinvent_conn_id: the Airflow connection (type ``ecoinvent``).
@@ -161,7 +165,10 @@ class EcoinventHook(BaseHook):
     @cached_property
     def retry_policy(self) -> RetryPolicy:
         """Back-off policy: the one given to the constructor, else the connection's ``max_retries``."""
-        return self._retry_policy or RetryPolicy(max_retries=self.settings.max_retries)
+        settings = self.settings
+        return self._retry_policy or RetryPolicy(
+            max_retries=settings.max_retries, rate_limit_budget=settings.rate_limit_budget
+        )
 
     @cached_property
     def session(self) -> requests.Session:
@@ -203,6 +210,18 @@ class EcoinventHook(BaseHook):
     def _token(self, cancel: threading.Event | None = None) -> AccessToken:
         return self._token_cache.get(self._token_key, lambda: self._fetch_token(cancel))
 
+    def _token_for_call(self, cancel: threading.Event | None) -> tuple[AccessToken, bool]:
+        """A valid token, and whether a token request made here (for the calling call) issued it, rather
+        than the cache: only then does a 401 to it after a renewal mean the API refuses new tokens."""
+        issued: list[AccessToken] = []
+
+        def fetch() -> AccessToken:
+            issued.append(self._fetch_token(cancel))
+            return issued[-1]
+
+        token = self._token_cache.get(self._token_key, fetch)
+        return token, any(token is new for new in issued)
+
     def _fetch_token(self, cancel: threading.Event | None = None) -> AccessToken:
         """A new token; ``cancel`` (the calling run's stop event) wakes a retry wait and stops retrying."""
         settings = self.settings
@@ -237,7 +256,8 @@ class EcoinventHook(BaseHook):
         :param method: HTTP method, e.g. ``"GET"``.
         :param path: path under the prefix, e.g. ``"versions"`` or ``"/datasets/batch"``.
         :param cancel: once set, no further attempt is made (a stopped run must not retry billed calls).
-        :param gate: a dataset stream's calls in flight: each attempt waits within its width (lowered on 429).
+        :param gate: the calls in flight each attempt waits within (lowered on 429); default: the hook's
+            :attr:`gate`, which every call of the hook shares.
         :param options: ``query``, ``json`` and ``headers``
             (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
         :raises EcoinventCostGuardError: a scored ``datasets`` call (``indicator_ids`` in its body or query)
@@ -250,19 +270,51 @@ class EcoinventHook(BaseHook):
         check_scored_call(settings, path, options.get("query"), options.get("json"))
         budget = self.retry_policy.start(self._clock)
         call = ApiCall(settings, method, path, options, budget=budget, log=self.log, secrets=lambda: self._secrets)
+        stopped = partial(self._stop_requested, cancel)
         while True:
-            stop_if_requested(self._stop_requested(cancel), call.method, call.path)
-            token = self._token(cancel)
-            self._count("api_calls")
-            kwargs = {"params": call.params, "json": call.json, "headers": call.headers(token)}
-            attempt = partial(self._attempt, settings.api_url, call.method, call.url, call.path, **kwargs)
-            step = call.after(attempt_within(gate, attempt, partial(self._stop_requested, cancel), call))
+            stop_if_requested(stopped(), call.method, call.path)
+            take_token = partial(self._token_for_call, cancel)  # called by the attempt, once it has its place
+            token, outcome = attempt_within(gate or self.gate, partial(self._send, call, take_token), stopped, call)
+            step = call.after(outcome)
             if isinstance(step, Done):
                 return step.value
             if isinstance(step, Wait):
                 self._pause(step.seconds, cancel)
-            else:  # RENEW: the API refused this token once
+            else:  # RENEW: the API refused this token
                 self._token_cache.invalidate(self._token_key, token)
+
+    def _send(
+        self, call: ApiCall, take_token: Callable[[], tuple[AccessToken, bool]]
+    ) -> tuple[AccessToken, Answer | Broken]:
+        """One attempt of ``call``, once it has its place in flight: the token is taken now (``take_token``:
+        :meth:`_token_for_call`), not before the wait for that place, so that it cannot expire in the queue."""
+        token, issued = take_token()
+        self._count("api_calls")
+        headers = call.headers(token, issued_for_call=issued)
+        url = self.settings.api_url
+        return token, self._attempt(
+            url, call.method, call.url, call.path, params=call.params, json=call.json, headers=headers
+        )
+
+    @cached_property
+    def gate(self) -> CallGate:
+        """The calls in flight of this hook, shared by all its calls, free and scored (:mod:`.._concurrency`).
+
+        A gateway's limit counts every call, so a 429 to a search lowers the width the dataset stream starts
+        at, and a version check waits its turn like a batch. :meth:`get_datasets` sets its ceiling.
+        """
+        return CallGate(POOL_SIZE, on_change=self._log_width_change)
+
+    def _log_width_change(self, change: WidthChange) -> None:
+        if change.reason == "429":
+            self.log.info("The API answered 429: calls in flight lowered from %d to %d.", change.old, change.new)
+        else:
+            self.log.info(
+                "Calls in flight raised from %d to %d after a run of successes (at most %d).",
+                change.old,
+                change.new,
+                self.gate.ceiling,
+            )
 
     def _attempt(self, server: str, method: str, url: str, path: str, **kwargs: Any) -> Answer | Broken:
         """One exchange (:meth:`_exchange`), a retryable network failure reported as :class:`Broken`.

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 #: A probe answers in seconds: a blip is retried, an outage is reported rather than waited out.
-PROBE_RETRY_POLICY: Final = RetryPolicy(max_retries=2, backoff_base=0.5, backoff_max=2.0, retry_after_max=10.0)
+PROBE_RETRY_POLICY: Final = RetryPolicy(
+    max_retries=2, backoff_base=0.5, backoff_max=2.0, retry_after_max=10.0, rate_limit_budget=30.0
+)
 #: Items asked for on the search and indicators pages (the API's maximum, as the provider asks).
 PAGE_SIZE: Final = 100
 #: Bytes read from the token answer at a time (its size limit is checked after each), as the hook reads.

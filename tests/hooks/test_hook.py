@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ecoinvent._retry import RetryPolicy
+from airflow_provider_ecoinvent._retry import RATE_LIMIT_FLOOR, RetryPolicy
 from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, token_key
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.exceptions import (
@@ -284,19 +284,33 @@ def test_backoff_grows_with_jitter(ecoinvent_conn: EmulatorServer) -> None:
         assert ceiling / 2 <= wait <= ceiling
 
 
-@pytest.mark.parametrize(
-    ("status", "error"), [(503, EcoinventRetriesExhaustedError), (429, EcoinventRateLimitError)], ids=["503", "429"]
-)
-def test_retries_exhausted(
-    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, status: int, error: type[Exception]
-) -> None:
+def test_retries_exhausted(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
     use_connection(monkeypatch, emulator, max_retries=2)
-    emulator.add_fault("status", status=status, count=10, path="/versions")
+    emulator.add_fault("status", status=503, count=10, path="/versions")
     hook, waits = make_hook()
-    with pytest.raises(error, match="after 3 attempts"):
+    with pytest.raises(EcoinventRetriesExhaustedError, match="after 3 attempts"):
         hook.get_versions()
     assert len(waits) == 2
     assert emulator.stats()["requests"]["GET /versions"] == 3
+
+
+def test_429s_are_retried_for_the_rate_limit_budget_not_max_retries(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway answering ``429, Retry-After: 0`` again and again: each retry backs off (jittered, never
+    0 s), max_retries does not end it, and the connection's rate_limit_budget (seconds) does."""
+    use_connection(monkeypatch, emulator, max_retries=1, rate_limit_budget=20)
+    emulator.add_fault("status", status=429, retry_after="0", count=None, path="/versions")
+    hook, waits = make_hook()
+    now = [0.0]
+    hook._clock = lambda: now[0]
+    hook._sleep = lambda seconds: (waits.append(seconds), now.__setitem__(0, now[0] + seconds))
+    with pytest.raises(EcoinventRateLimitError, match=r"in \d+\.\d s; .*'rate_limit_budget' \(seconds\)"):
+        hook.get_versions()
+    assert len(waits) >= 3  # well past max_retries=1
+    assert min(waits) >= RATE_LIMIT_FLOOR
+    assert sum(waits) <= 20
+    assert emulator.stats()["requests"]["GET /versions"] == len(waits) + 1
 
 
 def test_malformed_json_fails_clearly(ecoinvent_conn: EmulatorServer) -> None:

@@ -11,19 +11,23 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_ecoinvent._call import RENEW, Answer, ApiCall, Broken, Done, TokenCall, Wait
-from airflow_provider_ecoinvent._retry import RetryPolicy
+from airflow_provider_ecoinvent._call import MAX_RENEWALS, RENEW, Answer, ApiCall, Broken, Done, TokenCall, Wait
+from airflow_provider_ecoinvent._retry import RATE_LIMIT_FLOOR, RetryPolicy
+from airflow_provider_ecoinvent._tokens import AccessToken
 from airflow_provider_ecoinvent.connection import EcoinventSettings
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,
     EcoinventRateLimitError,
+    EcoinventRetriesExhaustedError,
     EcoinventUnreachableError,
 )
 from airflow_provider_ecoinvent.hooks.async_client import EcoinventAsyncClient
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_ecoinvent.emulator import EmulatorServer
 
 SECRET = "s3cret-client-secret"
@@ -40,8 +44,8 @@ def settings() -> EcoinventSettings:
     )
 
 
-def api_call(max_retries: int = 2) -> ApiCall:
-    budget = RetryPolicy(max_retries=max_retries).start(lambda: 0.0)
+def api_call(max_retries: int = 2, clock: Callable[[], float] = lambda: 0.0, **policy: float) -> ApiCall:
+    budget = RetryPolicy(max_retries=max_retries, **policy).start(clock)
     return ApiCall(
         settings(), "get", "versions", {"query": {"a": 1, "b": None}}, budget=budget, log=_log, secrets=lambda: [SECRET]
     )
@@ -53,19 +57,58 @@ def test_an_api_call_knows_its_request_before_any_attempt() -> None:
     assert call.params == {"a": 1}
 
 
-def test_a_first_401_renews_the_token_and_a_second_is_an_auth_error() -> None:
+TOKEN = AccessToken("token-value", lifetime=60.0, obtained_at=0.0)
+
+
+def test_a_first_401_renews_the_token_and_a_second_to_a_token_issued_for_the_call_is_an_auth_error() -> None:
     call = api_call()
+    call.headers(TOKEN, issued_for_call=False)
     assert call.after(Answer(401, {}, b"")) == RENEW
+    call.headers(TOKEN, issued_for_call=True)  # the renewal's own token request issued it
     with pytest.raises(EcoinventAuthError, match="refused a freshly issued token for GET /v0/versions"):
         call.after(Answer(401, {}, b""))
 
 
-def test_retryable_answers_wait_then_the_budget_gives_up_with_the_status() -> None:
+def test_a_401_to_a_token_from_the_cache_renews_again_and_never_claims_it_was_fresh() -> None:
+    """A token another thread fetched (or one that aged in a queue) says nothing about new tokens."""
+    call = api_call()
+    for _ in range(MAX_RENEWALS):
+        call.headers(TOKEN, issued_for_call=False)
+        assert call.after(Answer(401, {}, b"")) == RENEW
+    call.headers(TOKEN, issued_for_call=False)
+    with pytest.raises(EcoinventAuthError) as raised:
+        call.after(Answer(401, {}, b""))
+    assert "freshly issued" not in str(raised.value)
+    assert f"{MAX_RENEWALS + 1} times in a row" in str(raised.value)
+
+
+def test_429s_spend_time_not_retries_and_back_off_although_retry_after_says_0() -> None:
+    now = [0.0]
+    call = api_call(max_retries=0, clock=lambda: now[0], rate_limit_budget=10.0)
+    assert call.after(Answer(429, {"Retry-After": "3"}, b"")) == Wait(3.0)  # a positive Retry-After is obeyed
+    now[0] += 3.0
+    waits: list[float] = []
+
+    def refused_until_the_budget_is_spent() -> None:
+        while True:
+            step = call.after(Answer(429, {"Retry-After": "0"}, b""))
+            assert isinstance(step, Wait)
+            waits.append(step.seconds)
+            now[0] += step.seconds
+
+    with pytest.raises(EcoinventRateLimitError, match=r"raise the connection's 'rate_limit_budget' \(seconds\)"):
+        refused_until_the_budget_is_spent()
+    assert len(waits) >= 2, "max_retries=0 must not stop 429 retries"
+    assert all(wait >= RATE_LIMIT_FLOOR for wait in waits), "Retry-After: 0 must not mean at once"
+    assert 3.0 + sum(waits) <= 10.0
+
+
+def test_other_failures_still_count_against_max_retries() -> None:
     call = api_call(max_retries=2)
-    assert call.after(Answer(429, {"Retry-After": "3"}, b"")) == Wait(3.0)
+    assert isinstance(call.after(Answer(503, {}, b"")), Wait)
     assert isinstance(call.after(Broken("timed out")), Wait)
-    with pytest.raises(EcoinventRateLimitError, match="after 3 attempts"):
-        call.after(Answer(429, {}, b""))
+    with pytest.raises(EcoinventRetriesExhaustedError, match="after 3 attempts"):
+        call.after(Answer(502, {}, b""))
 
 
 def test_success_is_the_decoded_body_and_an_error_answer_is_scrubbed() -> None:

@@ -341,12 +341,14 @@ PERMANENT = [
         max_batch_calls=6,
     ),
     Permanent(
-        "429 past max_retries=2",
+        # 429s are retried for a time, not a count: max_retries=0 does not end them, a 1 s budget does, and
+        # Retry-After: 0 still waits at least the floor (0.25 s) between attempts, so at most 5 are sent.
+        "429 past rate_limit_budget=1 s",
         [{"kind": "status", "status": 429, "count": None, "retry_after": "0"}],
         "EcoinventRateLimitError",
-        ["kept rate-limiting (429)", "after 3 attempts"],
-        extra={"max_retries": 2},
-        max_batch_calls=6,
+        ["kept rate-limiting (429)", "raise the connection's 'rate_limit_budget' (seconds)"],
+        extra={"max_retries": 0, "rate_limit_budget": 1},
+        max_batch_calls=5,
     ),
     Permanent(
         "malformed JSON (200)",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_ecoinvent._retry import RetryPolicy
+from airflow_provider_ecoinvent._retry import RATE_LIMIT_FLOOR, RetryPolicy
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
@@ -156,21 +156,30 @@ async def test_token_endpoint_5xx_is_retried(
     assert len(shifted.sleeps) == 1
 
 
-@pytest.mark.parametrize(
-    ("status", "error"),
-    [(503, EcoinventRetriesExhaustedError), (429, EcoinventRateLimitError)],
-    ids=["503-exhausted", "429-exhausted"],
-)
-async def test_retries_are_bounded(
-    ecoinvent_conn: EmulatorServer, shifted: ShiftedTime, status: int, error: type[Exception]
-) -> None:
-    ecoinvent_conn.add_fault("status", status=status, path="/versions", count=-1)
+async def test_retries_are_bounded(ecoinvent_conn: EmulatorServer, shifted: ShiftedTime) -> None:
+    ecoinvent_conn.add_fault("status", status=503, path="/versions", count=-1)
     async with EcoinventAsyncClient(retry_policy=RetryPolicy(max_retries=3)) as ecoinvent:
         ecoinvent._sleep, ecoinvent._clock = shifted.sleep, shifted.clock
-        with pytest.raises(error, match="after 4 attempts") as caught:
+        with pytest.raises(EcoinventRetriesExhaustedError, match="after 4 attempts") as caught:
             await ecoinvent.get_versions()
-    assert caught.value.status_code == status
+    assert caught.value.status_code == 503
     assert len(shifted.sleeps) == 3
+
+
+async def test_429s_are_bounded_by_the_connections_rate_limit_budget(
+    monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer, shifted: ShiftedTime
+) -> None:
+    """The same state machine as the hook's: 429 (Retry-After: 0) backs off with jitter for a time budget."""
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(max_retries=0, rate_limit_budget=20))
+    emulator.add_fault("status", status=429, retry_after="0", path="/versions", count=-1)
+    async with EcoinventAsyncClient() as ecoinvent:
+        ecoinvent._sleep, ecoinvent._clock = shifted.sleep, shifted.clock
+        with pytest.raises(EcoinventRateLimitError, match="rate_limit_budget") as caught:
+            await ecoinvent.get_versions()
+    assert caught.value.status_code == 429
+    assert len(shifted.sleeps) >= 3  # max_retries=0 does not stop them
+    assert min(shifted.sleeps) >= RATE_LIMIT_FLOOR
+    assert sum(shifted.sleeps) <= 20
 
 
 async def test_connection_max_retries_sets_the_policy(

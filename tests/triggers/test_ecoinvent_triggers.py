@@ -334,7 +334,8 @@ async def test_transient_503_during_polling_is_not_fatal(
 async def test_rate_limited_polls_are_not_fatal(
     monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(max_retries=0))
+    # No retry within a poll (429s have a time budget of their own): each 429 ends its poll.
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", emulator.connection_json(max_retries=0, rate_limit_budget=0))
     emulator.add_fault("status", status=429, path="/versions", count=3)
 
     trigger = version_trigger(version="3.11", poke_interval=60)

@@ -43,8 +43,43 @@ def ok(width: AdaptiveWidth, n: int = 1) -> list[WidthChange]:
 
 
 def refused(width: AdaptiveWidth) -> WidthChange | None:
-    """A fresh attempt (started now, after any decrease so far) answered 429."""
+    """A fresh attempt (started now, after any decrease so far) answered 429, not alone: another attempt
+    waits for a place (a lone attempt's 429 lowers nothing)."""
+    width.waited()
     return width.finished(width.started(), rate_limited=True)
+
+
+def test_a_lone_429_is_counted_but_lowers_nothing() -> None:
+    """A version check refused while other clients fill the gateway: the server is busy, not this client's
+    width too wide (the call's back-off answers it). Halving for each would take 32 to 1 in five calls."""
+    width = AdaptiveWidth(32)
+    for _ in range(5):
+        assert width.finished(width.started(), rate_limited=True) is None
+    assert width.width == 32
+    assert width.figures.rate_limited_calls == 5
+    # Two in flight: no longer alone, the width is what the server refused.
+    first, second = width.started(), width.started()
+    assert width.finished(second, rate_limited=True) == WidthChange(32, 16, "429")
+    width.finished(first)
+
+
+def test_restart_sets_a_new_ceiling_keeps_a_lowered_width_and_counts_from_zero() -> None:
+    width = AdaptiveWidth(32)
+    width.restart(8)  # never lowered: starts at the new ceiling
+    assert (width.width, width.max_in_flight) == (8, 8)
+    assert refused(width) == WidthChange(8, 4, "429")
+    width.restart(6)  # lowered by a 429: stays lowered, the limit is likely still there
+    assert (width.width, width.max_in_flight) == (4, 6)
+    assert width.figures.as_dict() == {
+        "max_in_flight": 6,
+        "peak_in_flight": 0,
+        "final_in_flight": 4,
+        "rate_limited_calls": 0,
+    }
+    width.restart(2)
+    assert width.width == 2
+    with pytest.raises(ValueError, match="at least 1"):
+        width.restart(0)
 
 
 def test_starts_at_the_ceiling_and_a_server_without_limit_never_lowers_it() -> None:

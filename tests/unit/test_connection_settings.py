@@ -30,6 +30,12 @@ def test_defaults() -> None:
     assert parsed.verify is True
     assert parsed.timeouts == (10.0, 60.0)
     assert parsed.batch_size == 100
+    assert parsed.rate_limit_budget == 300.0
+
+
+def test_rate_limit_budget_is_seconds_and_0_turns_429_retries_off() -> None:
+    assert settings(extra={"rate_limit_budget": "90"}).rate_limit_budget == 90.0
+    assert settings(extra={"rate_limit_budget": 0}).rate_limit_budget == 0.0
 
 
 def test_secret_not_in_repr() -> None:
@@ -111,6 +117,11 @@ def test_api_prefix_refuses_dot_segments_and_control_characters(value: str, prob
         ({"extra": {"timeout": True}}, "extra 'timeout' must be a positive number"),
         ({"extra": {"max_retries": -1}}, "extra 'max_retries' must be a whole number from 0 to 100"),
         ({"extra": {"max_retries": 2.5}}, "extra 'max_retries' must be a whole number"),
+        ({"extra": {"rate_limit_budget": -1}}, "extra 'rate_limit_budget' must be a number of seconds from 0 to 3600"),
+        ({"extra": {"rate_limit_budget": "soon"}}, "extra 'rate_limit_budget' must be a number of seconds"),
+        ({"extra": {"rate_limit_budget": 7200}}, "extra 'rate_limit_budget' must be a number of seconds"),
+        ({"extra": {"rate_limit_budget": True}}, "extra 'rate_limit_budget' must be a number of seconds"),
+        ({"extra": {"rate_limit_budget": "nan"}}, "extra 'rate_limit_budget' must be a number of seconds"),
         ({"extra": {"batch_size": 0}}, "extra 'batch_size' must be a whole number from 1 to 10000"),
         ({"extra": {"batch_size": 10001}}, "extra 'batch_size' must be a whole number from 1 to 10000"),
         ({"extra": {"allow_insecure_http": "maybe"}}, "extra 'allow_insecure_http' must be true or false"),

@@ -88,6 +88,48 @@ def test_budget_bounded_by_attempts_and_total_time() -> None:
     assert budget.attempts == 3, "giving up for time must not count an attempt never made"
 
 
+def test_429s_are_bounded_by_time_not_by_max_retries() -> None:
+    clock = [0.0]
+    budget = RetryPolicy(max_retries=0, rate_limit_budget=10.0).start(lambda: clock[0])
+    waits = []
+    for _ in range(1_000):  # bounded: a back-off of 0 s would never spend the time budget
+        delay = budget.next_delay("0", rate_limited=True)
+        if delay is None:
+            break
+        waits.append(delay)
+        clock[0] += delay
+    assert delay is None, "the time budget must end the retries"
+    assert len(waits) >= 2, "max_retries=0 ends 5xx retries, not 429 ones"
+    assert sum(waits) <= 10.0
+    assert budget.attempts == len(waits) + 1
+    assert budget.next_delay(None) is None, "a 5xx after them still meets max_retries=0"
+
+
+def test_a_429_backs_off_with_full_jitter_above_the_floor_unless_retry_after_names_a_wait() -> None:
+    policy = RetryPolicy(backoff_base=0.5, backoff_max=30.0, rate_limit_floor=0.25)
+    assert policy.rate_limit_backoff(1, rng=lambda: 0.0) == 0.25  # full jitter: down to the floor, not to 0
+    assert policy.rate_limit_backoff(1, rng=lambda: 1.0) == 0.5
+    assert policy.rate_limit_backoff(4, rng=lambda: 1.0) == 4.0  # the ceiling doubles
+    assert policy.rate_limit_backoff(20, rng=lambda: 1.0) == 30.0  # and is capped
+    budget = policy.start(lambda: 0.0)
+    assert budget.next_delay("7", rate_limited=True) == 7.0  # a positive Retry-After is honoured
+    assert budget.next_delay("3600", rate_limited=True) == policy.retry_after_max  # capped
+    for header in ("0", None, "soon"):
+        delay = budget.next_delay(header, rate_limited=True)
+        assert delay is not None
+        assert delay >= 0.25
+
+
+def test_a_rate_limit_budget_of_0_never_retries_a_429() -> None:
+    assert RetryPolicy(rate_limit_budget=0.0).start(lambda: 0.0).next_delay("0", rate_limited=True) is None
+
+
 def test_retry_after_capped() -> None:
     budget = RetryPolicy(retry_after_max=60.0, total_max=1000.0).start(lambda: 0.0)
     assert budget.next_delay("3600") == 60.0
+
+
+def test_the_policys_rate_limit_budget_defaults_to_the_connections() -> None:
+    from airflow_provider_ecoinvent._constants import DEFAULT_RATE_LIMIT_BUDGET
+
+    assert RetryPolicy().rate_limit_budget == DEFAULT_RATE_LIMIT_BUDGET
