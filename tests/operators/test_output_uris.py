@@ -51,16 +51,19 @@ CLIMBING = [
 ]
 
 
-@pytest.mark.parametrize("uri", [pytest.param(uri, id=name) for name, uri in CLIMBING])
-@pytest.mark.parametrize("as_path", [False, True], ids=["string", "path-object"])
+@pytest.mark.parametrize(
+    ("uri", "as_path"),
+    [pytest.param(uri, False, id=f"string-{name}") for name, uri in CLIMBING]
+    # s3 as a path object would need the amazon provider, which make test does not install: the memory store
+    # stands for a remote one there.
+    + [pytest.param(uri.replace("s3://", "memory://"), True, id=f"path-object-{name}") for name, uri in CLIMBING],
+)
 def test_a_single_file_output_climbing_out_with_dot_dot_is_refused_at_construction(
     ecoinvent_conn: EmulatorServer, tmp_path: Path, uri: str, as_path: bool
 ) -> None:
     from airflow.sdk import ObjectStoragePath
 
     text = uri.format(tmp=tmp_path)
-    if as_path and text.startswith("s3"):
-        pytest.skip("an s3 path object needs the amazon provider")
     output: Any = ObjectStoragePath(text) if as_path else text
     for build in (
         lambda: EcoinventDatasetsOperator(task_id="ingest", output_uri=output, **GOOD),
