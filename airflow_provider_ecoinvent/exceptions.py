@@ -12,7 +12,10 @@ spending its Airflow ``retries`` (each a ``retry_delay`` of waiting for the same
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+try:  # Airflow 3.2+: the Task SDK's own classes, which its task runner catches
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+except ImportError:  # Airflow 3.1: the SDK has no AirflowFailException; its task runner catches this one
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[attr-defined,no-redef]
 
 __all__ = [
     "EcoinventApiError",
