@@ -82,7 +82,7 @@ def check_cost_guard(datasets: int, indicators: int, dataset_limit: int | None, 
     """Refuse a task that would score more distinct datasets or indicators than its cost guard allows.
 
     Only scored calls are billed: ``indicators == 0`` (datasets fetched unscored) passes whatever the limits.
-    The guard counts per task: mapped tasks each get the limit.
+    One check of counts; :class:`ScoredTally` keeps the running counts of a hook (per task for the operators).
 
     :raises EcoinventCostGuardError: before any scored call, naming the limit and how to stay within it.
     """
