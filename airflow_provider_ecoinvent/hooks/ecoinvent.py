@@ -472,7 +472,6 @@ class EcoinventHook(BaseHook):
         """
         ident = validate_dataset_ids([dataset_id])[0]
         indicators = validate_indicator_ids(indicator_ids, max_count=MAX_INDICATORS)
-        self.scored.admit(self.settings, [ident], indicators, record=False)  # the call itself records them
         query: dict[str, Any] = {"version": version, "system_model": system_model}
         if indicators:
             query["indicator_ids"] = indicators
