@@ -7,8 +7,11 @@ standard library and the exceptions: the hook (and its HTTP stack) loads only wh
 from __future__ import annotations
 
 import operator
+import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
+from urllib.parse import unquote
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventCostGuardError
 
@@ -79,7 +82,7 @@ def check_cost_guard(datasets: int, indicators: int, dataset_limit: int | None, 
     """Refuse a task that would score more distinct datasets or indicators than its cost guard allows.
 
     Only scored calls are billed: ``indicators == 0`` (datasets fetched unscored) passes whatever the limits.
-    The guard counts per task: mapped tasks each get the limit.
+    One check of counts; :class:`ScoredTally` keeps the running counts of a hook (per task for the operators).
 
     :raises EcoinventCostGuardError: before any scored call, naming the limit and how to stay within it.
     """
@@ -106,21 +109,25 @@ def check_cost_guard(datasets: int, indicators: int, dataset_limit: int | None, 
 def scored_ids(endpoint: str, query: Any, body: Any) -> tuple[set[str], set[str]] | None:
     """The distinct dataset and indicator ids a call of a ``datasets`` endpoint would score, ``None`` if none.
 
-    ``GET datasets/{id}`` scores its one dataset for the ``indicator_ids`` of its query; a batch call (any
-    other ``datasets/...`` path) the ``dataset_ids`` and ``indicator_ids`` of its JSON body. Indicator ids in
-    the query count for a batch too: counting more than the API reads errs on the side of the licence.
+    ``GET datasets/{id}`` scores its one dataset for the ``indicator_ids`` of its query; a batch call the
+    ``dataset_ids`` and ``indicator_ids`` of its JSON body. Every count errs on the side of the licence: a
+    ``datasets/{x}`` path counts ``x`` plus any ``dataset_ids`` of its body, indicator ids in the query count
+    for a batch too, and the path is read percent-decoded and cut at any ``?``, ``#`` or ``;`` (which
+    :func:`~airflow_provider_ecoinvent._transport.check_endpoint` refuses anyway).
     """
-    parts = endpoint.strip("/").split("/")
-    if parts[0] != "datasets" or len(parts) < 2:
+    path = re.split(r"[?#;]", unquote(str(endpoint)), maxsplit=1)[0]
+    parts = [part for part in path.strip().split("/") if part.strip()]
+    if len(parts) < 2 or parts[0].strip().lower() != "datasets":
         return None
     query = query if isinstance(query, Mapping) else {}
     body = body if isinstance(body, Mapping) else {}
     indicators = distinct_ids(query.get("indicator_ids")) | distinct_ids(body.get("indicator_ids"))
     if not indicators:
         return None
-    if len(parts) == 2 and parts[1] != "batch":
-        return {parts[1]}, indicators
-    return distinct_ids(body.get("dataset_ids")), indicators
+    datasets = distinct_ids(body.get("dataset_ids"))
+    if parts[1].strip().lower() != "batch":
+        datasets |= distinct_ids(parts[1])
+    return datasets, indicators
 
 
 def distinct_ids(values: Any) -> set[str]:
@@ -141,9 +148,9 @@ def distinct_ids(values: Any) -> set[str]:
 def check_scored_call(settings: Any, path: str, query: Any, body: Any) -> None:
     """Refuse one call of a ``datasets`` endpoint that would score more than the connection's guards allow.
 
-    ``settings`` is the connection's (``max_unique_datasets``, ``max_unique_indicators``). The last line of
-    defence, for calls made with ``EcoinventHook.request`` (or ``EcoinventOperator``) directly: the typed
-    methods count their whole selection before their first call.
+    ``settings`` is the connection's (``max_unique_datasets``, ``max_unique_indicators``). The generic
+    operator's check before its first page; each call of ``EcoinventHook.request`` (and of the async
+    client) is also counted with the hook's earlier calls by :class:`ScoredTally`.
 
     :raises EcoinventCostGuardError: before the call.
     """
@@ -151,6 +158,59 @@ def check_scored_call(settings: Any, path: str, query: Any, body: Any) -> None:
     if scored is not None:
         datasets, indicators = scored
         check_cost_guard(len(datasets), len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)
+
+
+class ScoredTally:
+    """The distinct dataset and indicator ids one hook (or async client) has scored or is about to score.
+
+    The connection's guards cap these running sets, so a loop of small calls over one hook is capped as
+    one large call would be: the datasets operator makes one hook per task, so for it the guard counts per
+    task. Ids already counted add nothing (a retry, or the re-ask of an indicator slice, is free to pass).
+    Thread-safe: a dataset stream scores from several threads.
+    """
+
+    def __init__(self) -> None:
+        self.datasets: set[str] = set()
+        self.indicators: set[str] = set()
+        self._lock = threading.Lock()
+
+    def admit_call(self, settings: Any, path: str, query: Any, body: Any) -> None:
+        """Count one call's scored ids (:func:`scored_ids`), refusing it if the sets would pass a guard.
+
+        :raises EcoinventCostGuardError: before the call; nothing is counted then.
+        """
+        scored = scored_ids(path, query, body)
+        if scored is not None:
+            self.admit(settings, *scored)
+
+    def admit(self, settings: Any, datasets: Iterable[Any], indicators: Iterable[Any], *, record: bool = True) -> None:
+        """Count ``datasets`` scored for ``indicators`` (nothing when no indicator: unscored is free).
+
+        ``record=False`` checks only: a stream checks its whole selection before its first batch counts.
+
+        :raises EcoinventCostGuardError: the running sets would pass ``settings``' guards.
+        """
+        new_indicators = {str(ident) for ident in indicators}
+        if not new_indicators:
+            return
+        new_datasets = {str(ident) for ident in datasets}
+        with self._lock:
+            all_datasets, all_indicators = self.datasets | new_datasets, self.indicators | new_indicators
+            earlier = (len(self.datasets), len(self.indicators))
+            try:
+                check_cost_guard(
+                    len(all_datasets), len(all_indicators), settings.max_unique_datasets, settings.max_unique_indicators
+                )
+            except EcoinventCostGuardError as err:
+                if earlier[1]:
+                    raise EcoinventCostGuardError(
+                        f"{err} Counted with the {earlier[0]} datasets and {earlier[1]} indicators this hook has "
+                        "already scored: the guard counts every scored call of one hook (one task for the "
+                        "operators), so a loop of small calls is capped as one large call would be."
+                    ) from None
+                raise
+            if record:
+                self.datasets, self.indicators = all_datasets, all_indicators
 
 
 def _as_id(value: Any) -> int | None:

@@ -31,6 +31,8 @@ CA_BUNDLE_ENV_VARS: Final = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_F
 
 _USER_INFO: Final = re.compile(r"(?<=//)[^/?#@\s]*@")
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
+#: A query string, fragment or path parameter in an endpoint: its parameters belong in ``query=``.
+_QUERY_MARKS: Final = re.compile(r"[?#;]")
 
 
 # -- URLs and paths ---------------------------------------------------------------------------------
@@ -77,6 +79,13 @@ def check_endpoint(path: str) -> str:
         character.
     """
     relative = str(path).strip().lstrip("/")
+    if _QUERY_MARKS.search(_fully_unquoted(relative)):
+        raise EcoinventConfigError(
+            f"endpoint {redact_url(str(path))!r} must not carry a query string, fragment or parameters ('?', "
+            "'#' or ';', plain or percent-encoded): pass the parameters as query={...} (the argument of "
+            "EcoinventHook.request and of EcoinventOperator). The path alone decides what a call is, and the "
+            "cost guard counts the ids of query= and json=."
+        )
     problem = path_problem(relative)
     if problem is None:
         return relative
@@ -98,6 +107,8 @@ def path_problem(path: str) -> str | None:
         return "is a URL or holds control characters"
     if any(segment in (".", "..") for segment in segments) or "\\" in decoded:
         return "has '.' or '..' segments (plain or percent-encoded) or a backslash"
+    if _QUERY_MARKS.search(decoded):
+        return "holds '?', '#' or ';' (plain or percent-encoded)"
     return None
 
 

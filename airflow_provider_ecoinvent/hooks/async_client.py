@@ -32,10 +32,12 @@ from airflow.providers.common.compat.connection import get_async_connection, get
 from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._call import RENEW, Answer, ApiCall, Broken, CallOptions, Done, Step, TokenCall, Wait
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._ids import ScoredTally
 from airflow_provider_ecoinvent._retry import RetryPolicy
 from airflow_provider_ecoinvent._transport import (
     POOL_SIZE,
     CappedBody,
+    check_endpoint,
     find_tls_error,
     tls_context,
     tls_error,
@@ -99,6 +101,8 @@ class EcoinventAsyncClient:
         self._setup_lock = asyncio.Lock()
         self._token_lock = asyncio.Lock()
         self._closed = False
+        #: The distinct dataset and indicator ids this client has scored, capped by the connection's guards.
+        self.scored = ScoredTally()
         #: HTTP calls this client made to the API (every attempt, retries included).
         self.api_calls = 0
         #: HTTP calls this client made to the token endpoint.
@@ -226,9 +230,14 @@ class EcoinventAsyncClient:
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
-        :raises EcoinventConfigError: the connection is missing or invalid.
+        :raises EcoinventConfigError: the connection is missing or invalid, or ``path`` leaves the API prefix
+            or holds ``?``, ``#`` or ``;`` (pass query parameters as ``query=``).
+        :raises EcoinventCostGuardError: a scored ``datasets`` call that would take the distinct ids this
+            client has scored (:attr:`scored`) past the connection's ``max_unique_*`` extras; before the call.
         """
+        check_endpoint(path)
         settings, http = await self._client()
+        self.scored.admit_call(settings, path, options.get("query"), options.get("json"))
         budget = self.retry_policy.start(self._clock)
         call = ApiCall(settings, method, path, options, budget=budget, log=self.log, secrets=self._secrets)
         step: Step = RENEW

@@ -15,8 +15,7 @@ from airflow_provider_ecoinvent._concurrency import CallGate
 from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._ids import (
     MAX_INDICATORS,
-    check_cost_guard,
-    check_scored_call,
+    ScoredTally,
     validate_dataset_ids,
     validate_indicator_ids,
 )
@@ -26,6 +25,7 @@ from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, AccessToken, TokenCa
 from airflow_provider_ecoinvent._transport import (
     POOL_SIZE,
     CappedBody,
+    check_endpoint,
     tls_error,
     trusted_cas,
     undecodable_body_error,
@@ -260,14 +260,18 @@ class EcoinventHook(BaseHook):
             :attr:`gate`, which every call of the hook shares.
         :param options: ``query``, ``json`` and ``headers``
             (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
+        :raises EcoinventConfigError: ``path`` leaves the API prefix or holds ``?``, ``#`` or ``;`` (pass
+            query parameters as ``query=``); before the call.
         :raises EcoinventCostGuardError: a scored ``datasets`` call (``indicator_ids`` in its body or query)
-            for more distinct ids than the connection's ``max_unique_*`` extras allow; before the call.
+            that would take the distinct ids this hook has scored (:attr:`scored`) past the connection's
+            ``max_unique_*`` extras; before the call.
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.
         """
         settings = self.settings
-        check_scored_call(settings, path, options.get("query"), options.get("json"))
+        check_endpoint(path)  # first: a query string in the path would hide ids from the count below
+        self.scored.admit_call(settings, path, options.get("query"), options.get("json"))
         budget = self.retry_policy.start(self._clock)
         call = ApiCall(settings, method, path, options, budget=budget, log=self.log, secrets=lambda: self._secrets)
         stopped = partial(self._stop_requested, cancel)
@@ -295,6 +299,12 @@ class EcoinventHook(BaseHook):
         return token, self._attempt(
             url, call.method, call.url, call.path, params=call.params, json=call.json, headers=headers
         )
+
+    @cached_property
+    def scored(self) -> ScoredTally:
+        """The distinct dataset and indicator ids this hook has scored: the connection's guards cap them
+        across all its calls, so a loop of ``get_dataset`` calls is capped as one ``get_datasets`` is."""
+        return ScoredTally()
 
     @cached_property
     def gate(self) -> CallGate:
@@ -457,12 +467,11 @@ class EcoinventHook(BaseHook):
         """One dataset, with ``impact_scores`` for ``indicator_ids`` when given (a billed call then).
 
         :raises EcoinventCostGuardError: scored, it would pass the connection's ``max_unique_datasets`` or
-            ``max_unique_indicators`` (counted for this call: one dataset); refused before any call.
+            ``max_unique_indicators``, counted with every earlier scored call of this hook (:attr:`scored`);
+            refused before any call.
         """
         ident = validate_dataset_ids([dataset_id])[0]
         indicators = validate_indicator_ids(indicator_ids, max_count=MAX_INDICATORS)
-        settings = self.settings
-        check_cost_guard(1, len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)
         query: dict[str, Any] = {"version": version, "system_model": system_model}
         if indicators:
             query["indicator_ids"] = indicators
@@ -495,13 +504,14 @@ class EcoinventHook(BaseHook):
         ``max_in_flight`` calls run at once over the pooled session and the one token (fewer after a 429).
 
         Validation (non-integer ids) and the connection's cost guard (``max_unique_datasets``,
-        ``max_unique_indicators``, counted per call of this method) happen before any call.
+        ``max_unique_indicators``, counted with every earlier scored call of this hook) happen before any call.
 
         :returns: a :class:`DatasetStream`; iterate it for the datasets. After iteration its
             ``missing_ids`` lists the ids the API did not return.
         :raises EcoinventCostGuardError: more distinct datasets or indicators than the connection allows.
         """
         ids, indicators = checked_selection(self.settings, dataset_ids, indicator_ids, max_in_flight)
+        self.scored.admit(self.settings, ids, indicators, record=False)  # each batch records its own ids
         if ids and (not version or version == "latest"):
             version = self.resolve_version("latest", system_model)
         return DatasetStream(self, ids, indicators, version, system_model, max_in_flight)

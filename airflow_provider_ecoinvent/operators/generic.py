@@ -120,11 +120,7 @@ class EcoinventOperator(BaseOperator):
                     f"endpoint must be a path under the API prefix such as 'versions', not a URL: {endpoint!r}. "
                     "The host comes from the connection."
                 )
-            if "?" in endpoint or "#" in endpoint:
-                raise EcoinventConfigError(
-                    f"endpoint must not carry a query string ({endpoint!r}); pass the parameters as query={{...}}."
-                )
-            check_endpoint(endpoint)  # the hook's own check: nothing outside the API prefix gets the token
+            check_endpoint(endpoint)  # the hook's own check: under the API prefix, no '?', '#' or ';'
         if ready(self.query) and self.query is not None and not isinstance(self.query, Mapping):
             raise EcoinventConfigError(f"query must be a dict of query parameters, got {type(self.query).__name__}.")
         if ready(self.output_uri) and self.output_uri is not None:

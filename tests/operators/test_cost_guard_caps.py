@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ecoinvent.exceptions import EcoinventCostGuardError
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventCostGuardError
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
 if TYPE_CHECKING:
@@ -200,3 +200,92 @@ def test_a_raw_scored_request_through_the_hook_holds_the_connection_cap(capped: 
     unscored = hook.request("POST", "datasets/batch", query=query, json={"dataset_ids": [1, 2, 3]})
     assert [dataset["id"] for dataset in unscored["datasets"]] == [1, 2, 3]
     assert capped.stats()["scored_calls"] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "endpoint", "options"),
+    [
+        ("POST", "datasets/batch?", {"json": {"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]}}),
+        ("POST", "datasets/batch%3F", {"json": {"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]}}),
+        ("POST", "datasets/batch;x", {"json": {"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]}}),
+        ("GET", "datasets/1?indicator_ids=1&indicator_ids=2&indicator_ids=3&indicator_ids=4", {}),
+        ("GET", "datasets/1%3Findicator_ids=1&indicator_ids=2&indicator_ids=3&indicator_ids=4", {}),
+        ("GET", "datasets/1#x", {"query": {"indicator_ids": [1, 2, 3, 4]}}),
+        ("GET", "datasets/1%23x", {"query": {"indicator_ids": [1]}}),
+        ("GET", "datasets/1%3b", {"query": {"indicator_ids": [1]}}),
+    ],
+    ids=["batch?", "batch%3F", "batch;", "get?", "get%3F", "get#", "get%23", "get%3b"],
+)
+def test_a_query_string_in_the_endpoint_is_refused_before_any_call(
+    capped: EmulatorServer, method: str, endpoint: str, options: dict[str, Any]
+) -> None:
+    """A ``?`` (``#``, ``;``, or their percent-encoded forms) in the path would hide ids from the cost guard."""
+    hook = EcoinventHook()
+    with pytest.raises(EcoinventConfigError, match=r"pass the parameters as query=\{\.\.\.\}"):
+        hook.request(method, endpoint, **options)
+    assert hook.api_calls == 0
+    assert no_scored_call(capped)
+
+
+def test_the_generic_operator_refuses_an_encoded_query_string_in_its_endpoint(
+    dag_runner: Callable[..., Any], capped: EmulatorServer
+) -> None:
+    result = dag_runner(
+        """
+        EcoinventOperator(
+            task_id="batch", endpoint="{{ 'datasets/batch%3F' }}", method="POST",
+            body={"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]},
+        )
+        EcoinventOperator(task_id="get", endpoint="{{ 'datasets/1;x' }}", query={"indicator_ids": [1]})
+        """
+    ).run()
+    assert result.states == {"batch": "failed", "get": "failed"}
+    for task in ("batch", "get"):
+        assert result.errors[task]["type"] == "EcoinventConfigError"
+        assert "pass the parameters as query={...}" in result.errors[task]["message"]
+    assert no_scored_call(capped)
+    assert capped.stats()["requests"].get("GET /datasets/{id}", 0) == 0
+
+
+def test_a_single_dataset_path_counts_the_body_ids_too(capped: EmulatorServer) -> None:
+    """``datasets/{x}`` counts one dataset plus any ``dataset_ids`` of its body: never fewer than it may score."""
+    hook = EcoinventHook()
+    body = {"dataset_ids": [2, 3], "indicator_ids": [1]}
+    with pytest.raises(EcoinventCostGuardError, match="would score 3 distinct datasets for 1 indicators"):
+        hook.request("POST", "datasets/1", query={"version": "3.11"}, json=body)
+    assert hook.api_calls == 0
+    assert no_scored_call(capped)
+
+
+def test_a_loop_of_single_dataset_calls_over_one_hook_is_capped(capped: EmulatorServer) -> None:
+    """The guard counts every scored call of one hook: three calls of one dataset each pass a cap of 2."""
+    hook = EcoinventHook()
+    assert [hook.get_dataset(i, indicator_ids=[1], version="3.11")["id"] for i in (1, 2)] == [1, 2]
+    with pytest.raises(EcoinventCostGuardError, match="would score 3 distinct datasets for 1 indicators") as caught:
+        hook.get_dataset(3, indicator_ids=[1], version="3.11")
+    assert "already scored" in str(caught.value)
+    with pytest.raises(EcoinventCostGuardError, match="would score 3 distinct datasets"):  # raw calls count too
+        hook.request("GET", "datasets/3", query={"version": "3.11", "indicator_ids": [1]})
+    with pytest.raises(EcoinventCostGuardError, match="would score 3 distinct datasets"):  # and batches
+        hook.get_datasets([2, 3], indicator_ids=[1], version="3.11")
+    assert capped.stats(include_ids=True)["usage"][capped.client_id]["dataset_ids"] == [1, 2]
+    # Ids already counted add nothing: repeats and a new indicator within the cap pass.
+    assert hook.get_dataset(1, indicator_ids=[1, 2], version="3.11")["id"] == 1
+    assert [d["id"] for d in hook.get_datasets([2, 1], indicator_ids=[3], version="3.11")] == [2, 1]
+    with pytest.raises(EcoinventCostGuardError, match="would score 4 distinct indicators"):
+        hook.get_dataset(1, indicator_ids=[4], version="3.11")
+    assert hook.get_dataset(3, version="3.11")["id"] == 3  # unscored: free, never counted
+    assert capped.stats()["scored_calls"] == 4
+    assert EcoinventHook().get_dataset(3, indicator_ids=[1], version="3.11")["id"] == 3  # a new hook: a new count
+
+
+def test_the_scored_count_never_reads_a_query_string_as_part_of_the_path() -> None:
+    """Behind the refusal of ``?`` (``check_endpoint``), the count itself cuts the path at ``?``, ``#``, ``;``."""
+    from airflow_provider_ecoinvent._ids import scored_ids
+
+    body = {"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]}
+    assert scored_ids("datasets/batch%3F", None, body) == ({"1", "2", "3", "4", "5"}, {"1"})
+    assert scored_ids("/datasets/batch;x/", None, body) == ({"1", "2", "3", "4", "5"}, {"1"})
+    assert scored_ids("datasets/7?a=b", {"indicator_ids": [1, 2]}, None) == ({"7"}, {"1", "2"})
+    assert scored_ids("datasets/7", {"indicator_ids": [1]}, {"dataset_ids": [8]}) == ({"7", "8"}, {"1"})
+    assert scored_ids("datasets/batch", {"indicator_ids": []}, body | {"indicator_ids": []}) is None

@@ -13,6 +13,7 @@ from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,
     EcoinventConfigError,
+    EcoinventCostGuardError,
     EcoinventRateLimitError,
     EcoinventRetriesExhaustedError,
 )
@@ -261,3 +262,29 @@ async def test_closed_client_refuses_calls(client: EcoinventAsyncClient) -> None
     await client.aclose()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         await client.get_versions()
+
+
+async def test_the_cost_guard_counts_every_scored_call_of_one_client(
+    ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``request`` is the hook's call: the connection's guards cap the ids the client scores over all its calls."""
+    extras = {"max_unique_datasets": 2, "max_unique_indicators": 3}
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", ecoinvent_conn.connection_json(**extras))
+    batch = {"dataset_ids": [1, 2, 3], "indicator_ids": [1]}
+    async with EcoinventAsyncClient() as ecoinvent:
+        with pytest.raises(EcoinventCostGuardError, match="would score 3 distinct datasets for 1 indicators"):
+            await ecoinvent.request("POST", "datasets/batch", query={"version": "3.11"}, json=batch)
+        with pytest.raises(EcoinventConfigError, match=r"pass the parameters as query=\{\.\.\.\}"):
+            await ecoinvent.request("POST", "datasets/batch?", json=batch)
+        for ident in (1, 2, 1):
+            one = await ecoinvent.request("GET", f"datasets/{ident}", query={"version": "3.11", "indicator_ids": [1]})
+            assert one["id"] == ident
+        with pytest.raises(EcoinventCostGuardError, match="would score 3 distinct datasets") as caught:
+            await ecoinvent.request("GET", "datasets/3", query={"version": "3.11", "indicator_ids": [1]})
+        assert "already scored" in str(caught.value)
+        with pytest.raises(EcoinventCostGuardError, match="would score 4 distinct indicators"):
+            await ecoinvent.request("GET", "datasets/1", query={"version": "3.11", "indicator_ids": [2, 3, 4]})
+    stats = ecoinvent_conn.stats(include_ids=True)
+    assert stats["scored_calls"] == 3
+    assert stats["usage"][ecoinvent_conn.client_id]["dataset_ids"] == [1, 2]
+    assert "POST /datasets/batch" not in stats["requests"]

@@ -79,8 +79,11 @@ def test_api_prefix_forms(value: str, expected: str) -> None:
         ("/v0\\..\\x", "has '.' or '..' segments"),
         ("/v0\nX-Injected", "holds control characters"),
         ("/v0\x00", "holds control characters"),
+        ("/v0%3Fx=1", "holds '?', '#' or ';'"),
+        ("/v0;x", "holds '?', '#' or ';'"),
+        ("/v0%2523x", "holds '?', '#' or ';'"),
     ],
-    ids=["dotdot-end", "dotdot-start", "encoded", "dot", "backslash", "newline", "nul"],
+    ids=["dotdot-end", "dotdot-start", "encoded", "dot", "backslash", "newline", "nul", "query", "param", "fragment"],
 )
 def test_api_prefix_refuses_dot_segments_and_control_characters(value: str, problem: str) -> None:
     # check_endpoint keeps every call under the prefix only if the prefix itself cannot climb out.
