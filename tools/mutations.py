@@ -265,17 +265,25 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/operators/test_directory_runs.py",),
     ),
     Mutation(
-        "get-dataset-skips-cost-guard",
-        "EcoinventHook.get_dataset with indicators obeys the connection's cost guard",
-        "        check_cost_guard(1, len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)\n",
-        "",
+        "raw-scored-request-skips-cost-guard",
+        "every scored datasets call through EcoinventHook.request obeys the connection's cost guard, per hook",
+        "        check_endpoint(path)  # first: a query string in the path would hide ids from the count below\n"
+        '        self.scored.admit_call(settings, path, options.get("query"), options.get("json"))\n',
+        "        check_endpoint(path)  # first: a query string in the path would hide ids from the count below\n",
         ("tests/operators/test_cost_guard_caps.py",),
     ),
     Mutation(
-        "raw-scored-request-skips-cost-guard",
-        "any scored datasets call through EcoinventHook.request obeys the connection's cost guard",
-        '        check_scored_call(settings, path, options.get("query"), options.get("json"))\n',
-        "",
+        "query-string-hides-scored-ids",
+        "an endpoint with a query string cannot hide scored ids from the cost guard",
+        "        if _QUERY_MARKS.search(_fully_unquoted(relative)):",
+        "        if False:",
+        ("tests/operators/test_cost_guard_caps.py",),
+    ),
+    Mutation(
+        "single-dataset-path-ignores-body-ids",
+        "datasets/{id} counts that id plus any dataset_ids in the body",
+        "datasets |= distinct_ids(parts[1])",
+        "datasets = distinct_ids(parts[1])",
         ("tests/operators/test_cost_guard_caps.py",),
     ),
     Mutation(
