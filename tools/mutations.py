@@ -275,8 +275,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "query-string-hides-scored-ids",
         "an endpoint with a query string cannot hide scored ids from the cost guard",
-        "        if _QUERY_MARKS.search(_fully_unquoted(relative)):",
-        "        if False:",
+        "    if _QUERY_MARKS.search(_fully_unquoted(relative)):",
+        "    if False:",
         ("tests/operators/test_cost_guard_caps.py",),
     ),
     Mutation(
