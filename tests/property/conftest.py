@@ -56,6 +56,14 @@ settings.register_profile(
 settings.load_profile(os.environ.get(PROFILE_ENV, "ci"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A longer timeout than the suite's 300 s: shrinking a failure (and ``make fuzz``) takes minutes."""
+    seconds = int(os.environ.get("ECOINVENT_PROPERTY_TIMEOUT", "1800"))
+    for item in items:
+        if Path(str(item.fspath)).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.timeout(seconds))
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[property_harness.Lab]:
     """The emulator and scratch space every property test of this process shares (the state machine too)."""

@@ -132,9 +132,19 @@ def check_refused(step: Step) -> None:
         assert step.scored_calls == 0, "an output_uri with a '..' segment was refused only after scored calls"
 
 
+def check_faults_survived(step: Step) -> None:
+    """Every drawn fault is transient: a few failures of one call (within its retries), a revoked token, latency,
+    or rate limiting, which must cost no try. So no step fails because of one (an API or token error)."""
+    from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventAuthError
+
+    failed = [attempt for attempt in step.tries if isinstance(attempt.error, EcoinventApiError | EcoinventAuthError)]
+    assert not failed, f"a transient fault failed a try: {failed[0].error!r}\n{step.describe()}"
+
+
 def check_step(step: Step, location: Path, expected: View | None, before: dict[str, Any]) -> None:
     """Every invariant of one step."""
     check_refused(step)
+    check_faults_survived(step)
     check_outcome(step, location, expected, before)
     check_guards(step)
     check_scored_calls(step)
