@@ -90,7 +90,7 @@ test-distributed: $(VENV_DISTRIBUTED)/.installed
 ifeq ($(origin FUZZ_SEED), undefined)
 FUZZ_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
-FUZZ_EXAMPLES ?= 400
+FUZZ_EXAMPLES ?= 250
 fuzz: $(VENV)/.installed
 	@echo "make fuzz: seed $(FUZZ_SEED) (replay with: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
 	ECOINVENT_HYPOTHESIS_PROFILE=fuzz ECOINVENT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/property -n 0 \
