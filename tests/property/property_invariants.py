@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from property_harness import View, minimum_calls, read_view, snapshot, temporaries, written_datasets
+from property_strategies import known
 
 from airflow_provider_ecoinvent.operators._partitions import plan_parts
 
@@ -141,10 +142,26 @@ def check_faults_survived(step: Step) -> None:
     assert not failed, f"a transient fault failed a try: {failed[0].error!r}\n{step.describe()}"
 
 
+def check_failed_for_good(step: Step) -> None:
+    """A refusal no retry can fix (bad arguments, a cost guard) fails the task for good: it must not spend the
+    task's Airflow retries (AirflowFailException is how a task says so)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventCostGuardError
+
+    for attempt in step.tries:
+        if isinstance(attempt.error, EcoinventConfigError | EcoinventCostGuardError):
+            assert isinstance(attempt.error, AirflowFailException), (
+                f"{type(attempt.error).__name__} would be retried by Airflow: {attempt.error}"
+            )
+
+
 def check_step(step: Step, location: Path, expected: View | None, before: dict[str, Any]) -> None:
     """Every invariant of one step."""
     check_refused(step)
     check_faults_survived(step)
+    if not known("unretryable_errors_spend_retries"):
+        check_failed_for_good(step)
     check_outcome(step, location, expected, before)
     check_guards(step)
     check_scored_calls(step)

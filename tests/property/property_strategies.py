@@ -49,8 +49,11 @@ MAX_RETRIES: Final = 5
 #:   milliseconds (and so spends an Airflow retry), where a time budget with back-off should ride it out.
 #: * ``skipped_rerun_rewrites_markers``: a complete rerun rewrites ``_SUCCESS`` and ``_manifest.json``.
 #: * ``dotdot_single_file``: a single-file ``output_uri`` with a ``..`` segment is accepted.
+#: * ``unretryable_errors_spend_retries``: a cost-guard or argument refusal is retried by Airflow. The draws
+#:   (requests over a guard) are needed by the other invariants, so this name gates its one check instead.
 ALL_KNOWN_DEFECTS: Final = frozenset(
     {
+        "unretryable_errors_spend_retries",
         "mapped_chunks_without_shard",
         "path_object_directory",
         "file_uri_naming_folder",
