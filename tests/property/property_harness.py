@@ -363,9 +363,13 @@ MANIFEST_KEYS: Final = (
 def _content(path: Path, file_format: str) -> Any:
     if file_format == "jsonl":
         return path.read_bytes()
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pylist()
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pa.ArrowInvalid, OSError) as error:  # not Parquet (e.g. a JSON Lines part of an earlier request)
+        return f"unreadable as Parquet: {error}"
 
 
 def read_view(request: Request, location: Path) -> View:
