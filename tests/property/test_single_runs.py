@@ -1,0 +1,34 @@
+"""One drawn request with a drawn fault schedule, run on a fresh output location: every promise holds.
+
+See property_strategies.py for what is drawn, property_invariants.py for what is asserted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from hypothesis import given, note
+from hypothesis import strategies as st
+from property_harness import reference, run_step, snapshot
+from property_invariants import check_rerun, check_step
+from property_strategies import Request, Schedule, known, requests, schedules
+
+if TYPE_CHECKING:
+    from property_harness import Lab
+
+
+@given(request=requests(), data=st.data())
+def test_a_run_keeps_every_promise_and_its_complete_rerun_scores_nothing(
+    lab: Lab, request: Request, data: st.DataObject
+) -> None:
+    schedule = data.draw(schedules(request), label="schedule")
+    location = lab.new_location()
+    before = snapshot(location)
+    step = run_step(lab, request, schedule, location)
+    note(step.describe())
+    check_step(step, location, reference(lab, request) if step.ok else None, before)
+    if step.ok and request.directory:
+        stored = snapshot(location)
+        again = run_step(lab, replace(request, overwrite=False), Schedule(), location)
+        check_rerun(again, stored, location, untouched=not known("skipped_rerun_rewrites_markers"))
