@@ -72,6 +72,8 @@ class Step:
     """One run of a request (all its task instances and their tries): did it succeed, what did it score."""
 
     request: Request
+    #: What the output location held before the step: "absent", "file" or "directory".
+    found: str = "absent"
     tries: list[Try] = field(default_factory=list)
     ok: bool = True
     error: BaseException | None = None
@@ -89,6 +91,11 @@ class Step:
             for t in self.tries
         ]
         return "\n".join(lines)
+
+
+def found_at(location: Path) -> str:
+    """What is at ``location``: ``"absent"``, ``"file"`` or ``"directory"``."""
+    return "directory" if location.is_dir() else "file" if location.exists() else "absent"
 
 
 class Lab:
@@ -153,7 +160,7 @@ def output_uri(request: Request, location: Path) -> Any:
 
 
 def operator_arguments(request: Request, location: Path) -> dict[str, Any]:
-    return {
+    arguments = {
         "ecoinvent_conn_id": CONN_ID,
         "output_uri": output_uri(request, location),
         "indicator_ids": list(request.indicator_ids),
@@ -168,25 +175,45 @@ def operator_arguments(request: Request, location: Path) -> dict[str, Any]:
         "max_unique_indicators": request.max_unique_indicators,
         "progress_interval": 3600.0,
     }
+    if request.explicit_directory:  # a path object names a directory only so (or with a shard)
+        arguments["directory"] = request.directory
+    return arguments
 
 
-def task_instances(request: Request, location: Path) -> list[tuple[int, dict[str, Any]]]:
-    """``(map_index, arguments)`` of each task instance: one task, one per shard, or one per mapped chunk."""
+def task_instances(request: Request, location: Path) -> list[tuple[int, Callable[[], Any]]]:
+    """``(map_index, build)`` of each task instance: one task, or the mapped instances of a DAG's
+    ``.partial(...).expand(shard=shards(n))`` or ``.expand(dataset_ids=chunks)``, built as Airflow builds them
+    (``MappedOperator.unmap``), so the operator sees its mapping as in a real DAG run."""
+    from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator, shards
+
     base = operator_arguments(request, location)
+    if not request.shards and not request.chunks:
+        whole = {**base, "dataset_ids": list(request.dataset_ids)}
+        return [(-1, lambda: EcoinventDatasetsOperator(task_id="ingest", **whole))]
+    import pendulum
+    from airflow.sdk import DAG
+
+    dag = DAG("property", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"))
     if request.shards:
-        return [
-            (i, {**base, "dataset_ids": list(request.dataset_ids), "shard": [i, request.shards]})
-            for i in range(request.shards)
-        ]
-    if request.chunks:
-        return [(i, {**base, "dataset_ids": list(chunk)}) for i, chunk in enumerate(request.chunks)]
-    return [(-1, {**base, "dataset_ids": list(request.dataset_ids)})]
+        values: list[dict[str, Any]] = [{"shard": shard} for shard in shards(request.shards)]
+        partial = EcoinventDatasetsOperator.partial(
+            task_id="ingest", dag=dag, dataset_ids=list(request.dataset_ids), **base
+        )
+        mapped = partial.expand(shard=shards(request.shards))
+    else:
+        assert request.chunks is not None
+        values = [{"dataset_ids": list(chunk)} for chunk in request.chunks]
+        partial = EcoinventDatasetsOperator.partial(task_id="ingest", dag=dag, **base)
+        mapped = partial.expand(dataset_ids=[list(chunk) for chunk in request.chunks])
+    return [(index, lambda value=value: mapped.unmap(value)) for index, value in enumerate(values)]
 
 
 def context_for(task_id: str, map_index: int, try_number: int, run_id: str) -> dict[str, Any]:
-    """The minimal context an operator reads: the running task instance's identity and try."""
+    """The minimal context an operator reads: the running task instance's identity and try, and its DAG run
+    (part records carry a hash of dag id and run id: the tries of one run share it, a new run has its own)."""
     ti = SimpleNamespace(dag_id="property", run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number)
-    return {"ti": ti, "task_instance": ti, "run_id": run_id, "map_index": map_index}
+    dag_run = SimpleNamespace(dag_id="property", run_id=run_id)
+    return {"ti": ti, "task_instance": ti, "dag_run": dag_run, "run_id": run_id, "map_index": map_index}
 
 
 @contextlib.contextmanager
@@ -280,23 +307,16 @@ def run_try(
 
 def run_step(lab: Lab, request: Request, schedule: Schedule, location: Path, run_id: str | None = None) -> Step:
     """One run of ``request`` into ``location`` with ``schedule``'s faults; a killed try is followed by the next."""
-    from airflow_provider_ecoinvent.operators.ecoinvent import (
-        EcoinventDatasetsCommitOperator,
-        EcoinventDatasetsOperator,
-    )
+    from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsCommitOperator
 
     run_id = run_id or lab.new_run_id()
     lab.connect(request)
     lab.emulator.reset()
     for rule in schedule.faults:
         lab.emulator.add_fault(**rule)
-    step = Step(request)
-    for number, (map_index, arguments) in enumerate(task_instances(request, location)):
+    step = Step(request, found=found_at(location))
+    for number, (map_index, make) in enumerate(task_instances(request, location)):
         kill = schedule.kill[1] if schedule.kill is not None and schedule.kill[0] == number else None
-
-        def make(arguments: dict[str, Any] = arguments) -> Any:
-            return EcoinventDatasetsOperator(task_id="ingest", **arguments)
-
         for try_number in (1, 2):
             attempt = Try("ingest", map_index, try_number)
             run_try(lab, make, attempt, run_id, kill if try_number == 1 else None, location, request.planned_ids)

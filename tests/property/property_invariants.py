@@ -6,10 +6,10 @@ that says which promise broke; Hypothesis then shrinks the request and faults to
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from property_harness import View, minimum_calls, read_view, snapshot, temporaries, written_datasets
-from property_strategies import known
 
 from airflow_provider_ecoinvent.operators._partitions import plan_parts
 
@@ -126,11 +126,36 @@ def check_accounted(step: Step, location: Path) -> None:
         assert scored == indicators, f"dataset {ident} was written with {len(scored)} of {len(indicators)} scores"
 
 
+def refusal_due(step: Step) -> str | None:
+    """Why the step's request must be refused before any call, or ``None``: an ``output_uri`` climbing out with
+    ``..``; mapped chunks without ``shard`` sharing one output; a file output at an existing folder or a
+    dataset directory at an existing file."""
+    request = step.request
+    if request.dotdot:
+        return "an output_uri with a '..' segment"
+    if request.chunks is not None and len(request.chunks) > 1:
+        return f"{len(request.chunks)} mapped chunks without shard into one output_uri"
+    if request.directory and step.found == "file":
+        return "a dataset directory naming an existing file"
+    if not request.directory and step.found == "directory":
+        return "a file output naming an existing folder"
+    return None
+
+
 def check_refused(step: Step) -> None:
-    """A request that must be refused (an ``output_uri`` climbing out with ``..``) fails before any scored call."""
-    if step.request.dotdot:
-        assert not step.ok, "an output_uri with a '..' segment was accepted"
-        assert step.scored_calls == 0, "an output_uri with a '..' segment was refused only after scored calls"
+    """A request that must be refused fails before any scored call, for good, with a config error (mapped
+    chunks: one that names ``shards()``, the way to split a request over mapped tasks)."""
+    from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+
+    why = refusal_due(step)
+    if why is None:
+        return
+    assert not step.ok, f"{why} was accepted\n{step.describe()}"
+    assert step.scored_calls == 0, f"{why} was refused only after scored calls\n{step.describe()}"
+    assert isinstance(step.error, EcoinventConfigError), f"{why} failed with {step.error!r}, not a config error"
+    others = refusal_due(replace(step, request=replace(step.request, chunks=None)))
+    if others is None:  # the mapped chunks are the one reason: the refusal says how to split a request instead
+        assert "shards(" in str(step.error), f"the refusal of mapped chunks does not name shards(): {step.error}"
 
 
 def check_faults_survived(step: Step) -> None:
@@ -157,11 +182,17 @@ def check_failed_for_good(step: Step) -> None:
 
 
 def check_step(step: Step, location: Path, expected: View | None, before: dict[str, Any]) -> None:
-    """Every invariant of one step."""
+    """Every invariant of one step (and what kind of step it was, for ``--hypothesis-show-statistics``)."""
+    from hypothesis import event
+
+    request = step.request
+    fan_out = "shards" if request.shards else "chunks" if request.chunks else "one task"
+    output = ("directory" if request.directory else "file") + (" (path object)" if request.path_object else "")
+    outcome = "ok" if step.ok else f"failed: {refusal_due(step) or type(step.error).__name__}"
+    event(f"{output}, {fan_out}: {outcome}")
     check_refused(step)
     check_faults_survived(step)
-    if not known("unretryable_errors_spend_retries"):
-        check_failed_for_good(step)
+    check_failed_for_good(step)
     check_outcome(step, location, expected, before)
     check_guards(step)
     check_scored_calls(step)

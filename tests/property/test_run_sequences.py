@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from property_harness import Lab, dry_run, reference, run_step, snapshot
 from property_invariants import check_rerun, check_step
-from property_strategies import Request, Schedule, changed_selection, known, requests, schedules
+from property_strategies import Request, Schedule, changed_selection, requests, schedules
 
 pytestmark = pytest.mark.usefixtures("lab")
 
@@ -32,21 +32,13 @@ class RunSequence(RuleBasedStateMachine):
         self.location = self.lab.new_location()
         self.complete: Request | None = None
 
-    def _output_kind(self) -> bool | None:
-        """The output kind a run may take here: a known defect rules out writing one kind over the other."""
-        if self.location.is_dir() and known("file_uri_naming_folder"):
-            return True
-        if self.location.is_file() and known("directory_uri_naming_file"):
-            return False
-        return None
-
     @rule(data=st.data())
     def run(self, data: st.DataObject) -> None:
         """A run of a new request, or of the last one with its selection grown, shrunk or unchanged."""
         selection = None
         if self.complete is not None and data.draw(st.booleans(), label="change the last selection"):
             selection = changed_selection(self.complete)
-        request = data.draw(requests(directory=self._output_kind(), selection=selection), label="request")
+        request = data.draw(requests(selection=selection), label="request")
         schedule = data.draw(schedules(request), label="schedule")
         before = snapshot(self.location)
         step = run_step(self.lab, request, schedule, self.location)
@@ -62,13 +54,9 @@ class RunSequence(RuleBasedStateMachine):
         assert self.complete is not None
         before = snapshot(self.location)
         step = run_step(self.lab, replace(self.complete, overwrite=False), Schedule(), self.location)
-        check_rerun(step, before, self.location, untouched=not known("skipped_rerun_rewrites_markers"))
+        check_rerun(step, before, self.location, untouched=True)
 
-    @precondition(
-        lambda self: (
-            self.complete is not None and self.complete.directory and not known("dry_run_of_complete_directory")
-        )
-    )
+    @precondition(lambda self: self.complete is not None and self.complete.directory)
     @rule()
     def dry_run_then_run(self) -> None:
         """A dry run says what the real run right after it scores (nothing, for a complete directory)."""
