@@ -158,6 +158,13 @@ def check_refused(step: Step) -> None:
         assert "shards(" in str(step.error), f"the refusal of mapped chunks does not name shards(): {step.error}"
 
 
+def check_accepted(step: Step) -> None:
+    """A request that nothing refuses (no refusal due, within its cost guards) succeeds: every drawn fault is
+    transient, so a failure here is a valid request turned away (failing before any call is not enough)."""
+    if refusal_due(step) is None and step.request.within_guards():
+        assert step.ok, f"a valid request failed\n{step.describe()}"
+
+
 def check_faults_survived(step: Step) -> None:
     """Every drawn fault is transient: a few failures of one call (within its retries), a revoked token, latency,
     or rate limiting, which must cost no try. So no step fails because of one (an API or token error)."""
@@ -191,6 +198,7 @@ def check_step(step: Step, location: Path, expected: View | None, before: dict[s
     outcome = "ok" if step.ok else f"failed: {refusal_due(step) or type(step.error).__name__}"
     event(f"{output}, {fan_out}: {outcome}")
     check_refused(step)
+    check_accepted(step)
     check_faults_survived(step)
     check_failed_for_good(step)
     check_outcome(step, location, expected, before)
