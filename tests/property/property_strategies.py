@@ -273,6 +273,16 @@ def _failures(rule: dict[str, Any]) -> int:
     return int(rule.get("count", 1)) if rule["kind"] in ("status", "drop") else 0
 
 
+def _task_parts(request: Request, task: int) -> int:
+    """How many parts task instance ``task`` of a directory request writes into an empty directory."""
+    from airflow_provider_ecoinvent.operators._partitions import plan_parts
+
+    if request.chunks:
+        return len(plan_parts(sorted(set(request.chunks[task])), request.partition_size))
+    parts = plan_parts(request.planned_ids, request.partition_size)
+    return sum(1 for number in range(len(parts)) if number % (request.shards or 1) == task)
+
+
 @st.composite
 def schedules(draw: st.DrawFn, request: Request) -> Schedule:
     """Fault rules whose failed attempts, even all on one call, stay within its retries; maybe a kill.
@@ -294,7 +304,12 @@ def schedules(draw: st.DrawFn, request: Request) -> Schedule:
     if not known("rate_limit_burst") and draw(st.integers(0, 4)) == 0:
         rules.append(_rule("status", status=429, retry_after="0", after=draw(st.integers(0, 3)), count=MAX_RETRIES + 3))
     kill = None
-    if request.directory and draw(st.booleans()):
+    # Always a kill for overwrite=True (its next try must resume the run). It lands where the task writes: after
+    # ``parts - 1 - k`` of its parts, so the drawing (which favours small k) kills most often late, after
+    # committed parts that the next try must not refetch.
+    if request.directory and (request.overwrite or draw(st.booleans())):
         tasks = request.shards or (len(request.chunks) if request.chunks else 1)
-        kill = (draw(st.integers(0, tasks - 1)), draw(st.integers(0, 4)))
+        task = draw(st.integers(0, tasks - 1))
+        parts = _task_parts(request, task)
+        kill = (task, parts - 1 - draw(st.integers(0, max(0, parts - 1))))
     return Schedule(tuple(rules), kill)
