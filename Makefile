@@ -18,7 +18,7 @@ LOWEST_AIRFLOW ?= 3.1.0
 LOWEST_AIRFLOW_CAPS ?= 'structlog<25.5' 'fastapi<0.132' 'universal-pathlib<0.3'
 VENV_LOWEST    ?= .venv-lowest
 
-.PHONY: test test-lowest test-distributed lint typecheck actionlint pytest dist demo docs soak emulator bench mutations clean
+.PHONY: test test-lowest test-distributed lint typecheck actionlint pytest fuzz dist demo docs soak emulator bench mutations clean
 
 # Create the virtual environment and install the package with its test extra and the release tools of
 # the dev extra (again only when pyproject.toml changes). uv resolves in seconds where pip takes minutes.
@@ -83,6 +83,18 @@ test-distributed: $(VENV_DISTRIBUTED)/.installed
 	@started=$$(date +%s); \
 	$(VENV_DISTRIBUTED)/bin/python -m pytest tests/distributed -m distributed -p no:cacheprovider $(PYTEST_ARGS); \
 	status=$$?; echo "test-distributed: $$(( $$(date +%s) - started )) s"; exit $$status
+
+# The property suite (tests/property) with a random seed and a larger budget (about 10 minutes on 2 cores);
+# `make pytest` runs it derandomized with a small one. The seed is printed first: `make fuzz FUZZ_SEED=<it>`
+# replays the same examples. FUZZ_EXAMPLES sets the examples per test; failures are also kept in .hypothesis/.
+ifeq ($(origin FUZZ_SEED), undefined)
+FUZZ_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
+FUZZ_EXAMPLES ?= 250
+fuzz: $(VENV)/.installed
+	@echo "make fuzz: seed $(FUZZ_SEED) (replay with: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
+	ECOINVENT_HYPOTHESIS_PROFILE=fuzz ECOINVENT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/property -n 0 \
+		-p no:cacheprovider --hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics $(PYTEST_ARGS)
 
 # The main job: the ecoinvent_ingest_datasets example DAG end to end against the bundled emulator.
 demo: $(VENV)/.installed

@@ -241,6 +241,29 @@ class ParquetRowWriter:
         self._flush()
         self._writer.close()
 
+    def abandon(self) -> None:
+        """Close without writing the pending rows, for a try that failed (its temporary output is discarded).
+
+        Call it while the sink is still open: a writer left open writes its footer when it is collected, into
+        a sink closed by then, and that ``OSError`` surfaces as an exception nobody can catch. Never raises.
+        """
+        self._columns = {name: [] for name, _ in FLAT_COLUMNS}
+        self._pending = 0
+        try:
+            self._writer.close()
+        except Exception:  # the sink may be broken already: the point is only that nothing happens later
+            pass
+        finally:
+            self._writer.is_open = False
+
+    def __enter__(self) -> ParquetRowWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """Abandoned when the block fails (BaseException too: a kill); :meth:`close` is called explicitly."""
+        if kind is not None:
+            self.abandon()
+
 
 __all__ = [
     "FLAT_COLUMNS",

@@ -79,14 +79,18 @@ def output_path(
 
     :param directory: whether it names a dataset directory; ``None``: a string ending with ``/`` does.
     :param directory_hint: the operator writes dataset directories too: the refusal of a folder says how.
-    :raises EcoinventConfigError: a file output naming an existing folder (checked when writing).
+    :raises EcoinventConfigError: a file output naming an existing folder, or a dataset directory naming an
+        existing file (checked when writing).
     """
     if uri is None:
         return None
     if writing:
         require_filesystem(uri)
     if is_directory_uri(uri) if directory is None else directory:
-        return directory_path(uri)
+        folder = directory_path(uri)
+        if writing:
+            refuse_existing_file(folder)
+        return folder
     path = to_storage_path(uri)
     if writing:
         refuse_existing_folder(path, directory_hint=directory_hint)
@@ -111,6 +115,24 @@ def refuse_existing_folder(path: ObjectStoragePath, *, directory_hint: bool) -> 
     raise EcoinventConfigError(
         f"output_uri {str(path)!r} names an existing folder, not a file: name a file in it instead (e.g. "
         f"'{str(path).rstrip('/')}/datasets.jsonl').{hint} No call was made to the ecoinvent API."
+    )
+
+
+def refuse_existing_file(path: ObjectStoragePath) -> None:
+    """A dataset directory must not name an existing file: its parts could not be written under it, and the
+    run would fail only after its first scored calls (with a raw ``FileExistsError``).
+
+    One look at the store, before any call to the API; a store that cannot tell is not a reason to fail.
+    """
+    try:
+        existing_file = bool(path.is_file())
+    except Exception:
+        return
+    if not existing_file:
+        return
+    raise EcoinventConfigError(
+        f"output_uri {str(path) + '/'!r} names a dataset directory, but {str(path)!r} is an existing file: "
+        "choose another location for the directory, or remove the file. No call was made to the ecoinvent API."
     )
 
 
@@ -246,5 +268,6 @@ __all__ = [
     "output_path",
     "publish_or_withhold",
     "publish_to_outlets",
+    "refuse_existing_file",
     "refuse_existing_folder",
 ]

@@ -7,8 +7,9 @@ events. Arguments are checked by :mod:`._plan`, before any network call; no I/O 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from airflow.sdk import BaseOperator
@@ -250,7 +251,12 @@ class EcoinventDatasetsOperator(BaseOperator):
             self.max_unique_indicators, hook.settings.max_unique_indicators, "max_unique_indicators"
         )
 
-        version, resolved, ids = self._select(hook, plan, destination, context)
+        guard = (
+            None
+            if self.dry_run_only
+            else functools.partial(check_cost_guard, dataset_limit=limit, indicator_limit=indicator_limit)
+        )
+        version, resolved, ids = self._select(hook, plan, destination, context, guard)
         self._lineage_state = (lineage_namespace(hook), f"datasets/{version}/{plan.system_model}", destination)
         selection = "dataset_ids" if plan.dataset_ids is not None else "search"
         scored = bool(plan.indicator_ids)
@@ -342,20 +348,32 @@ class EcoinventDatasetsOperator(BaseOperator):
         return manifest
 
     def _select(
-        self, hook: EcoinventHook, plan: Plan, destination: ObjectStoragePath | None, context: Context
+        self,
+        hook: EcoinventHook,
+        plan: Plan,
+        destination: ObjectStoragePath | None,
+        context: Context,
+        guard: Callable[[int, int], None] | None = None,
     ) -> tuple[str, list[dict[str, Any]] | None, list[int]]:
         """The pinned version, the resolved indicators and the dataset ids of this run.
 
         A shard of a fan-out shares them with the other shards of its DAG run through the dataset directory
-        (:mod:`._selection`): one resolution per DAG run, not one per shard.
+        (:mod:`._selection`): one resolution per DAG run, not one per shard. ``guard(datasets, indicators)``
+        (the cost guard) judges a fresh resolution before it is stored: a refused shard leaves nothing behind.
         """
         run = run_identity(context)
         if plan.shard is None or self.dry_run_only or run is None or destination is None:
             selection = self._resolve(hook, plan)
         else:
+
+            def resolve() -> Selection:
+                fresh = self._resolve(hook, plan)
+                if guard is not None:
+                    guard(len(fresh.ids), len(plan.indicator_ids))
+                return fresh
+
             directory = Directory(destination, attempt_owner(context))
-            inputs = selection_inputs(plan)
-            selection = shared_selection(directory, run, inputs, lambda: self._resolve(hook, plan), self.log)
+            selection = shared_selection(directory, run, selection_inputs(plan), resolve, self.log)
         if selection.indicators is not None:
             plan.indicator_ids = [indicator["id"] for indicator in selection.indicators]
         return selection.version, selection.indicators, selection.ids
@@ -435,32 +453,20 @@ class EcoinventDatasetsOperator(BaseOperator):
                 if self._kill_requested:
                     raise EcoinventError("The task was killed before writing; nothing was written.")
                 parquet = ParquetRowWriter(output) if self.format == "parquet" else None
-                lines = LineBatch(output)
-                for dataset in stream:
-                    records += write_dataset(lines, parquet, dataset, self.layout, (version, plan.system_model))
-                    datasets += 1
-                    progress.advance()
-                lines.flush()
-                if self._kill_requested:
-                    raise EcoinventError("The task was killed; the partial output was removed.")
-                progress.report()
-                missing = sorted(stream.missing_ids)
-                if missing and self.fail_on_missing:
-                    raise EcoinventError(
-                        f"{len(missing)} of {len(ids)} requested datasets are not in version {version} "
-                        f"({plan.system_model}), e.g. {missing[:MISSING_IDS_IN_MANIFEST]}; fail_on_missing=True, so "
-                        "nothing was written."
-                    )
-                if missing:
-                    self.log.warning(
-                        "%d requested datasets are not in version %s (%s), e.g. %s.",
-                        len(missing),
-                        version,
-                        plan.system_model,
-                        missing[:MISSING_IDS_IN_MANIFEST],
-                    )
-                if parquet is not None:
-                    parquet.close()
+                # A failed try abandons the Parquet writer while its temporary output is still open.
+                with parquet if parquet is not None else contextlib.nullcontext():
+                    lines = LineBatch(output)
+                    for dataset in stream:
+                        records += write_dataset(lines, parquet, dataset, self.layout, (version, plan.system_model))
+                        datasets += 1
+                        progress.advance()
+                    lines.flush()
+                    if self._kill_requested:
+                        raise EcoinventError("The task was killed; the partial output was removed.")
+                    progress.report()
+                    missing = self._missing(stream, len(ids), version, plan)
+                    if parquet is not None:
+                        parquet.close()
                 output.commit()
         except Exception as err:
             if self._kill_requested:  # whatever the stopped stream raised, the kill is what happened
@@ -479,6 +485,25 @@ class EcoinventDatasetsOperator(BaseOperator):
             "sha256": output.sha256,
             "concurrency": stream.concurrency,
         }
+
+    def _missing(self, stream: Any, requested: int, version: str, plan: Plan) -> list[int]:
+        """The requested ids the API did not return, sorted; with ``fail_on_missing``, any is an error."""
+        missing = sorted(stream.missing_ids)
+        if missing and self.fail_on_missing:
+            raise EcoinventError(
+                f"{len(missing)} of {requested} requested datasets are not in version {version} "
+                f"({plan.system_model}), e.g. {missing[:MISSING_IDS_IN_MANIFEST]}; fail_on_missing=True, so "
+                "nothing was written."
+            )
+        if missing:
+            self.log.warning(
+                "%d requested datasets are not in version %s (%s), e.g. %s.",
+                len(missing),
+                version,
+                plan.system_model,
+                missing[:MISSING_IDS_IN_MANIFEST],
+            )
+        return missing
 
     def on_kill(self) -> None:
         """Stop the hook's calls and the batches in flight, and remove the partial file; never raises."""
