@@ -9,6 +9,7 @@ XCom manifests, the asset events and the emulator's ledger.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -99,6 +100,29 @@ def test_a_retry_of_an_overwrite_run_fetches_only_the_parts_its_killed_try_did_n
     again = runner.run()
     assert again.state == "success", again.errors
     assert scored_ids(ecoinvent_conn) == ids
+
+
+@pytest.mark.parametrize("fan_out", [False, True], ids=["one task", "three shards"])
+def test_clearing_a_finished_overwrite_task_in_the_same_dag_run_refetches_every_part(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, fan_out: bool
+) -> None:
+    """A run's own parts are kept only while its output is unfinished: a Clear of a finished run starts over."""
+    out = tmp_path / "release"
+    ids = list(range(1, 121))
+    source = sharded(out, ids, overwrite=True) if fan_out else ingest("ingest", out, ids, overwrite=True)
+    runner = dag_runner(source)
+    when = pendulum.parse(LOGICAL_DATE)
+    assert runner.run(logical_date=when, run_after=when).state == "success"
+    assert scored_ids(ecoinvent_conn) == ids
+
+    ecoinvent_conn.reset()
+    cleared = runner.run(logical_date=when, run_after=when)  # the same DAG run, its finished tasks rerun
+    assert cleared.state == "success", cleared.errors
+    assert scored_ids(ecoinvent_conn) == ids
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert (manifest["fetched_parts"], manifest["reused_parts"]) == (len(plan_parts(ids, 20)), 0)
+    assert "run" not in manifest  # the shards' run mark stays in their records
+    assert partials(out) == []
 
 
 # -- 2. a dry run reports what a real run would score ----------------------------------------------
