@@ -354,7 +354,13 @@ class EcoinventDatasetsOperator(BaseOperator):
             selection = self._resolve(hook, plan)
         else:
             directory = Directory(destination, attempt_owner(context))
-            inputs = selection_inputs(plan)
+            settings = hook.settings  # the account in effect: the arguments over the connection's extras
+            inputs = selection_inputs(
+                plan,
+                conn_id=hook.ecoinvent_conn_id,
+                user_id=settings.user_id,
+                organization_id=settings.organization_id,
+            )
             selection = shared_selection(directory, run, inputs, lambda: self._resolve(hook, plan), self.log)
         if selection.indicators is not None:
             plan.indicator_ids = [indicator["id"] for indicator in selection.indicators]

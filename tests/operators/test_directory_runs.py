@@ -22,6 +22,7 @@ import pytest
 from airflow_provider_ecoinvent.operators._partitions import plan_parts
 from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
 from tests.operators.test_partitioned_output import (
+    IMPORTS,
     LOGICAL_DATE,
     ingest,
     part_files,
@@ -338,6 +339,45 @@ def test_a_shard_takes_the_selection_another_shard_wrote_while_it_resolved(tmp_p
     path = tmp_path / "release" / selection_name(run, inputs)
     path.write_text('{"key": "0", "version": "3.11", "indicators": null, "ids": [1]}')
     assert shared_selection(directory, run, inputs, lambda: Selection("3.12", None, [7]), _Log()).ids == [7]
+
+
+@pytest.mark.parametrize(
+    ("argument", "first", "second"),
+    [
+        ("user_id", "alice", "bob"),
+        ("organization_id", "org-a", "org-b"),
+        ("ecoinvent_conn_id", "ecoinvent_default", "ecoinvent_other"),
+    ],
+)
+def test_fan_outs_under_another_account_in_one_dag_run_never_share_a_selection(
+    dag_runner: Callable[..., Any],
+    ecoinvent_conn: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argument: str,
+    first: str,
+    second: str,
+) -> None:
+    """A search answers per licence: two fan-outs of one DAG run into one directory, under two accounts,
+    resolve their selections apart (one selection file each, holding no user, organisation or connection)."""
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_OTHER", ecoinvent_conn.connection_json())
+    out = tmp_path / "release"
+    ids = list(range(1, 41))
+
+    def fan_out(task_id: str, value: str) -> str:
+        mapped = ingest(task_id, out, ids, **{argument: value}).replace(
+            f"EcoinventDatasetsOperator(\n    task_id={task_id!r},",
+            f"EcoinventDatasetsOperator.partial(\n    task_id={task_id!r},",
+        )
+        return f"{task_id} = {mapped.rstrip()}.expand(shard=shards(2))\n"
+
+    source = IMPORTS + fan_out("first", first) + fan_out("second", second) + "first >> second\n"
+    run = dag_runner(source).run()
+    assert run.state == "success", run.errors
+    selections = sorted((out / "_shards").glob("selection-*.json"))
+    assert len(selections) == 2, selections
+    stored = "".join(path.read_text() for path in selections)
+    assert not any(value in stored for value in (first, second))
 
 
 class _Log:
