@@ -126,6 +126,33 @@ def test_clearing_a_finished_overwrite_task_in_the_same_dag_run_refetches_every_
     assert partials(out) == []
 
 
+def test_a_retry_of_an_overwrite_shard_resumes_although_an_earlier_run_left_its_shard_record(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard is finished only by its record *of this DAG run*: an earlier run's record does not restart it."""
+    out = tmp_path / "release"
+    ids = list(range(1, 121))
+    runner = dag_runner(sharded(out, ids, "shards(1)", overwrite=True))
+    assert runner.run().state == "success"  # an earlier DAG run: its shard record stays in _shards/
+    earlier = json.loads((out / "_shards" / "shard-00000-of-00001.json").read_text())["run"]
+
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", ecoinvent_conn.connection_json(batch_size=10))
+    ecoinvent_conn.reset()
+    ecoinvent_conn.add_fault("status", status=400, detail="refused", path="/datasets/batch", after=5)
+    when = pendulum.parse(LOGICAL_DATE)
+    assert runner.run(logical_date=when, run_after=when).state == "failed"  # after some parts
+    records = [json.loads(path.read_text()) for path in (out / "_parts").glob("*.json")]
+    kept = [record for record in records if record["run"] != earlier]
+    assert kept  # at least one part committed by the failed try of this run
+
+    ecoinvent_conn.clear_faults()
+    ecoinvent_conn.reset()
+    retry = runner.run(logical_date=when, run_after=when)  # the same DAG run: the shard's next try
+    assert retry.state == "success", retry.errors
+    kept_ids = {ident for record in kept for ident in range(record["first_dataset_id"], record["last_dataset_id"] + 1)}
+    assert scored_ids(ecoinvent_conn) == sorted(set(ids) - kept_ids)
+
+
 # -- 2. a dry run reports what a real run would score ----------------------------------------------
 
 
