@@ -290,7 +290,7 @@ class PartitionedWriter:
 
         Unsharded: ``_SUCCESS`` is there (a try withdraws it before it changes any part, and a try of this run
         that wrote parts then died left it absent). A shard: its own shard record names this DAG run (the commit
-        step, which writes ``_SUCCESS``, runs after every shard; a shard withdraws its record before refetching).
+        step, which writes ``_SUCCESS``, runs after every shard; a rerun withdraws it first, see _forget_run).
         """
         if self.shard is None:
             return self.directory.exists(SUCCESS_NAME)
