@@ -18,6 +18,11 @@ from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, Ecoinven
 #: The API's limit on indicators per scored call.
 MAX_INDICATORS: Final = 100
 
+#: The longest rendered list read from a template (characters): ~100,000 ids, four times a whole release; the
+#: same bound holds for a templated ``indicators``. Beyond it, reading the text as Python would take seconds
+#: and gigabytes before the cost guard could refuse it.
+MAX_RENDERED_LIST_CHARS: Final = 1 << 20
+
 
 def validate_dataset_ids(dataset_ids: Iterable[Any], *, allow_empty: bool = False) -> list[int]:
     """Integer dataset ids, de-duplicated in first-seen order.

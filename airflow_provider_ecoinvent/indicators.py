@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from airflow_provider_ecoinvent._ids import MAX_INDICATORS
+from airflow_provider_ecoinvent._ids import MAX_INDICATORS, MAX_RENDERED_LIST_CHARS
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventIndicatorError
 
 #: The keys of a dict selector, in the order a catalogue narrows by them.
@@ -72,7 +72,16 @@ def parse_selectors(value: Any, argument: str = "indicators") -> list[Any]:
 
 def _rendered(text: str, argument: str) -> Any:
     """A list, or one dict selector, rendered as text by a template: JSON (``tojson``, with ``true``/``null``)
-    or a Python literal (``str(list)``, ``str(dict)``: what ``"{{ params.selector }}"`` renders)."""
+    or a Python literal (``str(list)``, ``str(dict)``: what ``"{{ params.selector }}"`` renders).
+
+    Text longer than :data:`MAX_RENDERED_LIST_CHARS` is refused before it is read, as for ``dataset_ids``.
+    """
+    if len(text) > MAX_RENDERED_LIST_CHARS:
+        raise EcoinventConfigError(
+            f"{argument} rendered to {len(text):,} characters of text, more than the {MAX_RENDERED_LIST_CHARS:,} "
+            f"read from a template. Pass the list itself, not its text: an XComArg such as {argument}=pick.output, "
+            f"or render_template_as_native_obj=True on the DAG. Starts: {text[:80]!r}."
+        )
     try:
         return json.loads(text)
     except (ValueError, RecursionError):

@@ -7,8 +7,9 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
+from airflow_provider_ecoinvent._ids import MAX_RENDERED_LIST_CHARS
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
 
@@ -24,11 +25,6 @@ def is_templated(value: Any) -> bool:
         # Plain ids are skipped without a call: a list of 100,000 ids is checked at every DAG parse.
         return any(is_templated(item) for item in value if type(item) is not int)
     return False
-
-
-#: The longest rendered id list read (characters): ~100,000 ids, four times a whole release. Beyond it, reading
-#: the text as Python would take seconds and gigabytes before the cost guard could refuse it.
-MAX_RENDERED_LIST_CHARS: Final = 1 << 20
 
 
 def parse_id_list(value: Any, argument: str) -> list[Any]:

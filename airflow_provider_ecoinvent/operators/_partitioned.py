@@ -165,6 +165,8 @@ class PartitionedWriter:
         }
         self._current: _PartFile | None = None
         self._started = time.monotonic()
+        #: ``overwrite`` and this DAG run's output was finished at the start of the try (set by _sort_out).
+        self._rerun_of_finished = False
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -183,6 +185,8 @@ class PartitionedWriter:
         self.directory.remove_dead_tries()
         assigned = [part for part in parts if mine(part.number, self.shard)]
         reused, fetch, refetched = self._sort_out(assigned)
+        if self._rerun_of_finished:
+            self._forget_run(assigned)
         head = {**summary, "fingerprint": fingerprint}
         if not fetch and self.shard is None:
             self._check_missing(list(reused.values()))
@@ -212,6 +216,7 @@ class PartitionedWriter:
             # Every assigned part, file-less ones too: the commit step removes only what no shard planned.
             result["assigned_part_names"] = [part.name for part in assigned]
             result["written_at"] = time.time()
+            result["run"] = self.dag_run  # this shard finished in this DAG run (see _run_finished)
             self._write_shard_record(result)
         return result
 
@@ -244,6 +249,7 @@ class PartitionedWriter:
         reused: dict[str, dict[str, Any]] = {}
         fetch: list[PlannedPart] = []
         refetched: list[str] = []
+        self._rerun_of_finished = self.overwrite and self._run_finished()
         for part in assigned:
             record, reason = self._reusable(part)
             if record is not None:
@@ -266,14 +272,44 @@ class PartitionedWriter:
     def _reusable(self, part: PlannedPart) -> tuple[dict[str, Any] | None, str]:
         """The part's record if it may be reused, else ``None`` and why not.
 
-        ``overwrite`` applies to the DAG run: a part that an earlier try of this same run committed is kept
-        (its record names the run), any other is rewritten. Outside a DAG run every part is rewritten.
+        ``overwrite`` applies to the DAG run: while the run's output is unfinished, a part that an earlier try
+        of this same run committed is kept (its record names the run), any other is rewritten. Once the run
+        finished (see :meth:`_run_finished`), a rerun of the task in the same DAG run (a Clear) rewrites every
+        part. Outside a DAG run every part is rewritten.
         """
         if self.overwrite:
+            if self._rerun_of_finished:
+                return None, _OVERWRITTEN
             record = self.directory.read_json(record_name(part.name))
             if self.dag_run is None or record is None or record.get("run") != self.dag_run:
                 return None, _OVERWRITTEN
         return self.directory.trusted_record(part)
+
+    def _run_finished(self) -> bool:
+        """Whether this DAG run's output is finished, read at the start of the try.
+
+        Unsharded: ``_SUCCESS`` is there (a try withdraws it before it changes any part, and a try of this run
+        that wrote parts then died left it absent). A shard: its own shard record names this DAG run (the commit
+        step, which writes ``_SUCCESS``, runs after every shard; a rerun withdraws it first, see _forget_run).
+        """
+        if self.shard is None:
+            return self.directory.exists(SUCCESS_NAME)
+        record = self.directory.read_json(shard_record_name(*self.shard))
+        return self.dag_run is not None and record is not None and record.get("run") == self.dag_run
+
+    def _forget_run(self, assigned: Sequence[PlannedPart]) -> None:
+        """A rerun of a finished ``overwrite`` run rewrites every part: their records lose this run's mark first.
+
+        The records go before the finished marker (``_SUCCESS``, or the shard's record), so a kill in between
+        leaves the run finished and the next try starts over; a kill later leaves only the parts this rerun
+        rewrote marked as this run's, and the next try resumes from them.
+        """
+        for part in assigned:
+            self.directory.remove(record_name(part.name))
+        if self.shard is None:
+            self.directory.withdraw_success()
+        else:
+            self.directory.remove(shard_record_name(*self.shard))
 
     def preview(self, ids: Sequence[int]) -> dict[str, Any]:
         """What a real run would fetch, read from the directory as it is: a dry run writes and removes nothing."""

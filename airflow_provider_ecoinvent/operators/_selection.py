@@ -6,8 +6,8 @@ listing, the indicator listing (one page per 100 indicators) and the search (one
 about 70 calls for 6,000 datasets, about 250 for a release, and each shard used to repeat them. So the first
 shard to resolve writes them, atomically, to ``_shards/selection-<run>-<request>.json`` in the dataset
 directory, keyed by the DAG run and the arguments that select (version, system model, ids or search,
-indicators); the other shards, and later tries of the same run, read it instead of calling the API. The
-commit step removes the file once the directory is committed.
+indicators, and the account: connection, user, organisation); the other shards, and later tries of the
+same run, read it instead of calling the API. The commit step removes the file once the directory is committed.
 
 **Concurrency.** Object stores offer no create-if-absent that fsspec exposes everywhere, so two shards
 starting at the same moment may both resolve (the cost of today, no more). A shard that resolved reads the
@@ -48,9 +48,14 @@ class Selection:
     ids: list[int]
 
 
-def selection_inputs(plan: Plan) -> dict[str, Any]:
-    """The rendered arguments that decide the selection: another request in the same run gets its own file."""
+def selection_inputs(plan: Plan, *, conn_id: str, user_id: str | None, organization_id: str | None) -> dict[str, Any]:
+    """The rendered arguments that decide the selection: another request in the same run gets its own file.
+
+    The account matters too: a search answers per licence, so fan-outs under another connection, user or
+    organisation never share a selection. Only the digest of these inputs is stored, never the values.
+    """
     inputs = {
+        "account": digest([conn_id, user_id, organization_id]),
         "version": plan.version,
         "system_model": plan.system_model,
         "dataset_ids": plan.dataset_ids,

@@ -58,6 +58,7 @@ _SHARD_ONLY: Final = (
     "token_requests",
     "assigned_parts",
     "assigned_part_names",
+    "run",
 )
 _SUMMED: Final = ("fetched_parts", "reused_parts", "api_calls", "missing_datasets")
 

@@ -373,7 +373,14 @@ class EcoinventDatasetsOperator(BaseOperator):
                 return fresh
 
             directory = Directory(destination, attempt_owner(context))
-            selection = shared_selection(directory, run, selection_inputs(plan), resolve, self.log)
+            settings = hook.settings  # the account in effect: the arguments over the connection's extras
+            inputs = selection_inputs(
+                plan,
+                conn_id=hook.ecoinvent_conn_id,
+                user_id=settings.user_id,
+                organization_id=settings.organization_id,
+            )
+            selection = shared_selection(directory, run, inputs, resolve, self.log)
         if selection.indicators is not None:
             plan.indicator_ids = [indicator["id"] for indicator in selection.indicators]
         return selection.version, selection.indicators, selection.ids

@@ -121,3 +121,31 @@ def test_documented_directory_manifest_is_what_the_operator_returns(
     assert set(manifest) == names("manifest-directory")
     assert manifest == json.loads((tmp_path / "d" / "_manifest.json").read_text())
     assert ("refetched_parts", "list of strings") in documented("manifest-directory")
+
+
+def test_file_uri_path_objects_keep_airflows_reading_as_documented_while_strings_get_the_standard_one(
+    ecoinvent_conn: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``file://localhost/...`` string names an absolute path; the same text as an ``ObjectStoragePath`` is
+    read by Airflow under the working directory and keeps no trace of its form: docs/output.md says so."""
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    uri = f"file://localhost{tmp_path}/out.jsonl"
+    as_object = ObjectStoragePath(uri)
+    assert as_object.path == f"{cwd}/localhost{tmp_path}/out.jsonl"
+    assert uri not in (str(as_object), repr(as_object))  # the form written is gone: nothing to refuse
+    assert as_object.storage_options == {}
+    for output_uri in (uri, as_object):
+        task = EcoinventDatasetsOperator(task_id="t", dataset_ids=[1], indicator_ids=[1], output_uri=output_uri)
+        task.execute({})  # type: ignore[arg-type]
+    assert (tmp_path / "out.jsonl").is_file()  # the string: the standard meaning
+    assert (cwd / f"localhost{tmp_path}" / "out.jsonl").is_file()  # the path object: Airflow's
+    text = " ".join(DOC.read_text().split())
+    assert "Path objects cannot be given this meaning" in text
+    assert 'ObjectStoragePath("file://localhost/data/x.jsonl")' in text
+    assert "keeps no trace of the form written" in text

@@ -9,6 +9,7 @@ XCom manifests, the asset events and the emulator's ledger.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 from airflow_provider_ecoinvent.operators._partitions import plan_parts
 from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
 from tests.operators.test_partitioned_output import (
+    IMPORTS,
     LOGICAL_DATE,
     ingest,
     part_files,
@@ -99,6 +101,56 @@ def test_a_retry_of_an_overwrite_run_fetches_only_the_parts_its_killed_try_did_n
     again = runner.run()
     assert again.state == "success", again.errors
     assert scored_ids(ecoinvent_conn) == ids
+
+
+@pytest.mark.parametrize("fan_out", [False, True], ids=["one task", "three shards"])
+def test_clearing_a_finished_overwrite_task_in_the_same_dag_run_refetches_every_part(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, fan_out: bool
+) -> None:
+    """A run's own parts are kept only while its output is unfinished: a Clear of a finished run starts over."""
+    out = tmp_path / "release"
+    ids = list(range(1, 121))
+    source = sharded(out, ids, overwrite=True) if fan_out else ingest("ingest", out, ids, overwrite=True)
+    runner = dag_runner(source)
+    when = pendulum.parse(LOGICAL_DATE)
+    assert runner.run(logical_date=when, run_after=when).state == "success"
+    assert scored_ids(ecoinvent_conn) == ids
+
+    ecoinvent_conn.reset()
+    cleared = runner.run(logical_date=when, run_after=when)  # the same DAG run, its finished tasks rerun
+    assert cleared.state == "success", cleared.errors
+    assert scored_ids(ecoinvent_conn) == ids
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert (manifest["fetched_parts"], manifest["reused_parts"]) == (len(plan_parts(ids, 20)), 0)
+    assert "run" not in manifest  # the shards' run mark stays in their records
+    assert partials(out) == []
+
+
+def test_a_retry_of_an_overwrite_shard_resumes_although_an_earlier_run_left_its_shard_record(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard is finished only by its record *of this DAG run*: an earlier run's record does not restart it."""
+    out = tmp_path / "release"
+    ids = list(range(1, 121))
+    runner = dag_runner(sharded(out, ids, "shards(1)", overwrite=True))
+    assert runner.run().state == "success"  # an earlier DAG run: its shard record stays in _shards/
+    earlier = json.loads((out / "_shards" / "shard-00000-of-00001.json").read_text())["run"]
+
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_DEFAULT", ecoinvent_conn.connection_json(batch_size=10))
+    ecoinvent_conn.reset()
+    ecoinvent_conn.add_fault("status", status=400, detail="refused", path="/datasets/batch", after=5)
+    when = pendulum.parse(LOGICAL_DATE)
+    assert runner.run(logical_date=when, run_after=when).state == "failed"  # after some parts
+    records = [json.loads(path.read_text()) for path in (out / "_parts").glob("*.json")]
+    kept = [record for record in records if record["run"] != earlier]
+    assert kept  # at least one part committed by the failed try of this run
+
+    ecoinvent_conn.clear_faults()
+    ecoinvent_conn.reset()
+    retry = runner.run(logical_date=when, run_after=when)  # the same DAG run: the shard's next try
+    assert retry.state == "success", retry.errors
+    kept_ids = {ident for record in kept for ident in range(record["first_dataset_id"], record["last_dataset_id"] + 1)}
+    assert scored_ids(ecoinvent_conn) == sorted(set(ids) - kept_ids)
 
 
 # -- 2. a dry run reports what a real run would score ----------------------------------------------
@@ -314,6 +366,45 @@ def test_a_shard_takes_the_selection_another_shard_wrote_while_it_resolved(tmp_p
     path = tmp_path / "release" / selection_name(run, inputs)
     path.write_text('{"key": "0", "version": "3.11", "indicators": null, "ids": [1]}')
     assert shared_selection(directory, run, inputs, lambda: Selection("3.12", None, [7]), _Log()).ids == [7]
+
+
+@pytest.mark.parametrize(
+    ("argument", "first", "second"),
+    [
+        ("user_id", "alice", "bob"),
+        ("organization_id", "org-a", "org-b"),
+        ("ecoinvent_conn_id", "ecoinvent_default", "ecoinvent_other"),
+    ],
+)
+def test_fan_outs_under_another_account_in_one_dag_run_never_share_a_selection(
+    dag_runner: Callable[..., Any],
+    ecoinvent_conn: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argument: str,
+    first: str,
+    second: str,
+) -> None:
+    """A search answers per licence: two fan-outs of one DAG run into one directory, under two accounts,
+    resolve their selections apart (one selection file each, holding no user, organisation or connection)."""
+    monkeypatch.setenv("AIRFLOW_CONN_ECOINVENT_OTHER", ecoinvent_conn.connection_json())
+    out = tmp_path / "release"
+    ids = list(range(1, 41))
+
+    def fan_out(task_id: str, value: str) -> str:
+        mapped = ingest(task_id, out, ids, **{argument: value}).replace(
+            f"EcoinventDatasetsOperator(\n    task_id={task_id!r},",
+            f"EcoinventDatasetsOperator.partial(\n    task_id={task_id!r},",
+        )
+        return f"{task_id} = {mapped.rstrip()}.expand(shard=shards(2))\n"
+
+    source = IMPORTS + fan_out("first", first) + fan_out("second", second) + "first >> second\n"
+    run = dag_runner(source).run()
+    assert run.state == "success", run.errors
+    selections = sorted((out / "_shards").glob("selection-*.json"))
+    assert len(selections) == 2, selections
+    stored = "".join(path.read_text() for path in selections)
+    assert not any(value in stored for value in (first, second))
 
 
 class _Log:

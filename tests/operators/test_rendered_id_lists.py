@@ -94,3 +94,29 @@ def test_every_form_read_before_is_read_the_same(text: str, expected: list[Any])
 def test_unreadable_renderings_are_refused(text: str) -> None:
     with pytest.raises(EcoinventConfigError, match="dataset_ids must be a list of integers"):
         parse_id_list(text, "dataset_ids")
+
+
+def test_an_oversized_indicators_rendering_is_refused_before_any_call_naming_the_limit(
+    ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """A templated ``indicators`` is bounded like ``dataset_ids``: its text is never read beyond the limit."""
+    operator = EcoinventDatasetsOperator(
+        task_id="ingest",
+        dataset_ids=[1],
+        indicators="{{ ti.xcom_pull('pick') }}",
+        output_uri=f"file://{tmp_path}/out.jsonl",
+    )
+    selector = "EF v3.1 | climate change | global warming potential (GWP100)"
+    text = str([selector] * (MAX_RENDERED_LIST_CHARS // len(selector)))  # valid selectors, just over the limit
+    assert len(text) > MAX_RENDERED_LIST_CHARS
+    operator.indicators = text
+    with pytest.raises(EcoinventConfigError) as raised:
+        operator.execute({})  # type: ignore[arg-type]
+    message = str(raised.value)
+    assert re.match(rf"indicators rendered to {len(text):,} characters of text", message), message[:100]
+    assert f"more than the {MAX_RENDERED_LIST_CHARS:,} read from a template" in message
+    assert "indicators=pick.output" in message
+    assert len(message) < 600
+    stats = ecoinvent_conn.stats()
+    assert (stats["token_requests"], stats["api_calls"]) == (0, 0)
+    assert not any(tmp_path.iterdir())

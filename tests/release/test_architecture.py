@@ -52,11 +52,12 @@ ALLOWED |= {
     "hooks.async_client": _BELOW_HOOKS - {"get_provider_info", "_ids"},
     "triggers.ecoinvent": frozenset({"_constants", "exceptions", "versions", "hooks.async_client"}),
     "sensors.ecoinvent": frozenset({"_constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
-    # Operators: what they write (_records, _output) and check (_arguments) imports nothing above exceptions;
+    # Operators: what they write (_records, _output) and check (_arguments) imports nothing above exceptions
+    # (_arguments takes the rendered-text bound from _ids, which the selectors' parser shares);
     # the operator modules import the hook (inside execute, through _task.make_hook) and their own parts.
     "operators._records": frozenset({"_json", "exceptions"}),
     "operators._output": frozenset({"exceptions", "operators._records"}),
-    "operators._arguments": frozenset({"exceptions"}),
+    "operators._arguments": frozenset({"_ids", "exceptions"}),
     "operators._task": frozenset(
         {"exceptions", "hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
     ),
