@@ -7,6 +7,7 @@ emulator's ledger (a refusal must come before any call, scored or free).
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -117,8 +118,9 @@ def test_mapping_over_dataset_ids_and_output_uri_crosses_them_and_is_refused(
 GROUP_IMPORTS = "from airflow.sdk import task_group\n"
 
 
+@pytest.mark.parametrize("given", ["list", "xcom"])
 def test_a_mapped_task_group_writing_chunks_into_one_output_fails_before_any_call(
-    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, given: str
 ) -> None:
     """An operator inside ``@task_group`` expanded over chunks is no ``MappedOperator``, yet its instances share
     the output just the same: 3 chunks of 40 were billed and 40 kept, the run green. Refused instead."""
@@ -126,13 +128,15 @@ def test_a_mapped_task_group_writing_chunks_into_one_output_fails_before_any_cal
     chunks = [list(range(1, 41)), list(range(41, 81)), list(range(81, 121))]
     body = (
         GROUP_IMPORTS
+        + "@task\n"
+        + f"def chunks():\n    return {chunks!r}\n"
         + "@task_group\n"
         + "def g(chunk):\n"
         + f"    EcoinventDatasetsOperator(task_id='ingest', {COMMON}, dataset_ids=chunk, output_uri='file://{out}/')\n"
-        + f"g.expand(chunk={chunks!r})\n"
+        + (f"g.expand(chunk={chunks!r})\n" if given == "list" else "g.expand(chunk=chunks())\n")
     )
     result = dag_runner(body).run()
-    assert result.states == {"g.ingest": "failed"}
+    assert result.states["g.ingest"] == "failed"
     error = result.errors["g.ingest"]
     assert error["type"] == "EcoinventConfigError"
     assert error["message"].startswith("3 mapped task instances of 'g.ingest' write one output_uri")
@@ -159,6 +163,36 @@ def test_a_mapped_task_group_giving_each_instance_its_own_output_still_works(
     assert result.state == "success", result.errors
     assert (records_in(tmp_path / "a"), records_in(tmp_path / "b")) == ([1, 2], [3])
     assert (records_in(tmp_path / "i0"), records_in(tmp_path / "i1")) == ([1, 2], [3])
+
+
+def test_an_instance_whose_mapping_cannot_be_read_is_judged_by_its_own_output() -> None:
+    """The fallback: a mapped instance whose expand input cannot be resolved (here, no XCom to read) is refused
+    when its output cannot vary per instance, and left alone when it names the map index."""
+    from types import SimpleNamespace
+
+    import pendulum
+    from airflow.sdk import DAG, task, task_group
+
+    from airflow_provider_ecoinvent.operators._task import mapped_outputs
+    from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+
+    with DAG("fallback", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+
+        @task
+        def chunks() -> list[list[int]]:
+            return [[1], [2]]
+
+        @task_group
+        def g(chunk: Any) -> None:
+            for name, uri in (("fixed", "file:///out/"), ("own", "file:///out/{{ ti.map_index }}/")):
+                EcoinventDatasetsOperator(task_id=name, version="3.11", dataset_ids=chunk, output_uri=uri)
+
+        g.expand(chunk=chunks())
+
+    context = {"ti": SimpleNamespace(map_index=1)}
+    assert mapped_outputs(dag.task_dict["g.fixed"], context) == (math.inf, 1)
+    assert mapped_outputs(dag.task_dict["g.own"], context) is None
+    assert mapped_outputs(dag.task_dict["g.fixed"], {"ti": SimpleNamespace(map_index=-1)}) is None
 
 
 def test_a_mapped_dry_run_into_one_output_previews_each_chunk(
