@@ -220,7 +220,8 @@ def test_templates_that_vary_per_instance_give_each_instance_its_own_output(
         f"output_uri='file://{tmp_path}/ids-{{{{ task.dataset_ids[0] }}}}/').expand(dataset_ids=[[1, 2], [3]])\n"
         f"EcoinventDatasetsOperator.partial(task_id='crossed', {COMMON}).expand(dataset_ids=[[4], [5]], "
         f"output_uri=['file://{tmp_path}/x{{{{ ti.map_index }}}}/', "
-        f"'file://{tmp_path}/{{% if ti.map_index %}}y{{% endif %}}{{{{ ti.map_index }}}}/'])\n"
+        f"'file://{tmp_path}/{{% if ti.map_index < 2 %}}y{{% if ti.map_index %}}1{{% else %}}0{{% endif %}}"
+        "{% elif ti.map_index == 2 %}y2{% else %}y3{% endif %}/'])\n"
         f"EcoinventDatasetsOperator.partial(task_id='by_params', {COMMON}, "
         f"output_uri='file://{tmp_path}/{{{{ params.name }}}}/').expand(dataset_ids=[[6], [7]])\n"
     )
