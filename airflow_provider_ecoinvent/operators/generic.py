@@ -161,12 +161,13 @@ class EcoinventOperator(BaseOperator):
         if self.output_uri is None:
             return
         found = mapped_outputs(self, context)
-        if found is None or found[1] >= found[0]:
+        instances, outputs = found or (0, 0)
+        if outputs >= instances:
             return
         raise EcoinventConfigError(
-            f"{shared_output_text(self, *found)}: each would replace the file the others wrote, so only the last "
-            "answer would be kept. Give each mapped task its own output_uri: map over output_uri too, or name the "
-            "map index in it (e.g. '.../{{ ti.map_index }}.jsonl'). No call was made to the ecoinvent API."
+            f"{shared_output_text(self, instances, outputs)}: each would replace the file the others wrote, so only "
+            "the last answer would be kept. Give each mapped task its own output_uri: map over output_uri too, or "
+            "name the map index in it (e.g. '.../{{ ti.map_index }}.jsonl'). No call was made to the ecoinvent API."
         )
 
     def _check_cost_guard(self, hook: EcoinventHook, endpoint: str) -> None:
