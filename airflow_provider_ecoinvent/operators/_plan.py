@@ -3,6 +3,7 @@ constructor, templated ones once rendered, always before any network call."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,7 +21,7 @@ from airflow_provider_ecoinvent.operators._arguments import (
 from airflow_provider_ecoinvent.operators._directory import check_directory_uri
 from airflow_provider_ecoinvent.operators._output import check_uri
 from airflow_provider_ecoinvent.operators._partitions import check_partition_size, parse_shard, writes_directory
-from airflow_provider_ecoinvent.operators._task import built_by_mapping, mapped_outputs
+from airflow_provider_ecoinvent.operators._task import built_by_mapping, mapped_outputs, shared_output_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -177,28 +178,30 @@ def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
 def refuse_shared_output(task: EcoinventDatasetsOperator, plan: Plan, context: Mapping[str, Any]) -> None:
     """Mapped task instances without ``shard`` must each write their own ``output_uri``; checked before any call.
 
-    ``.partial(output_uri=".../dir/").expand(dataset_ids=chunks)`` would have each instance take its chunk for
-    the whole request: it removes the others' parts and marks the directory complete (a file: it replaces the
-    others' file), so every chunk is billed and only the last is kept. A fan-out over one directory maps over
-    ``shard`` instead; mapping over ``output_uri`` too gives each instance its own output.
+    ``.partial(output_uri=".../dir/").expand(dataset_ids=chunks)`` (or the operator inside a ``@task_group``
+    expanded over chunks) would have each instance take its chunk for the whole request: it removes the others'
+    parts and marks the directory complete (a file: it replaces the others' file), so every chunk is billed and
+    only the last is kept. A fan-out over one directory maps over ``shard`` instead; mapping over ``output_uri``
+    too, or a template naming the map index, gives each instance its own output. A dry run writes nothing.
 
-    :raises EcoinventConfigError: naming ``shards()`` and the commit step.
+    :raises EcoinventConfigError: naming ``shards()``, the commit step and a per-instance output.
     """
-    if task.output_uri is None or plan.shard is not None:
+    if task.output_uri is None or plan.shard is not None or task.dry_run_only:
         return
     found = mapped_outputs(task, context)
     if found is None or found[1] >= found[0]:
         return
     instances, outputs = found
-    shared = "one output_uri" if outputs == 1 else f"only {outputs} distinct output_uri values"
+    count = f"{instances}" if math.isfinite(instances) else "N"
     raise EcoinventConfigError(
-        f"{instances} mapped task instances of {task.task_id!r} write {shared} (this one {str(task.output_uri)!r}) "
-        "without shard: each would take its own chunk for the whole request and replace what the others wrote, "
-        "so every chunk would be billed and only the last kept. To split one request over mapped tasks, give "
-        "every task the whole selection and map over shard into a dataset directory: "
-        f"EcoinventDatasetsOperator.partial(..., output_uri='.../dir/').expand(shard=shards({instances})), then "
-        "EcoinventDatasetsCommitOperator(output_uri='.../dir/'). Or give each mapped task its own output_uri "
-        "(map over output_uri too). No call was made to the ecoinvent API."
+        f"{shared_output_text(task, instances, outputs)} without shard: each would take its own chunk for the "
+        "whole request and replace what the others wrote, so every chunk would be billed and only the last kept. "
+        "To split one request over mapped tasks, give every task the whole selection and map over shard into a "
+        "dataset directory: EcoinventDatasetsOperator.partial(..., output_uri='.../dir/')"
+        f".expand(shard=shards({count})), "
+        "then EcoinventDatasetsCommitOperator(output_uri='.../dir/'). Or give each mapped task its own output_uri: "
+        "map over output_uri too, or name the map index in it (e.g. '.../{{ ti.map_index }}/' or "
+        "'.../{{ ti.map_index }}.jsonl'). No call was made to the ecoinvent API."
     )
 
 

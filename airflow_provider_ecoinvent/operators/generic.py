@@ -31,8 +31,10 @@ from airflow_provider_ecoinvent.operators._task import (
     lineage,
     lineage_namespace,
     make_hook,
+    mapped_outputs,
     output_path,
     publish_to_outlets,
+    shared_output_text,
     stop_hook,
 )
 
@@ -137,6 +139,7 @@ class EcoinventOperator(BaseOperator):
         self._validate(rendered=True)
         endpoint = str(self.endpoint).strip().lstrip("/")
         query = dict(self.query or {})
+        self._refuse_shared_output(context)
         destination = output_path(self.output_uri)
         hook = make_hook(self.ecoinvent_conn_id)
         self._hook = hook  # on_kill stops it
@@ -147,6 +150,21 @@ class EcoinventOperator(BaseOperator):
         manifest = self._to_file(hook, endpoint, query, destination, start)
         publish_to_outlets(self, context, manifest)
         return manifest
+
+    def _refuse_shared_output(self, context: Context) -> None:
+        """Mapped instances must each write their own ``output_uri``, checked before any call: the last one to
+        finish would replace the others' file, the run green (see :func:`._task.mapped_outputs`)."""
+        if self.output_uri is None:
+            return
+        found = mapped_outputs(self, context)
+        instances, outputs = found or (0, 0)
+        if outputs >= instances:
+            return
+        raise EcoinventConfigError(
+            f"{shared_output_text(self, instances, outputs)}: each would replace the file the others wrote, so only "
+            "the last answer would be kept. Give each mapped task its own output_uri: map over output_uri too, or "
+            "name the map index in it (e.g. '.../{{ ti.map_index }}.jsonl'). No call was made to the ecoinvent API."
+        )
 
     def _check_cost_guard(self, hook: EcoinventHook, endpoint: str) -> None:
         """The connection's cost guard holds for a scored call made here too (it is no way around it).

@@ -7,6 +7,7 @@ emulator's ledger (a refusal must come before any call, scored or free).
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -112,6 +113,153 @@ def test_mapping_over_dataset_ids_and_output_uri_crosses_them_and_is_refused(
         "4 mapped task instances of 'ingest' write only 2 distinct output_uri values"
     )
     assert ecoinvent_conn.stats()["api_calls"] == 0
+
+
+GROUP_IMPORTS = "from airflow.sdk import task_group\n"
+
+
+@pytest.mark.parametrize("given", ["list", "xcom"])
+def test_a_mapped_task_group_writing_chunks_into_one_output_fails_before_any_call(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path, given: str
+) -> None:
+    """An operator inside ``@task_group`` expanded over chunks is no ``MappedOperator``, yet its instances share
+    the output just the same: 3 chunks of 40 were billed and 40 kept, the run green. Refused instead."""
+    out = tmp_path / "out"
+    chunks = [list(range(1, 41)), list(range(41, 81)), list(range(81, 121))]
+    body = (
+        GROUP_IMPORTS
+        + "@task\n"
+        + f"def chunks():\n    return {chunks!r}\n"
+        + "@task_group\n"
+        + "def g(chunk):\n"
+        + f"    EcoinventDatasetsOperator(task_id='ingest', {COMMON}, dataset_ids=chunk, output_uri='file://{out}/')\n"
+        + (f"g.expand(chunk={chunks!r})\n" if given == "list" else "g.expand(chunk=chunks())\n")
+    )
+    result = dag_runner(body).run()
+    assert result.states["g.ingest"] == "failed"
+    error = result.errors["g.ingest"]
+    assert error["type"] == "EcoinventConfigError"
+    assert error["message"].startswith("3 mapped task instances of 'g.ingest' write one output_uri")
+    assert "{{ ti.map_index }}" in error["message"]
+    assert ecoinvent_conn.stats()["api_calls"] == 0  # no scored call, not even the free ones
+    assert not out.exists()
+
+
+def test_a_mapped_task_group_giving_each_instance_its_own_output_still_works(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """The group's own argument as output_uri, or a template naming the map index: one output per instance."""
+    body = (
+        GROUP_IMPORTS
+        + "@task_group\n"
+        + "def g(chunk, out):\n"
+        + f"    EcoinventDatasetsOperator(task_id='by_arg', {COMMON}, dataset_ids=chunk, output_uri=out)\n"
+        + f"    EcoinventDatasetsOperator(task_id='by_index', {COMMON}, dataset_ids=chunk, "
+        + f"output_uri='file://{tmp_path}/i{{{{ ti.map_index }}}}/')\n"
+        + f"g.expand_kwargs([{{'chunk': [1, 2], 'out': 'file://{tmp_path}/a/'}}, "
+        + f"{{'chunk': [3], 'out': 'file://{tmp_path}/b/'}}])\n"
+    )
+    result = dag_runner(body).run()
+    assert result.state == "success", result.errors
+    assert (records_in(tmp_path / "a"), records_in(tmp_path / "b")) == ([1, 2], [3])
+    assert (records_in(tmp_path / "i0"), records_in(tmp_path / "i1")) == ([1, 2], [3])
+
+
+def test_an_instance_whose_mapping_cannot_be_read_is_judged_by_its_own_output() -> None:
+    """The fallback: a mapped instance whose expand input cannot be resolved (here, no XCom to read) is refused
+    when its output cannot vary per instance, and left alone when it names the map index."""
+    from types import SimpleNamespace
+
+    import pendulum
+    from airflow.sdk import DAG, task, task_group
+
+    from airflow_provider_ecoinvent.operators._task import mapped_outputs
+    from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
+
+    with DAG("fallback", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+
+        @task
+        def chunks() -> list[list[int]]:
+            return [[1], [2]]
+
+        @task_group
+        def g(chunk: Any) -> None:
+            for name, uri in (("fixed", "file:///out/"), ("own", "file:///out/{{ ti.map_index }}/")):
+                EcoinventDatasetsOperator(task_id=name, version="3.11", dataset_ids=chunk, output_uri=uri)
+
+        g.expand(chunk=chunks())
+
+    context = {"ti": SimpleNamespace(map_index=1)}
+    assert mapped_outputs(dag.task_dict["g.fixed"], context) == (math.inf, 1)
+    assert mapped_outputs(dag.task_dict["g.own"], context) is None
+    assert mapped_outputs(dag.task_dict["g.fixed"], {"ti": SimpleNamespace(map_index=-1)}) is None
+
+
+def test_a_mapped_dry_run_into_one_output_previews_each_chunk(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """A dry run writes nothing, so mapped dry runs sharing one output_uri (a cost preview per chunk) run."""
+    out = tmp_path / "out"
+    body = (
+        f"EcoinventDatasetsOperator.partial(task_id='preview', {COMMON}, dry_run=True, output_uri='file://{out}/')"
+        ".expand(dataset_ids=[[1, 2], [3, 4, 5]])\n"
+    )
+    result = dag_runner(body).run()
+    assert result.state == "success", result.errors
+    assert ecoinvent_conn.stats()["scored_calls"] == 0
+    assert not out.exists()
+
+
+def test_templates_that_vary_per_instance_give_each_instance_its_own_output(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """A template naming a mapped argument (``task.dataset_ids``) or the map index varies per instance: accepted,
+    crossed with a mapped output_uri too; one naming neither (``params``) is the same for all: refused."""
+    body = (
+        f"EcoinventDatasetsOperator.partial(task_id='by_ids', {COMMON}, "
+        f"output_uri='file://{tmp_path}/ids-{{{{ task.dataset_ids[0] }}}}/').expand(dataset_ids=[[1, 2], [3]])\n"
+        f"EcoinventDatasetsOperator.partial(task_id='crossed', {COMMON}).expand(dataset_ids=[[4], [5]], "
+        f"output_uri=['file://{tmp_path}/x{{{{ ti.map_index }}}}/', "
+        f"'file://{tmp_path}/{{% if ti.map_index < 2 %}}y{{% if ti.map_index %}}1{{% else %}}0{{% endif %}}"
+        "{% elif ti.map_index == 2 %}y2{% else %}y3{% endif %}/'])\n"
+        f"EcoinventDatasetsOperator.partial(task_id='by_params', {COMMON}, "
+        f"output_uri='file://{tmp_path}/{{{{ params.name }}}}/').expand(dataset_ids=[[6], [7]])\n"
+    )
+    result = dag_runner(body, params={"name": "shared"}).run()
+    assert result.states["by_ids"] == result.states["crossed"] == "success", result.errors
+    assert (records_in(tmp_path / "ids-1"), records_in(tmp_path / "ids-3")) == ([1, 2], [3])
+    crossed = {path.name: records_in(path) for path in sorted(tmp_path.glob("[xy]*"))}
+    assert len(crossed) == 4  # one directory per instance: x0 ... y3, the ids crossed with both names
+    assert sorted(ids for found in crossed.values() for ids in found) == [4, 4, 5, 5]
+    message = result.errors["by_params"]["message"]
+    assert message.startswith("2 mapped task instances of 'by_params' write one output_uri")
+    assert "{{ ti.map_index }}" in message
+    assert not (tmp_path / "shared").exists()
+
+
+def test_the_generic_operator_refuses_mapped_instances_writing_one_file(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """``EcoinventOperator.partial(output_uri=F).expand(...)``: the last instance replaced the others' file."""
+    shared = tmp_path / "shared.jsonl"
+    body = (
+        f"EcoinventOperator.partial(task_id='one', endpoint='indicators', output_uri='file://{shared}')"
+        ".expand(query=[{'version': '3.11'}, {'version': '3.10'}])\n"
+        "EcoinventOperator.partial(task_id='own', endpoint='indicators').expand_kwargs(["
+        f"{{'query': {{'version': '3.11'}}, 'output_uri': 'file://{tmp_path}/a.jsonl'}}, "
+        f"{{'query': {{'version': '3.10'}}, 'output_uri': 'file://{tmp_path}/b.jsonl'}}])\n"
+    )
+    result = dag_runner(body).run()
+    assert result.states["own"] == "success", result.errors
+    assert (tmp_path / "a.jsonl").exists()
+    assert (tmp_path / "b.jsonl").exists()
+    error = result.errors["one"]
+    assert error["type"] == "EcoinventConfigError"
+    assert error["message"].startswith(
+        f"2 mapped task instances of 'one' write one output_uri (this one 'file://{shared}')"
+    )
+    assert "{{ ti.map_index }}" in error["message"]
+    assert not shared.exists()
 
 
 # -- item 2: ObjectStoragePath names a dataset directory ---------------------------------------------
