@@ -370,6 +370,34 @@ MUTATIONS: tuple[Mutation, ...] = (
         "attempt_within(gate or CallGate(POOL_SIZE), ",
         ("tests/hooks/test_gateway_limit.py",),
     ),
+    Mutation(
+        "mapped-task-group-unchecked",
+        "an operator inside an expanded task group sharing one output_uri fails before any call",
+        "    if not built_by_mapping(task) and group is None:\n        return None",
+        "    if not built_by_mapping(task):\n        return None",
+        ("tests/operators/test_output_combinations.py",),
+    ),
+    Mutation(
+        "generic-shared-output",
+        "EcoinventOperator instances mapped into one output_uri fail before any call",
+        "        self._refuse_shared_output(context)\n",
+        "",
+        ("tests/operators/test_output_combinations.py",),
+    ),
+    Mutation(
+        "overwrite-clear-reuses",
+        "clearing a finished overwrite=True task refetches every part",
+        "self._rerun_of_finished = self.overwrite and self._run_finished()",
+        "self._rerun_of_finished = False",
+        ("tests/operators/test_directory_runs.py",),
+    ),
+    Mutation(
+        "selection-ignores-account",
+        "fan-outs under another connection, user or organisation never share a selection",
+        '        "account": digest([conn_id, user_id, organization_id]),\n',
+        "",
+        ("tests/operators/test_directory_runs.py",),
+    ),
 )
 
 
