@@ -13,9 +13,11 @@ PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 # The lowest Airflow the package declares (pyproject: apache-airflow>=3.1). Airflow 3.1.0 leaves some of
 # its own dependencies unbounded and breaks with their newer releases; its constraints file pins versions
 # that work, so we cap the same few: structlog (25.5 breaks its logging), fastapi (0.132 rejects the Task
-# SDK's JSON bodies sent without Content-Type) and universal-pathlib (0.3 breaks ObjectStoragePath).
+# SDK's JSON bodies sent without Content-Type), universal-pathlib (0.3 breaks ObjectStoragePath) and
+# cryptography (51's MultiFernet refuses the attribute Airflow 3.1.0 sets on it, so no connection with a
+# password can be read once a Fernet key is set; 3.1.0's constraints pin 45).
 LOWEST_AIRFLOW ?= 3.1.0
-LOWEST_AIRFLOW_CAPS ?= 'structlog<25.5' 'fastapi<0.132' 'universal-pathlib<0.3'
+LOWEST_AIRFLOW_CAPS ?= 'structlog<25.5' 'fastapi<0.132' 'universal-pathlib<0.3' 'cryptography<46'
 VENV_LOWEST    ?= .venv-lowest
 
 .PHONY: test test-lowest test-distributed lint typecheck actionlint pytest fuzz dist demo docs soak emulator bench mutations clean
