@@ -42,7 +42,7 @@ def try_numbers(dag_id: str) -> dict[str, tuple[str, int]]:
 
 
 def test_the_errors_no_retry_can_fix_are_airflow_fail_exceptions() -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.exceptions import AirflowFailException  # the one class on Airflow 3.1 and 3.2+ alike
 
     for final in (EcoinventConfigError, EcoinventIndicatorError, EcoinventCostGuardError):
         assert issubclass(final, AirflowFailException)

@@ -177,7 +177,7 @@ def check_faults_survived(step: Step) -> None:
 def check_failed_for_good(step: Step) -> None:
     """A refusal no retry can fix (bad arguments, a cost guard) fails the task for good: it must not spend the
     task's Airflow retries (AirflowFailException is how a task says so)."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.exceptions import AirflowFailException  # the one class on Airflow 3.1 and 3.2+ alike
 
     from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventCostGuardError
 

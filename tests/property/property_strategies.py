@@ -35,18 +35,19 @@ MAX_RETRIES: Final = 5
 
 #: Issue 22 defects the current code still has; their draws are excluded while listed (see the module doc).
 #:
-#: * ``rate_limit_burst``: a burst of 429s (``Retry-After: 0``) longer than ``max_retries`` fails the try in
-#:   milliseconds (and so spends an Airflow retry), where a time budget with back-off should ride it out
-#:   (fixed on branch h-ratelimit; remove the name once it is merged).
+#: None today: every defect the suite found is fixed on main.
 #:
 #: Fixed on main and checked again (their switches were removed): mapped chunks without ``shard`` (now refused
 #: before any call), path objects naming a dataset directory (``directory=True`` or a shard), a file output
 #: naming an existing folder and a dataset directory naming an existing file (both refused before any call),
 #: the next try of an ``overwrite=True`` run (resumes its DAG run), dry runs of a complete directory, complete
 #: reruns that rewrote ``_SUCCESS``/``_manifest.json``, ``..`` in a single-file URI, and refusals no retry can
-#: fix spending Airflow retries (now ``AirflowFailException``).
-ALL_KNOWN_DEFECTS: Final = frozenset({"rate_limit_burst"})
+#: fix spending Airflow retries (now ``AirflowFailException``), and a burst of 429s with ``Retry-After: 0``
+#: longer than ``max_retries`` (now ridden out within the connection's ``rate_limit_budget``).
+ALL_KNOWN_DEFECTS: Final[frozenset[str]] = frozenset()
 CHECK_ENV: Final = "ECOINVENT_PROPERTY_CHECK"
+#: Bursts of 429s wait out real back-offs: drawn by ``make fuzz`` (the ``fuzz`` profile), not by ``make test``.
+RATE_LIMIT_BURSTS: Final = os.environ.get("ECOINVENT_HYPOTHESIS_PROFILE") == "fuzz"
 
 
 def _known_defects() -> frozenset[str]:
@@ -287,7 +288,10 @@ def _task_parts(request: Request, task: int) -> int:
 def schedules(draw: st.DrawFn, request: Request) -> Schedule:
     """Fault rules whose failed attempts, even all on one call, stay within its retries; maybe a kill.
 
-    A rate-limit burst longer than the retries is drawn only when ``rate_limit_burst`` is checked.
+    Under ``make fuzz`` only, sometimes a burst of 429s with ``Retry-After: 0`` longer than the retries allow
+    (the old attempt count failed on it in milliseconds): the time budget must ride it out. Its jittered
+    back-off waits in real time (the fixed profile with it took 7.5 minutes, over its 2-minute budget), so
+    ``make test`` leaves it to tests/hooks/test_gateway_limit.py, which checks the same promise directly.
     """
     rules: list[dict[str, Any]] = []
     budget = MAX_RETRIES
@@ -301,8 +305,8 @@ def schedules(draw: st.DrawFn, request: Request) -> Schedule:
             continue
         budget -= _failures(rule)
         rules.append(rule)
-    if not known("rate_limit_burst") and draw(st.integers(0, 4)) == 0:
-        rules.append(_rule("status", status=429, retry_after="0", after=draw(st.integers(0, 3)), count=MAX_RETRIES + 3))
+    if RATE_LIMIT_BURSTS and draw(st.integers(0, 4)) == 0:
+        rules.append(_rule("status", status=429, retry_after="0", after=draw(st.integers(0, 3)), count=MAX_RETRIES + 1))
     kill = None
     # Always a kill for overwrite=True (its next try must resume the run). It lands where the task writes: after
     # ``parts - 1 - k`` of its parts, so the drawing (which favours small k) kills most often late, after
