@@ -225,7 +225,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "file-output-into-existing-folder",
         "a single-file output naming an existing folder fails before any call",
-        "    if not folder:\n        return",
+        "    if not store_says(path.is_dir):\n        return",
         "    if True:\n        return",
         ("tests/operators/test_output_combinations.py",),
     ),

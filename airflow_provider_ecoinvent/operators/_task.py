@@ -16,7 +16,7 @@ from airflow_provider_ecoinvent.operators._output import require_filesystem, to_
 from airflow_provider_ecoinvent.operators._partitions import is_directory_uri
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Callable, Collection, Mapping
 
     from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
@@ -98,17 +98,22 @@ def output_path(
     return path
 
 
+def store_says(question: Callable[[], Any]) -> bool:
+    """The store's answer to a yes-or-no question (``path.is_dir``), or ``False`` when it cannot tell: a store
+    that cannot answer is not a reason to fail a run."""
+    try:
+        return bool(question())
+    except Exception:
+        return False
+
+
 def refuse_existing_folder(path: ObjectStoragePath, *, directory_hint: bool) -> None:
     """A file output must not name an existing folder: the file would land inside it, hidden as a ``.partial``
     (the move into place puts it in the folder), and a later directory run's clean-up would delete it.
 
     One listing of the store, before any call to the API; a store that cannot tell is not a reason to fail.
     """
-    try:
-        folder = bool(path.is_dir())
-    except Exception:
-        return
-    if not folder:
+    if not store_says(path.is_dir):
         return
     hint = (
         " To write a dataset directory there, end output_uri with '/' or pass directory=True." if directory_hint else ""
@@ -125,11 +130,7 @@ def refuse_existing_file(path: ObjectStoragePath) -> None:
 
     One look at the store, before any call to the API; a store that cannot tell is not a reason to fail.
     """
-    try:
-        existing_file = bool(path.is_file())
-    except Exception:
-        return
-    if not existing_file:
+    if not store_says(path.is_file):
         return
     raise EcoinventConfigError(
         f"output_uri {str(path) + '/'!r} names a dataset directory, but {str(path)!r} is an existing file: "
