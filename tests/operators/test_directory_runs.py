@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -25,6 +22,7 @@ from tests.operators.test_partitioned_output import (
     IMPORTS,
     LOGICAL_DATE,
     ingest,
+    kill_after_first_part_moved,
     part_files,
     partials,
     scored_ids,
@@ -63,26 +61,8 @@ def test_a_retry_of_an_overwrite_run_fetches_only_the_parts_its_killed_try_did_n
     ids = list(range(1, 121))
     assert dag_runner(ingest("ingest", out, ids, partition_size=40)).run().state == "success"  # an earlier run
     runner = dag_runner(ingest("ingest", out, ids, partition_size=40, overwrite=True))
-    # The filesystem (fsspec, not this package) SIGKILLs the task process once the first part is moved.
-    code = (
-        "import importlib.util, os, signal, pendulum\n"
-        "from fsspec.implementations.local import LocalFileSystem\n"
-        "moving = LocalFileSystem.mv\n"
-        "def mv(self, path1, path2, *args, **kwargs):\n"
-        "    moving(self, path1, path2, *args, **kwargs)\n"
-        "    if os.path.basename(str(path2)).startswith('part-') and '_parts' not in str(path2):\n"
-        "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "LocalFileSystem.mv = mv\n"
-        f"spec = importlib.util.spec_from_file_location('killed_dag', {runner.dag.fileloc!r})\n"
-        "module = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(module)\n"
-        f"when = pendulum.parse({LOGICAL_DATE!r})\n"
-        "module.dag.test(logical_date=when, run_after=when)\n"
-    )
     ecoinvent_conn.reset()
-    with (tmp_path / "killed.log").open("wb") as log:
-        process = subprocess.run([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, timeout=180)
-    assert process.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-3000:]
+    kill_after_first_part_moved(runner, tmp_path)
     planned = plan_parts(ids, 40)
     first = planned[0]  # ids come sorted: the first part is committed first
     assert scored_ids(ecoinvent_conn)[: len(first)] == first

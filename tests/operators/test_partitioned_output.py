@@ -629,15 +629,9 @@ def test_a_sigkilled_task_process_is_resumed_by_its_retry_which_fetches_only_the
     assert manifest["fingerprint"] == manifest_of(clean)["fingerprint"]
 
 
-def test_a_task_killed_right_after_moving_a_part_into_place_keeps_that_part_on_retry(
-    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
-) -> None:
-    """The record is written before the move: a SIGKILL just after the move costs no refetch of the part."""
-    out, clean = tmp_path / "release", tmp_path / "clean"
-    ids = list(range(1, 121))
-    assert dag_runner(ingest("ingest", clean, ids, partition_size=40)).run().state == "success"
-    runner = dag_runner(ingest("ingest", out, ids, partition_size=40))
-    # The filesystem (fsspec, not this package) SIGKILLs the task process as soon as the first part is moved.
+def kill_after_first_part_moved(runner: Any, tmp_path: Path) -> None:
+    """Run the runner's DAG in a process of its own that the filesystem (fsspec, not this package) SIGKILLs as
+    soon as the first part is moved into place: a worker dying between two parts."""
     code = (
         "import importlib.util, os, signal, pendulum\n"
         "from fsspec.implementations.local import LocalFileSystem\n"
@@ -656,6 +650,17 @@ def test_a_task_killed_right_after_moving_a_part_into_place_keeps_that_part_on_r
     with (tmp_path / "killed.log").open("wb") as log:
         process = subprocess.run([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, timeout=180)
     assert process.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-3000:]
+
+
+def test_a_task_killed_right_after_moving_a_part_into_place_keeps_that_part_on_retry(
+    dag_runner: Callable[..., Any], ecoinvent_conn: EmulatorServer, tmp_path: Path
+) -> None:
+    """The record is written before the move: a SIGKILL just after the move costs no refetch of the part."""
+    out, clean = tmp_path / "release", tmp_path / "clean"
+    ids = list(range(1, 121))
+    assert dag_runner(ingest("ingest", clean, ids, partition_size=40)).run().state == "success"
+    runner = dag_runner(ingest("ingest", out, ids, partition_size=40))
+    kill_after_first_part_moved(runner, tmp_path)
     moved = sorted(part_files(out))
     assert len(moved) == 1
     planned = plan_parts(ids, 40)
