@@ -76,8 +76,11 @@ def run_probe(
         with read_as_outside_a_task():
             settings = hook.settings
     except Exception as err:  # an unknown connection id raises Airflow's own exception
-        report.error = f"Could not read connection {hook.ecoinvent_conn_id!r}: {_describe_connection_error(err)}"
-        return report
+        fallback = settings_from_metadata_database(hook)
+        if fallback is None:
+            report.error = f"Could not read connection {hook.ecoinvent_conn_id!r}: {_describe_connection_error(err)}"
+            return report
+        settings = fallback
     report.add_secret(settings.client_secret)
     # Shown without user-info or query string, as every other message shows a URL (it may carry a key).
     report.api_url, report.token_url = redact_url(settings.base_api_url), redact_url(settings.token_url)
@@ -104,6 +107,31 @@ def read_as_outside_a_task() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(PROCESS_CONTEXT, None)
+
+
+def settings_from_metadata_database(hook: EcoinventHook) -> Any:
+    """The connection read by Airflow's core model, for Airflow 3.1, where the Task SDK outside a task reads
+    only the environment and the secrets backend even in a server process; ``None`` when it cannot be read.
+
+    The core model searches the metadata database too (as ``airflow connections get`` does on 3.1). Its value
+    is handed to the hook as ``AIRFLOW_CONN_<ID>`` of this process only while the hook reads it, then removed.
+    """
+    name = f"AIRFLOW_CONN_{hook.ecoinvent_conn_id.upper()}"
+    if name in os.environ:
+        return None
+    try:
+        from airflow.models.connection import Connection
+
+        value = Connection.get_connection_from_secrets(hook.ecoinvent_conn_id).as_json()
+    except Exception:
+        return None
+    os.environ[name] = value
+    try:
+        return hook.settings
+    except Exception:
+        return None
+    finally:
+        os.environ.pop(name, None)
 
 
 class _Probe:
