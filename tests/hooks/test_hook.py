@@ -263,7 +263,9 @@ def test_retry_after_http_date_honoured(ecoinvent_conn: EmulatorServer) -> None:
     hook, waits = make_hook()
     hook.get_versions()
     assert len(waits) == 1
-    assert 28.0 <= waits[0] <= 30.0
+    # The date has whole seconds, and a loaded machine spends seconds between writing it and reading it:
+    # still far above any back-off (0.25 to 1 s for a first retry), so only the header can explain the wait.
+    assert 24.0 <= waits[0] <= 30.0
 
 
 def test_retry_after_is_capped(ecoinvent_conn: EmulatorServer) -> None:
