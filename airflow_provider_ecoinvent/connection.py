@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from airflow_provider_ecoinvent._constants import (
+from airflow_provider_ecoinvent._client.constants import (
     DEFAULT_API_PREFIX,
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
@@ -38,7 +38,7 @@ from airflow_provider_ecoinvent._constants import (
     MAX_BATCH_SIZE,
     MAX_RATE_LIMIT_BUDGET,
 )
-from airflow_provider_ecoinvent._transport import has_control_chars, path_problem, redact_url
+from airflow_provider_ecoinvent._client.safety import has_control_chars, path_problem, redact_url
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
 log = logging.getLogger(__name__)

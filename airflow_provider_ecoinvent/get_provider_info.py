@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from airflow_provider_ecoinvent import __version__
-from airflow_provider_ecoinvent._constants import (
+from airflow_provider_ecoinvent._client.constants import (
     DEFAULT_API_URL,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_RETRIES,

@@ -26,7 +26,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from airflow_provider_ecoinvent._ids import MAX_INDICATORS, MAX_RENDERED_LIST_CHARS
+from airflow_provider_ecoinvent._client.ids import MAX_INDICATORS, MAX_RENDERED_LIST_CHARS
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventIndicatorError
 
 #: The keys of a dict selector, in the order a catalogue narrows by them.

@@ -59,7 +59,7 @@ def run(emulator: EmulatorProcess, n: int, version: str) -> dict[str, Any]:
         emulator.reset()
         http_token = clients.http_provider_token()
         clients.hook_fetch(ids[:1], indicators)
-    from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
+    from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
     hook_token = EcoinventHook(clients.ECOINVENT_CONN_ID).get_access_token()

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ecoinvent._ids import MAX_INDICATORS
+from airflow_provider_ecoinvent._client.ids import MAX_INDICATORS
 from benchmarks import clients
 from benchmarks._common import min_batch_calls
 

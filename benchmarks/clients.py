@@ -65,7 +65,7 @@ def use_emulator(emulator: EmulatorProcess) -> None:
 
 def _fresh_task_process() -> None:
     """Forget cached tokens: a task run in a new worker process starts without one."""
-    from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
+    from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE
 
     TOKEN_CACHE.clear()
 

@@ -87,7 +87,7 @@ def ecoinvent_conn(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.fixture(autouse=True)
 def _fresh_token_cache() -> Iterator[None]:
     """Tokens are cached per process; every test starts without one so that token counts are exact."""
-    from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
+    from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE
 
     TOKEN_CACHE.clear()
     yield

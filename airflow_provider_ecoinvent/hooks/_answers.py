@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_ecoinvent._paging import read_page
+from airflow_provider_ecoinvent._client.paging import read_page
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.versions import newest, system_model_hint
 

@@ -7,8 +7,8 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING, Final
 
-from airflow_provider_ecoinvent._retry import RetryPolicy
-from airflow_provider_ecoinvent._transport import redact_url
+from airflow_provider_ecoinvent._client.retry import RetryPolicy
+from airflow_provider_ecoinvent._client.safety import redact_url
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,

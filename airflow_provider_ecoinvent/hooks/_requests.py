@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit
 
 from airflow_provider_ecoinvent import __version__
-from airflow_provider_ecoinvent._call import Answer
-from airflow_provider_ecoinvent._transport import POOL_SIZE
+from airflow_provider_ecoinvent._client.call import Answer
+from airflow_provider_ecoinvent._client.network import POOL_SIZE
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 
 if TYPE_CHECKING:
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_ecoinvent._call import ApiCall, Broken
-    from airflow_provider_ecoinvent._concurrency import CallGate
+    from airflow_provider_ecoinvent._client.call import ApiCall, Broken
+    from airflow_provider_ecoinvent._client.concurrency import CallGate
 
 #: The token an attempt carried (an ``AccessToken``), handed back with its outcome.
 TokenT = TypeVar("TokenT")
@@ -31,7 +31,7 @@ _STOP_TICK: Final = 0.05
 
 
 def new_session(verify: bool | str) -> requests.Session:
-    """The hook's pooled HTTP session, trusting ``verify`` (``_transport.trusted_cas``)."""
+    """The hook's pooled HTTP session, trusting ``verify`` (``_client.trust.trusted_cas``)."""
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -47,7 +47,7 @@ def new_session(verify: bool | str) -> requests.Session:
     session.auth = keep_authorization_header
     # Proxies from the environment still apply, read once per host (EnvironmentProxies) instead of requests
     # scanning the whole environment on every call (~240 us each). The CA bundle variables are read by
-    # _transport.trusted_cas and .netrc is not wanted: nothing else of the environment is lost.
+    # _client.trust.trusted_cas and .netrc is not wanted: nothing else of the environment is lost.
     session.trust_env = False
     return session
 
@@ -115,7 +115,7 @@ def attempt_within(
     stopped: Callable[[], bool],
     call: ApiCall,
 ) -> tuple[TokenT, Answer | Broken]:
-    """One attempt (its token and outcome) within the hook's calls in flight (:mod:`.._concurrency`).
+    """One attempt (its token and outcome) within the hook's calls in flight (:mod:`.._client.concurrency`).
 
     The attempt waits for a place within the gate's width, then reports its status to it, so a call retried
     after a 429 goes out at the lowered width. ``attempt`` takes its token only once it has the place: a

@@ -1,7 +1,7 @@
 """DatasetStream: the datasets of ``EcoinventHook.get_datasets``, in order, with bounded calls in flight.
 
 The batching window, cancellation, the merging of K > 100 indicators sliced over several calls, and the
-calls in flight adapting to 429s (a :class:`~airflow_provider_ecoinvent._concurrency.CallGate` every
+calls in flight adapting to 429s (a :class:`~airflow_provider_ecoinvent._client.concurrency.CallGate` every
 attempt passes) are a concern of their own, beside the hook's module.
 """
 
@@ -14,14 +14,14 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ecoinvent._ids import check_cost_guard, validate_dataset_ids, validate_indicator_ids
-from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, Page, read_page, walk_pages
-from airflow_provider_ecoinvent._transport import POOL_SIZE
+from airflow_provider_ecoinvent._client.ids import check_cost_guard, validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._client.network import POOL_SIZE
+from airflow_provider_ecoinvent._client.paging import BATCH_LIST_KEYS, PAGE_LIMIT, Page, read_page, walk_pages
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError, EcoinventError
 from airflow_provider_ecoinvent.indicators import compact_scores, expand, indicator_slices, merge_compact
 
 if TYPE_CHECKING:
-    from airflow_provider_ecoinvent._concurrency import CallGate
+    from airflow_provider_ecoinvent._client.concurrency import CallGate
     from airflow_provider_ecoinvent.connection import EcoinventSettings
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 
@@ -33,7 +33,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
     starting while the caller consumes a batch; the answers of at most :func:`look_ahead` calls and the
     batch being handed over are held in memory, so memory stays flat whatever the number of ids. The
     calls actually in flight adapt within that ceiling: a 429 halves them, a run of successes adds one back
-    (:mod:`.._concurrency`), and ``concurrency`` tells the peak, the final width and the number of 429s.
+    (:mod:`.._client.concurrency`), and ``concurrency`` tells the peak, the final width and the number of 429s.
     ``close()`` (or ``on_kill``), or a failed call, cancels what has not started. After iteration,
     ``missing_ids`` lists the requested ids the API did not return (unknown in that version, or not
     licensed).

@@ -1,9 +1,10 @@
 """EcoinventAsyncClient: the ecoinvent API from an event loop (triggers, async tasks).
 
 The async twin of :class:`~airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook`, with the same
-behaviour and the same words in its errors, built on the same shared pieces: the retry policy and budget
-(``_retry``), the token request and answer (``_tokens``), the exception builders (``_errors``) and the
-transport decisions: redirects, answer size, trusted CAs, unreachable hosts, API paths (``_transport``).
+behaviour and the same words in its errors, built on the same client core (``_client``): the request state
+machine (``call``), the retry policy and budget (``retry``), the token request and answer (``tokens``), the
+exception builders (``errors``), request safety (``safety``: API paths, redirects, answer size), network
+failures (``network``) and trusted CAs (``trust``).
 
 Rules for the event loop, all kept here:
 
@@ -30,21 +31,23 @@ import httpx
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
 from airflow_provider_ecoinvent import __version__
-from airflow_provider_ecoinvent._call import RENEW, Answer, ApiCall, Broken, CallOptions, Done, Step, TokenCall, Wait
-from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import ScoredTally
-from airflow_provider_ecoinvent._retry import RetryPolicy
-from airflow_provider_ecoinvent._transport import (
-    POOL_SIZE,
-    CappedBody,
-    check_endpoint,
-    find_tls_error,
-    tls_context,
-    tls_error,
-    trusted_cas,
-    undecodable_body_error,
-    unreachable_reason,
+from airflow_provider_ecoinvent._client.call import (
+    RENEW,
+    Answer,
+    ApiCall,
+    Broken,
+    CallOptions,
+    Done,
+    Step,
+    TokenCall,
+    Wait,
 )
+from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._client.ids import ScoredTally
+from airflow_provider_ecoinvent._client.network import POOL_SIZE, find_tls_error, tls_error, unreachable_reason
+from airflow_provider_ecoinvent._client.retry import RetryPolicy
+from airflow_provider_ecoinvent._client.safety import CappedBody, check_endpoint, undecodable_body_error
+from airflow_provider_ecoinvent._client.trust import tls_context, trusted_cas
 from airflow_provider_ecoinvent.connection import settings_from_connection
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.versions import EcoinventVersion, parse_versions
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from types import TracebackType
 
-    from airflow_provider_ecoinvent._tokens import AccessToken
+    from airflow_provider_ecoinvent._client.tokens import AccessToken
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
 _log = logging.getLogger(__name__)
@@ -69,11 +72,11 @@ class EcoinventAsyncClient:
     pool and one access token serve every call of the client; the token is renewed shortly before it
     expires (``AccessToken.is_fresh``) and once after a 401, and an ``asyncio.Lock`` makes concurrent
     coroutines share one token exchange. 429, 5xx, dropped connections and timeouts are retried with the
-    sync hook's :class:`~airflow_provider_ecoinvent._retry.RetryPolicy` (exponential back-off with
+    sync hook's :class:`~airflow_provider_ecoinvent._client.retry.RetryPolicy` (exponential back-off with
     jitter, ``Retry-After`` honoured; 429s for the connection's ``rate_limit_budget`` seconds); a refused
     connection or an unknown host is retried once. Wrong
     credentials raise :class:`EcoinventAuthError` at once. Redirects, answer sizes and trusted CAs are
-    decided as in the sync hook, by ``_transport``.
+    decided as in the sync hook, by the client core (``_client``).
 
     Use it as an async context manager, or call :meth:`aclose` when done::
 
@@ -223,10 +226,10 @@ class EcoinventAsyncClient:
         """Call any endpoint under the API prefix and return its parsed JSON (``None`` for an empty body).
 
         The same call as :meth:`~airflow_provider_ecoinvent.hooks.ecoinvent.EcoinventHook.request`
-        (the decisions are :class:`~airflow_provider_ecoinvent._call.ApiCall`'s); this coroutine only sends,
+        (the decisions are :class:`~airflow_provider_ecoinvent._client.call.ApiCall`'s); this coroutine only sends,
         sleeps and swaps tokens.
 
-        :param options: ``query``, ``json`` and ``headers`` (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
+        :param options: ``query``, ``json`` and ``headers`` (:class:`.CallOptions`).
         :raises EcoinventAuthError: the credentials are wrong, or a fresh token is refused.
         :raises EcoinventApiError: a non-retryable error status, or a 2xx answer that is not JSON.
         :raises EcoinventRetriesExhaustedError: a transient failure outlived the retry budget.

@@ -10,27 +10,28 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Unpack
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_ecoinvent._call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
-from airflow_provider_ecoinvent._concurrency import CallGate
-from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import (
+from airflow_provider_ecoinvent._client.call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
+from airflow_provider_ecoinvent._client.concurrency import CallGate
+from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._client.ids import (
     MAX_INDICATORS,
     ScoredTally,
     validate_dataset_ids,
     validate_indicator_ids,
 )
-from airflow_provider_ecoinvent._paging import BATCH_LIST_KEYS, PAGE_LIMIT, PAGE_LIST_KEYS, Page, read_page, walk_pages
-from airflow_provider_ecoinvent._retry import RetryPolicy
-from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
-from airflow_provider_ecoinvent._transport import (
-    POOL_SIZE,
-    CappedBody,
-    check_endpoint,
-    tls_error,
-    trusted_cas,
-    undecodable_body_error,
-    unreachable_reason,
+from airflow_provider_ecoinvent._client.network import POOL_SIZE, tls_error, unreachable_reason
+from airflow_provider_ecoinvent._client.paging import (
+    BATCH_LIST_KEYS,
+    PAGE_LIMIT,
+    PAGE_LIST_KEYS,
+    Page,
+    read_page,
+    walk_pages,
 )
+from airflow_provider_ecoinvent._client.retry import RetryPolicy
+from airflow_provider_ecoinvent._client.safety import CappedBody, check_endpoint, undecodable_body_error
+from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
+from airflow_provider_ecoinvent._client.trust import trusted_cas
 from airflow_provider_ecoinvent.connection import header_value, settings_from_connection
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError
 from airflow_provider_ecoinvent.hooks._answers import (
@@ -64,8 +65,8 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_ecoinvent._concurrency import WidthChange
-    from airflow_provider_ecoinvent._tokens import TokenKey
+    from airflow_provider_ecoinvent._client.concurrency import WidthChange
+    from airflow_provider_ecoinvent._client.tokens import TokenKey
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
 #: Bytes read from an answer at a time (the size limit is checked after each).
@@ -80,10 +81,10 @@ class EcoinventHook(BaseHook):
     process-wide cache (one token request per process and client while it is fresh) and is replaced
     shortly before it expires or after the API answers 401. 5xx, dropped connections and timeouts are
     retried ``max_retries`` times with exponential back-off and jitter, honouring ``Retry-After``; 429s
-    for the connection's ``rate_limit_budget`` seconds (:class:`~airflow_provider_ecoinvent._retry.RetryPolicy`);
+    for the connection's ``rate_limit_budget`` seconds (:class:`~airflow_provider_ecoinvent._client.retry.RetryPolicy`);
     a refused connection or an unknown host is retried once. Every call waits for a place within the
     hook's calls in flight (:attr:`gate`), then takes its token. Redirects are never followed, answers are read up to
-    the connection's ``max_response_bytes``, and the CA bundle is the async client's (``_transport``).
+    the connection's ``max_response_bytes``, and the CA bundle is the async client's (``_client.trust``).
 
     :param ecoinvent_conn_id: the Airflow connection (type ``ecoinvent``).
     :param retry_policy: override the back-off policy (default: the connection's ``max_retries``).
@@ -177,7 +178,7 @@ class EcoinventHook(BaseHook):
 
     @cached_property
     def _verify(self) -> bool | str:
-        """The CA bundle every call trusts, the same as the async client's (``_transport.trusted_cas``).
+        """The CA bundle every call trusts, the same as the async client's (``_client.trust.trusted_cas``).
         Passed per request too: requests lets ``REQUESTS_CA_BUNDLE`` override ``session.verify``."""
         return trusted_cas(self.settings)
 
@@ -250,7 +251,7 @@ class EcoinventHook(BaseHook):
     ) -> Any:
         """Call any endpoint under the API prefix and return its parsed JSON.
 
-        The retry / renew-once / give-up decisions are :class:`~airflow_provider_ecoinvent._call.ApiCall`'s,
+        The retry / renew-once / give-up decisions are :class:`~airflow_provider_ecoinvent._client.call.ApiCall`'s,
         shared with the async client; this method only sends, sleeps and swaps tokens.
 
         :param method: HTTP method, e.g. ``"GET"``.
@@ -259,7 +260,7 @@ class EcoinventHook(BaseHook):
         :param gate: the calls in flight each attempt waits within (lowered on 429); default: the hook's
             :attr:`gate`, which every call of the hook shares.
         :param options: ``query``, ``json`` and ``headers``
-            (:class:`~airflow_provider_ecoinvent._call.CallOptions`).
+            (:class:`~airflow_provider_ecoinvent._client.call.CallOptions`).
         :raises EcoinventConfigError: ``path`` leaves the API prefix or holds ``?``, ``#`` or ``;`` (pass
             query parameters as ``query=``); before the call.
         :raises EcoinventCostGuardError: a scored ``datasets`` call (``indicator_ids`` in its body or query)
@@ -308,7 +309,7 @@ class EcoinventHook(BaseHook):
 
     @cached_property
     def gate(self) -> CallGate:
-        """The calls in flight of this hook, shared by all its calls, free and scored (:mod:`.._concurrency`).
+        """The calls in flight of this hook, shared by all its calls, free and scored (:mod:`.._client.concurrency`).
 
         A gateway's limit counts every call, so a 429 to a search lowers the width the dataset stream starts
         at, and a version check waits its turn like a batch. :meth:`get_datasets` sets its ceiling.

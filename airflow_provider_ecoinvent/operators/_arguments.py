@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow_provider_ecoinvent._ids import MAX_RENDERED_LIST_CHARS
+from airflow_provider_ecoinvent._client.ids import MAX_RENDERED_LIST_CHARS
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
 

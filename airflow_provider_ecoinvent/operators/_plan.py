@@ -7,8 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_ecoinvent._ids import validate_dataset_ids, validate_indicator_ids
-from airflow_provider_ecoinvent._transport import POOL_SIZE
+from airflow_provider_ecoinvent._client.ids import validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._client.network import POOL_SIZE
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.indicators import parse_selectors
 from airflow_provider_ecoinvent.operators._arguments import (

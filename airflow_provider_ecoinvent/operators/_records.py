@@ -11,7 +11,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_ecoinvent._json import json_line as json_line
+from airflow_provider_ecoinvent._client.codec import json_line as json_line
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import capped_limit, check_cost_guard
+from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._client.ids import capped_limit, check_cost_guard
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 from airflow_provider_ecoinvent.operators._arguments import (
     check_flag,

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import check_scored_call
-from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
-from airflow_provider_ecoinvent._transport import check_endpoint
+from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._client.ids import check_scored_call
+from airflow_provider_ecoinvent._client.paging import Page, read_page, walk_pages
+from airflow_provider_ecoinvent._client.safety import check_endpoint
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventError
 from airflow_provider_ecoinvent.operators._arguments import (
     is_templated,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_ecoinvent import __version__
-from airflow_provider_ecoinvent._errors import scrub
+from airflow_provider_ecoinvent._client.errors import scrub
 
 if TYPE_CHECKING:
     from airflow_provider_ecoinvent.probe.compare import Difference

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._ids import check_cost_guard
-from airflow_provider_ecoinvent._retry import RetryPolicy
-from airflow_provider_ecoinvent._tokens import MalformedTokenResponse, TokenCache, parse_token_response
-from airflow_provider_ecoinvent._transport import CappedBody, redact_url
+from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._client.ids import check_cost_guard
+from airflow_provider_ecoinvent._client.retry import RetryPolicy
+from airflow_provider_ecoinvent._client.safety import CappedBody, redact_url
+from airflow_provider_ecoinvent._client.tokens import MalformedTokenResponse, TokenCache, parse_token_response
 from airflow_provider_ecoinvent.exceptions import EcoinventCostGuardError, EcoinventError
 from airflow_provider_ecoinvent.probe.compare import Difference, ListFindings, compare_items, compare_list_answer
 from airflow_provider_ecoinvent.probe.expected import ENDPOINTS, TOKEN, ListAnswer

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_ecoinvent._constants import DEFAULT_CONN_ID
+from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventAuthError,
     EcoinventConfigError,

@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ecoinvent._concurrency import CallGate
+from airflow_provider_ecoinvent._client.concurrency import CallGate
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 

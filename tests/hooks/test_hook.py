@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ecoinvent._retry import RATE_LIMIT_FLOOR, RetryPolicy
-from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, token_key
+from airflow_provider_ecoinvent._client.retry import RATE_LIMIT_FLOOR, RetryPolicy
+from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE, token_key
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,

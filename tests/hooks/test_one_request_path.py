@@ -1,4 +1,4 @@
-"""The one request path: the sans-I/O state machine (``_call``) and both transports driving it.
+"""The one request path: the sans-I/O state machine (``_client.call``) and both transports driving it.
 
 The state machine is driven here with the answers a transport would report, without a network: it is the
 code under test, and its inputs are plain values. The transports are tested over loopback as everywhere.
@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_ecoinvent._call import MAX_RENEWALS, RENEW, Answer, ApiCall, Broken, Done, TokenCall, Wait
-from airflow_provider_ecoinvent._retry import RATE_LIMIT_FLOOR, RetryPolicy
-from airflow_provider_ecoinvent._tokens import AccessToken
+from airflow_provider_ecoinvent._client.call import MAX_RENEWALS, RENEW, Answer, ApiCall, Broken, Done, TokenCall, Wait
+from airflow_provider_ecoinvent._client.retry import RATE_LIMIT_FLOOR, RetryPolicy
+from airflow_provider_ecoinvent._client.tokens import AccessToken
 from airflow_provider_ecoinvent.connection import EcoinventSettings
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,

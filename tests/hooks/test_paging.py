@@ -1,6 +1,6 @@
 """Paging: answers without ``total`` must not end a walk after one page (issue 11).
 
-The rule lives in ``_paging.walk_pages``; the hook's search, batch calls and indicators, and
+The rule lives in ``_client.paging.walk_pages``; the hook's search, batch calls and indicators, and
 ``EcoinventOperator(paginate=True)`` all use it. Against the emulator with and without ``total``.
 """
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ecoinvent._paging import Page, read_page, walk_pages
+from airflow_provider_ecoinvent._client.paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook

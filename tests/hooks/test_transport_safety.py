@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
+from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE
 from airflow_provider_ecoinvent.emulator.config import TOKEN_PATH
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,

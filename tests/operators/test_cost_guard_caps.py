@@ -166,7 +166,7 @@ def test_the_generic_operator_holds_the_connection_cap_on_a_scored_single_datase
 def test_the_probe_obeys_the_cost_guard_for_its_scored_call(
     ecoinvent_conn: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_ecoinvent._tokens import TokenCache
+    from airflow_provider_ecoinvent._client.tokens import TokenCache
     from airflow_provider_ecoinvent.probe import run_probe
     from airflow_provider_ecoinvent.probe.run import PROBE_RETRY_POLICY
 
@@ -281,7 +281,7 @@ def test_a_loop_of_single_dataset_calls_over_one_hook_is_capped(capped: Emulator
 
 def test_the_scored_count_never_reads_a_query_string_as_part_of_the_path() -> None:
     """Behind the refusal of ``?`` (``check_endpoint``), the count itself cuts the path at ``?``, ``#``, ``;``."""
-    from airflow_provider_ecoinvent._ids import scored_ids
+    from airflow_provider_ecoinvent._client.ids import scored_ids
 
     body = {"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]}
     assert scored_ids("datasets/batch%3F", None, body) == ({"1", "2", "3", "4", "5"}, {"1"})

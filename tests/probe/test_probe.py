@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_ecoinvent._tokens import TokenCache
+from airflow_provider_ecoinvent._client.tokens import TokenCache
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.emulator.config import TOKEN_PATH
 from airflow_provider_ecoinvent.emulator.lcia import indicators_for

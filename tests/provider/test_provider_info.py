@@ -10,7 +10,7 @@ from pathlib import Path
 import airflow
 import jsonschema
 
-from airflow_provider_ecoinvent._constants import KNOWN_EXTRAS
+from airflow_provider_ecoinvent._client.constants import KNOWN_EXTRAS
 from airflow_provider_ecoinvent.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
 from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
 

@@ -17,61 +17,75 @@ SOURCE = Path(__file__).resolve().parents[2] / PACKAGE
 _PURE: frozenset[str] = frozenset()
 #: module -> the package's modules it may import (sub-packages' ``__init__`` files are empty).
 ALLOWED: dict[str, frozenset[str]] = {
+    # The public face at the root: what DAG files and users import.
     "__init__": _PURE,
-    "_constants": _PURE,
-    "_retry": _PURE,
-    "_concurrency": _PURE,
     "versions": _PURE,
     "exceptions": _PURE,
     "pools": _PURE,
-    # the JSON codec (msgspec, imported on first use, with the standard library's results)
-    "_json": _PURE,
-    "get_provider_info": frozenset({"__init__", "_constants"}),
-    "_ids": frozenset({"exceptions"}),
-    "_paging": frozenset({"exceptions"}),
-    "indicators": frozenset({"_ids", "exceptions"}),
-    # _transport names EcoinventSettings in annotations only (a TYPE_CHECKING import): no import cycle at run time.
-    "_transport": frozenset({"connection", "exceptions"}),
-    "connection": frozenset({"_constants", "_transport", "exceptions"}),
-    "_errors": frozenset({"_json", "_retry", "_transport", "exceptions"}),
-    "_tokens": frozenset({"_errors", "_retry", "connection", "exceptions"}),
-    # The one request state machine (sans I/O) that both transports drive.
-    "_call": frozenset({"_errors", "_retry", "_tokens", "_transport", "connection"}),
+    "get_provider_info": frozenset({"__init__", "_client.constants"}),
+    "indicators": frozenset({"_client.ids", "exceptions"}),
+    "connection": frozenset({"_client.constants", "_client.safety", "exceptions"}),
+    # The client core (_client), private as a whole: pure decisions first...
+    "_client.constants": _PURE,
+    "_client.retry": _PURE,
+    "_client.concurrency": _PURE,
+    "_client.codec": _PURE,  # the JSON codec (msgspec, imported on first use, with the standard library's results)
+    "_client.ids": frozenset({"exceptions"}),
+    "_client.paging": frozenset({"exceptions"}),
+    # ...request safety (paths, redirects, capped bodies), CA trust, network failures...
+    "_client.safety": frozenset({"exceptions"}),
+    "_client.trust": frozenset({"connection", "exceptions"}),  # reads EcoinventSettings (an annotation)
+    "_client.network": frozenset({"_client.safety", "_client.trust", "exceptions"}),
+    "_client.errors": frozenset({"_client.codec", "_client.network", "_client.retry", "_client.safety", "exceptions"}),
+    "_client.tokens": frozenset({"_client.errors", "_client.retry", "connection", "exceptions"}),
+    # ...and the one request state machine (sans I/O) that both transports drive.
+    "_client.call": frozenset(
+        {"_client.errors", "_client.network", "_client.retry", "_client.safety", "_client.tokens", "connection"}
+    ),
 }
 _BELOW_HOOKS = frozenset(ALLOWED)
 ALLOWED |= {
     # The sync hook's parts; those naming EcoinventHook do so in annotations only (TYPE_CHECKING).
-    "hooks._answers": frozenset({"_paging", "exceptions", "versions"}),
-    "hooks._requests": frozenset({"__init__", "_call", "_concurrency", "_transport", "exceptions"}),
+    "hooks._answers": frozenset({"_client.paging", "exceptions", "versions"}),
+    "hooks._requests": frozenset({"__init__", "_client.call", "_client.concurrency", "_client.network", "exceptions"}),
     "hooks._stream": frozenset(
-        {"_concurrency", "_ids", "_paging", "_transport", "connection", "exceptions", "indicators", "hooks.ecoinvent"}
+        {
+            "_client.concurrency",
+            "_client.ids",
+            "_client.paging",
+            "_client.network",
+            "connection",
+            "exceptions",
+            "indicators",
+            "hooks.ecoinvent",
+        }
     ),
-    "hooks._connection_test": frozenset({"_retry", "_transport", "connection", "exceptions", "versions"})
+    "hooks._connection_test": frozenset({"_client.retry", "_client.safety", "connection", "exceptions", "versions"})
     | {"hooks.ecoinvent"},
     "hooks.ecoinvent": _BELOW_HOOKS | {"hooks._answers", "hooks._connection_test", "hooks._requests", "hooks._stream"},
     "hooks.async_client": _BELOW_HOOKS - {"get_provider_info"},  # _ids: the cost guard, as the hook counts it
-    "triggers.ecoinvent": frozenset({"_constants", "exceptions", "versions", "hooks.async_client"}),
-    "sensors.ecoinvent": frozenset({"_constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
+    "triggers.ecoinvent": frozenset({"_client.constants", "exceptions", "versions", "hooks.async_client"}),
+    "sensors.ecoinvent": frozenset({"_client.constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
     # Operators: what they write (_records, _output) and check (_arguments) imports nothing above exceptions
     # (_arguments takes the rendered-text bound from _ids, which the selectors' parser shares);
     # the operator modules import the hook (inside execute, through _task.make_hook) and their own parts.
-    "operators._records": frozenset({"_json", "exceptions"}),
+    "operators._records": frozenset({"_client.codec", "exceptions"}),
     "operators._output": frozenset({"exceptions", "operators._records"}),
-    "operators._arguments": frozenset({"_ids", "exceptions"}),
+    "operators._arguments": frozenset({"_client.ids", "exceptions"}),
     "operators._task": frozenset(
         {"exceptions", "hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
     ),
     "operators._plan": frozenset(
-        {"_ids", "_transport", "exceptions", "indicators", "operators._arguments", "operators._output"}
+        {"_client.ids", "_client.network", "exceptions", "indicators", "operators._arguments", "operators._output"}
         | {"operators._task", "operators._directory", "operators._partitions"}
         | {"operators.datasets"}  # the operator's type, in annotations only
     ),
     "operators.generic": frozenset(
-        {"_constants", "_ids", "_paging", "_transport", "exceptions", "hooks.ecoinvent"}
+        {"_client.constants", "_client.ids", "_client.paging", "_client.safety", "exceptions", "hooks.ecoinvent"}
         | {"operators._arguments", "operators._output", "operators._records", "operators._task"}
     ),
     "operators.datasets": frozenset(
-        {"_constants", "_ids", "exceptions", "hooks.ecoinvent"}
+        {"_client.constants", "_client.ids", "exceptions", "hooks.ecoinvent"}
         | {"operators._arguments", "operators._output", "operators._plan", "operators._records", "operators._task"}
         | {"operators._partitioned", "operators._partitions", "operators._directory", "operators._selection"}
     ),
@@ -99,12 +113,21 @@ ALLOWED |= {
     # The probe: a command over the hook, comparing answers with the shapes the provider expects.
     "probe.expected": frozenset({"hooks.ecoinvent", "versions"}),
     "probe.compare": frozenset({"probe.expected"}),
-    "probe.report": frozenset({"__init__", "_errors", "probe.compare"}),
+    "probe.report": frozenset({"__init__", "_client.errors", "probe.compare"}),
     "probe.run": frozenset(
-        {"_constants", "_ids", "_retry", "_tokens", "_transport", "exceptions", "hooks.ecoinvent", "versions"}
+        {
+            "_client.constants",
+            "_client.ids",
+            "_client.retry",
+            "_client.tokens",
+            "_client.safety",
+            "exceptions",
+            "hooks.ecoinvent",
+            "versions",
+        }
         | {"probe.compare", "probe.expected", "probe.report"}
     ),
-    "probe.__main__": frozenset({"_constants", "probe.run"}),
+    "probe.__main__": frozenset({"_client.constants", "probe.run"}),
 }
 #: Third-party imports the layers below the hooks must not make (they load at DAG parse time).
 HEAVY = ("requests", "httpx", "pyarrow", "urllib3")
@@ -164,7 +187,7 @@ def test_a_module_imports_only_what_its_layer_allows(module: str) -> None:
     assert crossing == set(), f"{module} imports {sorted(crossing)}: see docs/architecture.md"
 
 
-@pytest.mark.parametrize("module", [m for m in CLIENT_MODULES if "." not in m])
+@pytest.mark.parametrize("module", [m for m in CLIENT_MODULES if "." not in m or m.startswith("_client.")])
 def test_modules_below_the_hooks_import_no_http_or_parquet_library(module: str) -> None:
     heavy = {name for name in imports_of(module) if name.split(".")[0] in HEAVY}
     assert heavy == set(), f"{module} imports {sorted(heavy)}, which DAG parsing would pay for"

@@ -91,8 +91,8 @@ class LeakScan:
 
 def _spy_tokens(monkeypatch: pytest.MonkeyPatch, scan: LeakScan) -> None:
     """Record every access token the provider parses: the sync hook and the async client both read token
-    answers through ``_tokens.read_token_response``, which calls ``_tokens.parse_token_response``."""
-    import airflow_provider_ecoinvent._tokens as tokens
+    answers through ``_client.tokens.read_token_response``, which calls ``_client.tokens.parse_token_response``."""
+    import airflow_provider_ecoinvent._client.tokens as tokens
 
     parse_token_response = tokens.parse_token_response
 
@@ -120,7 +120,7 @@ def _task_log_texts(since: float) -> list[tuple[str, str]]:
 def leak_scan(
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LeakScan]:
-    from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
+    from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE
 
     scan = LeakScan()
     caplog.set_level(logging.DEBUG)

@@ -411,7 +411,7 @@ def test_permanent_fault_fails_fast_and_cleanly(
 
 
 def _inflight_retry_scenario(emulator: EmulatorServer, out: str) -> tuple[float, dict[str, Any], dict[str, Any]]:
-    from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
+    from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE
     from airflow_provider_ecoinvent.exceptions import EcoinventApiError
     from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_ecoinvent._constants import DEFAULT_BATCH_SIZE
+from airflow_provider_ecoinvent._client.constants import DEFAULT_BATCH_SIZE
 from airflow_provider_ecoinvent.emulator import EmulatorProcess, EmulatorServer
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ INDICATORS = [1, 2, 3]
 
 _LAUNCHER = r"""
 import json, os, sys, time
-from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
+from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE
 from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
 
 jobs = json.loads(sys.argv[1])
@@ -73,7 +73,7 @@ def ids_for(n: int) -> list[int]:
 
 def test_sixteen_parallel_ingestions(tmp_path: Path, fault_table: FaultTable, leak_scan: LeakScan) -> None:
     # Reference files, one per selection, from a fault-free in-process emulator with the same catalogue.
-    from airflow_provider_ecoinvent._tokens import TOKEN_CACHE
+    from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE
     from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
 
     reference: dict[int, bytes] = {}

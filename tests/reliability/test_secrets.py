@@ -41,7 +41,7 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, connection: dict[str, Any]) 
 def test_no_credential_in_anything_a_run_exposes(
     ecoinvent_conn: EmulatorServer, run_ingestion: Callable[..., Ingestion], leak_scan: LeakScan
 ) -> None:
-    from airflow_provider_ecoinvent._tokens import TOKEN_CACHE, token_key
+    from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE, token_key
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
     from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
     from airflow_provider_ecoinvent.sensors.ecoinvent import EcoinventVersionSensor

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_ecoinvent._retry import RATE_LIMIT_FLOOR, RetryPolicy
+from airflow_provider_ecoinvent._client.retry import RATE_LIMIT_FLOOR, RetryPolicy
 from airflow_provider_ecoinvent.emulator import EmulatorServer
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,

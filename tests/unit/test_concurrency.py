@@ -8,7 +8,7 @@ from collections import deque
 
 import pytest
 
-from airflow_provider_ecoinvent._concurrency import PROBE_ROUNDS, AdaptiveWidth, CallGate, WidthChange
+from airflow_provider_ecoinvent._client.concurrency import PROBE_ROUNDS, AdaptiveWidth, CallGate, WidthChange
 
 
 class Saturated:

@@ -1,4 +1,4 @@
-"""``_json``: msgspec's speed with exactly the standard library's results, bytes and errors alike."""
+"""``_client.codec``: msgspec's speed with exactly the standard library's results, bytes and errors alike."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ecoinvent._json import decode, json_line, stdlib_json_line
+from airflow_provider_ecoinvent._client.codec import decode, json_line, stdlib_json_line
 
 AWKWARD_FLOATS = [
     1e-05,

@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus, unquote, urlencode
 
 import pytest
 
-from airflow_provider_ecoinvent._errors import (
+from airflow_provider_ecoinvent._client.errors import (
     MAX_DETAIL_CHARS,
     api_error,
     decode_json_body,

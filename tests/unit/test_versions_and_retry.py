@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ecoinvent._retry import RetryPolicy, parse_retry_after
+from airflow_provider_ecoinvent._client.retry import RetryPolicy, parse_retry_after
 from airflow_provider_ecoinvent.versions import is_newer, newest, parse_versions, release_key
 
 
@@ -130,6 +130,6 @@ def test_retry_after_capped() -> None:
 
 
 def test_the_policys_rate_limit_budget_defaults_to_the_connections() -> None:
-    from airflow_provider_ecoinvent._constants import DEFAULT_RATE_LIMIT_BUDGET
+    from airflow_provider_ecoinvent._client.constants import DEFAULT_RATE_LIMIT_BUDGET
 
     assert RetryPolicy().rate_limit_budget == DEFAULT_RATE_LIMIT_BUDGET

@@ -13,17 +13,10 @@ import re
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote
 
-from airflow_provider_ecoinvent._json import decode
-from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES, parse_retry_after
-from airflow_provider_ecoinvent._transport import (
-    Unreachable,
-    give_up_now,
-    origin,
-    redact_url,
-    redirect_error,
-    redirect_target,
-    unreachable_error,
-)
+from airflow_provider_ecoinvent._client.codec import decode
+from airflow_provider_ecoinvent._client.network import Unreachable, give_up_now, unreachable_error
+from airflow_provider_ecoinvent._client.retry import RETRYABLE_STATUSES, parse_retry_after
+from airflow_provider_ecoinvent._client.safety import origin, redact_url, redirect_error, redirect_target
 from airflow_provider_ecoinvent.exceptions import (
     EcoinventApiError,
     EcoinventAuthError,
@@ -34,7 +27,7 @@ from airflow_provider_ecoinvent.exceptions import (
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from airflow_provider_ecoinvent._retry import RetryBudget
+    from airflow_provider_ecoinvent._client.retry import RetryBudget
 
 #: The longest server explanation copied into an exception (a proxy's HTML page is not useful in full).
 MAX_DETAIL_CHARS: Final = 500
@@ -236,7 +229,7 @@ def retries_exhausted(
     (without user-info or query), so that a call to a default host says which host that was."""
     cls = EcoinventRateLimitError if status == 429 else EcoinventRetriesExhaustedError
     what = "kept rate-limiting (429)" if status == 429 else f"kept failing ({reason})"
-    # 429s are retried for a time, not a number of attempts (see _retry.RetryPolicy): name the knob that applies.
+    # 429s are retried for a time, not a number of attempts (see retry.RetryPolicy): name the knob that applies.
     knob = "rate_limit_budget' (seconds)" if status == 429 else "max_retries'"
     at = f" at {origin(url)}" if url else ""
     message = (
@@ -388,7 +381,7 @@ class Failure(NamedTuple):
     service: str = "ecoinvent API"
     status: int | None = None
     retry_after: str | None = None
-    #: Set when the host refused the connection or does not resolve (see ``_transport.unreachable_reason``).
+    #: Set when the host refused the connection or does not resolve (see ``network.unreachable_reason``).
     unreachable: Unreachable | None = None
 
 

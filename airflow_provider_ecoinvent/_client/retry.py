@@ -53,7 +53,7 @@ class RetryPolicy:
     backoff_max: float = 30.0
     retry_after_max: float = 120.0
     total_max: float = 300.0
-    rate_limit_budget: float = 300.0  # the connection's default, _constants.DEFAULT_RATE_LIMIT_BUDGET
+    rate_limit_budget: float = 300.0  # the connection's default, constants.DEFAULT_RATE_LIMIT_BUDGET
     rate_limit_floor: float = RATE_LIMIT_FLOOR
 
     def backoff(self, retry_number: int, rng: Callable[[], float] = random.random) -> float:

@@ -1,33 +1,19 @@
-"""Transport decisions shared by the sync hook (``requests``) and the async client (``httpx``).
+"""Request safety, for both transports: where a call may go, what a redirect means, how much may be read.
 
-Each transport only drives its own I/O; what to do with an answer or a failure is decided here once, so the
-worker path and the triggerer path cannot drift apart: which API paths may be called, how a redirect is
-reported, how large an answer may be, which network failures are worth retrying, which CA bundle is
-trusted, and how a URL is shown in a message (never with user-info or a query string).
+The bearer token goes with every API call, so what decides its destination is written once here and
+shared by the worker path (``requests``) and the triggerer path (``httpx``): which API paths may be called
+(never out of the API prefix, never with a query string hidden in the path), how a redirect is reported
+(never followed), how large an answer may grow before reading stops, and how a URL is shown in a message
+(never with user-info or a query string).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import ssl
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final
 from urllib.parse import unquote, urlsplit
 
-from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError, EcoinventUnreachableError
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from airflow_provider_ecoinvent.connection import EcoinventSettings
-
-#: Connections each transport keeps open per host: the most concurrent calls one hook or client may make.
-POOL_SIZE: Final = 32
-
-#: Environment variables naming a CA bundle, in the order they are honoured when the connection names none:
-#: ``requests``' two variables first (what Airflow workers are usually configured with), then OpenSSL's.
-CA_BUNDLE_ENV_VARS: Final = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError
 
 _USER_INFO: Final = re.compile(r"(?<=//)[^/?#@\s]*@")
 _CONTROL_CHARS: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -208,141 +194,3 @@ def undecodable_body_error(method: str, path: str, encoding: str | None, *, conn
         method=method,
         path=path,
     )
-
-
-# -- network failures -------------------------------------------------------------------------------
-
-#: Why a connection could not be made: failures a retry cannot fix for a configured host.
-Unreachable = Literal["connection refused", "host name does not resolve"]
-
-
-def _causes(err: BaseException) -> Iterator[BaseException]:
-    """``err`` and everything it wraps: causes, contexts, urllib3's ``reason`` and exception arguments."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [err]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        pending.extend(item for item in linked if isinstance(item, BaseException))
-
-
-def unreachable_reason(err: BaseException) -> Unreachable | None:
-    """Whether a network failure means the host refuses connections or does not exist (not worth retrying)."""
-    for cause in _causes(err):
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):  # urllib3's NameResolutionError and httpcore wrap it
-            return "host name does not resolve"
-    return None
-
-
-def give_up_now(unreachable: Unreachable | None, retries_done: int) -> bool:
-    """A refused connection or an unknown host gets one retry (a restarting service), never more."""
-    return unreachable is not None and retries_done >= 1
-
-
-def unreachable_error(
-    url: str, reason: Unreachable, method: str, *, conn_id: str, attempts: int, service: str
-) -> EcoinventUnreachableError:
-    """The error for a host that refused the connection or does not resolve; names where and what to check."""
-    where = origin(url)
-    check = (
-        "the host name's spelling and your DNS or proxy settings (HTTPS_PROXY, NO_PROXY)"
-        if reason == "host name does not resolve"
-        else "the host and port, that the service runs there, and your proxy settings (HTTPS_PROXY, NO_PROXY)"
-    )
-    path = urlsplit(url).path or "/"
-    return EcoinventUnreachableError(
-        f"Could not connect to the {service} at {where} ({reason}) for {method} {path}, connection {conn_id!r}, "
-        f"after {attempts} attempt{'s' if attempts != 1 else ''}: check {check}.",
-        status_code=None,
-        method=method,
-        path=path,
-        detail=reason,
-    )
-
-
-# -- TLS --------------------------------------------------------------------------------------------
-
-
-def find_tls_error(err: BaseException) -> ssl.SSLError | None:
-    """The TLS failure behind a transport error, if that is what it was."""
-    return next((cause for cause in _causes(err) if isinstance(cause, ssl.SSLError)), None)
-
-
-def tls_error(url: str, failure: BaseException, *, conn_id: str) -> EcoinventApiError:
-    """A failed TLS handshake: a certificate the trusted CAs do not vouch for, or a server not speaking TLS."""
-    where = origin(url)
-    err = find_tls_error(failure) or ssl.SSLError(type(failure).__name__)
-    if isinstance(err, ssl.SSLCertVerificationError):
-        advice = (
-            f"TLS verification failed for {where} (connection {conn_id!r}): {err.verify_message or 'untrusted'}. "
-            "Set the connection extra 'verify' to the path of your CA bundle if the server uses a private CA "
-            f"(or one of {', '.join(CA_BUNDLE_ENV_VARS)})."
-        )
-    else:
-        advice = (
-            f"TLS handshake with {where} failed (connection {conn_id!r}): {err.reason or type(err).__name__}. "
-            "The server may not speak https on that port: if it serves plain http, write the scheme in the "
-            "host, e.g. http://host:port."
-        )
-    return EcoinventApiError(advice, status_code=None, method="CONNECT", path=urlsplit(url).path or "/")
-
-
-def trusted_cas(settings: EcoinventSettings) -> str | Literal[False]:
-    """The CAs both transports verify servers against: a bundle file or a directory, or ``False`` for none.
-
-    One decision for the worker and the triggerer: the connection extra ``verify`` (``false`` or a path)
-    first, else the first of :data:`CA_BUNDLE_ENV_VARS` that is set, else certifi's bundle (the default of
-    both ``requests`` and ``httpx``). A directory (OpenSSL's ``capath``: certificates named by their
-    subject hash, as ``openssl rehash`` leaves them) is trusted as such by both. When neither the API nor
-    the token endpoint is an ``https://`` URL there is nothing to verify, so no CA is looked up at all.
-
-    :raises EcoinventConfigError: the chosen bundle does not exist (naming where it came from).
-    """
-    if settings.verify is False or not uses_tls(settings):
-        return False
-    if isinstance(settings.verify, str):
-        return _existing_bundle(settings.verify, f"connection {settings.conn_id!r}: extra 'verify'")
-    for name in CA_BUNDLE_ENV_VARS:
-        value = os.environ.get(name, "").strip()
-        if value:
-            return _existing_bundle(value, f"environment variable {name}")
-    import certifi
-
-    return str(certifi.where())
-
-
-def uses_tls(settings: EcoinventSettings) -> bool:
-    """Whether the API or the token endpoint is reached over ``https://``."""
-    return any(urlsplit(url).scheme.lower() == "https" for url in (settings.api_url, settings.token_url))
-
-
-def tls_context(cas: str, *, conn_id: str) -> ssl.SSLContext:
-    """An SSL context trusting ``cas`` (a :func:`trusted_cas` answer): a PEM bundle, or a ``capath`` directory.
-
-    :raises EcoinventConfigError: the bundle or directory cannot be loaded.
-    """
-    try:
-        if os.path.isdir(cas):
-            return ssl.create_default_context(capath=cas)
-        return ssl.create_default_context(cafile=cas)
-    except (OSError, ssl.SSLError) as err:
-        raise EcoinventConfigError(
-            f"Connection {conn_id!r}: the CA bundle {cas!r} (extra 'verify' or the environment) "
-            f"cannot be loaded ({type(err).__name__}): point it at a PEM file or a directory of hashed certificates."
-        ) from None
-
-
-def _existing_bundle(path: str, source: str) -> str:
-    if not os.path.exists(path):
-        raise EcoinventConfigError(
-            f"{source[0].upper()}{source[1:]} names a CA bundle that does not exist: {path!r}. "
-            "Point it at your CA bundle (a PEM file, or a directory of certificates prepared with "
-            "'openssl rehash'), or remove it to use the default bundle."
-        )
-    return path

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 from urllib.parse import quote
 
-from airflow_provider_ecoinvent._errors import Retryable, token_error
-from airflow_provider_ecoinvent._retry import RETRYABLE_STATUSES
+from airflow_provider_ecoinvent._client.errors import Retryable, token_error
+from airflow_provider_ecoinvent._client.retry import RETRYABLE_STATUSES
 from airflow_provider_ecoinvent.exceptions import EcoinventAuthError
 
 if TYPE_CHECKING:

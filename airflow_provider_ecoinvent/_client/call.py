@@ -1,7 +1,7 @@
 """One API call or token exchange as a state machine without I/O, driven by either transport.
 
-The sync hook (requests) and the async client (httpx) used to repeat the same loop around the shared
-decisions of ``_errors`` and ``_tokens``. The loop lives here once: a transport sends a request, reports
+The sync hook (requests) and the async client (httpx) must behave alike, so the loop around the shared
+decisions of ``errors`` and ``tokens`` exists once, here: a transport sends a request, reports
 what came back (:class:`Answer`, or :class:`Broken` for a network failure it classified), and does what
 the returned step says: :class:`Done` (return its value), :data:`RENEW` (drop the rejected token, send
 again) or :class:`Wait` (sleep that long, send again). Errors that end the call are raised from here,
@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypedDict
 from urllib.parse import urlsplit
 
-from airflow_provider_ecoinvent._errors import (
+from airflow_provider_ecoinvent._client.errors import (
     RENEW_TOKEN,
     RETRY_LOG_FORMAT,
     SUCCESS,
@@ -28,14 +28,14 @@ from airflow_provider_ecoinvent._errors import (
     repeated_401_error,
     retry_log_args,
 )
-from airflow_provider_ecoinvent._tokens import AccessToken, build_token_request, read_token_response
-from airflow_provider_ecoinvent._transport import api_path
+from airflow_provider_ecoinvent._client.safety import api_path
+from airflow_provider_ecoinvent._client.tokens import AccessToken, build_token_request, read_token_response
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from airflow_provider_ecoinvent._retry import RetryBudget
-    from airflow_provider_ecoinvent._transport import Unreachable
+    from airflow_provider_ecoinvent._client.network import Unreachable
+    from airflow_provider_ecoinvent._client.retry import RetryBudget
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
 
@@ -62,7 +62,7 @@ class Answer(NamedTuple):
 
 class Broken(NamedTuple):
     """A network failure as the transport classified it: a secret-free reason, and whether the host is
-    unreachable for good (``_transport.unreachable_reason``)."""
+    unreachable for good (``network.unreachable_reason``)."""
 
     reason: str
     unreachable: Unreachable | None = None
@@ -123,14 +123,14 @@ class _Attempts:
 
 class ApiCall(_Attempts):
     """One call to the API: 2xx is decoded, a 401 renews the token, 429/5xx wait and retry, anything else
-    raises (``_errors.read_api_status``).
+    raises (``errors.read_api_status``).
 
     A transport takes the token for an attempt when it sends it (after any wait for a place in flight), and
     tells :meth:`headers` whether a token request made for this call issued it. A 401 after a renewal is
     "the API refuses freshly issued tokens" only when that is so; a token that came from the cache (another
     thread's, or one that aged while the call waited) is renewed again, at most :data:`MAX_RENEWALS` times.
 
-    The path is checked (``_transport.api_path`` refuses one leaving the prefix) before any token is fetched.
+    The path is checked (``safety.api_path`` refuses one leaving the prefix) before any token is fetched.
 
     :param secrets: the secrets to scrub from error text as they are when an answer is read (the token
         may have changed since the call started).
@@ -212,7 +212,7 @@ class ApiCall(_Attempts):
 
 class TokenCall(_Attempts):
     """One client-credentials exchange: a token is :class:`Done`, 429/5xx/network failures wait and retry,
-    a refusal raises (``_tokens.read_token_response``).
+    a refusal raises (``tokens.read_token_response``).
 
     :param clock: the monotonic clock a token's lifetime starts from.
     """

@@ -118,7 +118,7 @@ def scored_ids(endpoint: str, query: Any, body: Any) -> tuple[set[str], set[str]
     ``dataset_ids`` and ``indicator_ids`` of its JSON body. Every count errs on the side of the licence: a
     ``datasets/{x}`` path counts ``x`` plus any ``dataset_ids`` of its body, indicator ids in the query count
     for a batch too, and the path is read percent-decoded and cut at any ``?``, ``#`` or ``;`` (which
-    :func:`~airflow_provider_ecoinvent._transport.check_endpoint` refuses anyway).
+    :func:`~airflow_provider_ecoinvent._client.safety.check_endpoint` refuses anyway).
     """
     path = re.split(r"[?#;]", unquote(str(endpoint)), maxsplit=1)[0]
     parts = [part for part in path.strip().split("/") if part.strip()]

@@ -5,7 +5,7 @@ refused call at the same width only earns more 429s (and, with ``Retry-After: 0`
 retry budget in milliseconds). :class:`AdaptiveWidth` is the pure decision: it is told when an attempt
 starts and how it ended, and answers with the width change to make, if any. :class:`CallGate` drives it
 for threads: an attempt waits for a free place within the width before it goes on the wire. The request
-path reports each attempt to the gate; the retry decision itself stays where it is (``_retry``).
+path reports each attempt to the gate; the retry decision itself stays where it is (``retry``).
 
 How the width moves:
 

@@ -1,0 +1,7 @@
+"""The client core, private as a whole: one request state machine and the decisions both transports share.
+
+Nothing here does I/O of its own: the sync hook (``requests``) and the async client (``httpx``) drive
+:mod:`.call` and take their decisions (retries, tokens, errors, request safety, network failures, CA
+trust) from the modules beside it, so the worker and the triggerer cannot drift apart. Importing this
+package imports nothing: DAG files import the operators at parse time.
+"""
