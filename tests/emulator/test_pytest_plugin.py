@@ -8,6 +8,7 @@ reports every attempt to import it, even one a ``try`` would swallow.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from airflow_provider_ecoinvent.emulator import EmulatorProcess
 
 MODULE = "airflow_provider_ecoinvent.emulator"
 ROOT = Path(__file__).resolve().parents[2]
+EMULATOR_SOURCE = ROOT / "airflow_provider_ecoinvent" / "emulator"
 ATTEMPT = "PYTEST IMPORT ATTEMPTED"
 
 NO_PYTEST = f"""
@@ -85,6 +87,16 @@ def test_the_fixtures_say_how_to_install_pytest(without_pytest: dict[str, str]) 
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("ModuleNotFoundError: airflow_provider_ecoinvent.emulator.testing is a pytest plugin")
     assert "pip install 'airflow-provider-ecoinvent[test]'" in last_line
+
+
+@pytest.mark.parametrize("path", sorted(EMULATOR_SOURCE.glob("*.py")), ids=lambda path: path.stem)
+def test_only_the_plugin_module_names_pytest(path: Path) -> None:
+    # Static, so a module no child interpreter above reaches is covered too (TYPE_CHECKING imports included).
+    tree = ast.parse(path.read_text(), filename=str(path))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    names_pytest = any(name.partition(".")[0] in ("pytest", "_pytest") for name in imported)
+    assert names_pytest == (path.name == "testing.py")
 
 
 def test_the_documented_pytest_plugins_line_enables_the_fixtures(pytester: pytest.Pytester) -> None:
