@@ -73,6 +73,7 @@ catalogue: dataset ids 1..N in 3.11 and in published versions; {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command's parser; its options are added group by group, in the order ``--help`` lists them."""
     defaults = EmulatorConfig()
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_ecoinvent.emulator",
@@ -80,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_listen_options(parser, defaults)
+    _add_catalogue_options(parser, defaults)
+    _add_client_options(parser)
+    _add_answer_shape_options(parser, defaults)
+    _add_fault_options(parser, defaults)
+    parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def _add_listen_options(parser: argparse.ArgumentParser, defaults: EmulatorConfig) -> None:
+    """Where it listens, and the timing of its answers: token lifetime and added latency."""
     parser.add_argument("--host", default=defaults.host, help="address to bind (default: %(default)s)")
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="port to bind; 0 picks a free one (default: %(default)s)"
@@ -98,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MS",
         help="delay added to every API call, not to token or admin calls (default: %(default)s)",
     )
+
+
+def _add_catalogue_options(parser: argparse.ArgumentParser, defaults: EmulatorConfig) -> None:
+    """What it serves: the synthetic catalogue and the path the API lives under."""
     parser.add_argument(
         "--datasets",
         type=int,
@@ -117,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="path prefix of the API, e.g. /v0 or /v3/api1 (default: %(default)s)",
     )
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    """The OAuth clients it accepts (usage is ledgered per client)."""
     parser.add_argument(
         "--client-id", default=DEFAULT_CLIENT_ID, help="OAuth client id accepted (default: %(default)s)"
     )
@@ -130,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID:SECRET",
         help="another accepted client, repeatable (usage is ledgered per client)",
     )
+
+
+def _add_answer_shape_options(parser: argparse.ArgumentParser, defaults: EmulatorConfig) -> None:
+    """How its answers differ from the contract, to try a client against a server that is not quite it."""
     parser.add_argument(
         "--versions-shape",
         choices=("object", "list"),
@@ -154,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave 'total' out of paged answers (search, batch, indicators); clients must page without it",
     )
+
+
+def _add_fault_options(parser: argparse.ArgumentParser, defaults: EmulatorConfig) -> None:
+    """How it misbehaves: fault rules installed at start, and a gateway's concurrency limit."""
     parser.add_argument(
         "--fault",
         action="append",
@@ -175,8 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="the Retry-After header of those 429s (default: %(default)s)",
     )
-    parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
-    return parser
 
 
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> EmulatorConfig:

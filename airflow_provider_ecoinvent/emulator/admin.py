@@ -17,32 +17,46 @@ from airflow_provider_ecoinvent.emulator.validation import query_value
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_ecoinvent.emulator.app import EmulatorApp
+    from airflow_provider_ecoinvent.emulator.catalogue import Catalogue
+    from airflow_provider_ecoinvent.emulator.config import EmulatorConfig
+    from airflow_provider_ecoinvent.emulator.faults import FaultBook
+    from airflow_provider_ecoinvent.emulator.ledger import Ledger
+    from airflow_provider_ecoinvent.emulator.tokens import TokenStore
 
 
 class AdminEndpoints:
-    """The admin routes of one emulator app (they read and change its state)."""
+    """The admin routes of one emulator: they read and change its catalogue, tokens, ledger and faults.
 
-    def __init__(self, app: EmulatorApp) -> None:
-        self.app = app
+    It is given those parts, not the app that owns them, so that the app (which routes to it) and the
+    control plane do not import each other.
+    """
+
+    def __init__(
+        self, config: EmulatorConfig, catalogue: Catalogue, tokens: TokenStore, ledger: Ledger, faults: FaultBook
+    ) -> None:
+        self.config = config
+        self.catalogue = catalogue
+        self.tokens = tokens
+        self.ledger = ledger
+        self.faults = faults
 
     def stats(self, include_ids: bool = False) -> dict[str, Any]:
-        snapshot = self.app.ledger.snapshot(include_ids)
-        snapshot["faults"] = self.app.faults.as_json()
-        snapshot["versions"] = [v.name for v in self.app.catalogue.versions_for_display()]
-        snapshot["latest"] = self.app.catalogue.latest.name
+        snapshot = self.ledger.snapshot(include_ids)
+        snapshot["faults"] = self.faults.as_json()
+        snapshot["versions"] = [v.name for v in self.catalogue.versions_for_display()]
+        snapshot["latest"] = self.catalogue.latest.name
         snapshot["config"] = {
-            "token_ttl": self.app.config.token_ttl,
-            "latency_ms": self.app.config.latency_ms,
-            "datasets": self.app.config.datasets,
-            "seed": self.app.config.seed,
-            "api_prefix": self.app.config.api_prefix,
-            "versions_shape": self.app.config.versions_shape,
-            "shapes": self.app.config.shapes,
-            "omit_total": self.app.config.omit_total,
-            "page_cap": self.app.config.page_cap,
-            "max_concurrency": self.app.config.max_concurrency,
-            "concurrency_retry_after": self.app.config.concurrency_retry_after,
+            "token_ttl": self.config.token_ttl,
+            "latency_ms": self.config.latency_ms,
+            "datasets": self.config.datasets,
+            "seed": self.config.seed,
+            "api_prefix": self.config.api_prefix,
+            "versions_shape": self.config.versions_shape,
+            "shapes": self.config.shapes,
+            "omit_total": self.config.omit_total,
+            "page_cap": self.config.page_cap,
+            "max_concurrency": self.config.max_concurrency,
+            "concurrency_retry_after": self.config.concurrency_retry_after,
         }
         return snapshot
 
@@ -54,12 +68,12 @@ class AdminEndpoints:
                 200, self.stats(query_value(req.query, "ids") in ("1", "true", "yes"))
             ),
             ("POST", "reset"): self._reset,
-            ("GET", "faults"): lambda: json_response(200, {"faults": self.app.faults.as_json()}),
+            ("GET", "faults"): lambda: json_response(200, {"faults": self.faults.as_json()}),
             ("POST", "faults"): lambda: self._add_fault(req),
             ("DELETE", "faults"): self._clear_faults,
-            ("POST", "revoke"): lambda: json_response(200, {"revoked": self.app.tokens.revoke_all()}),
+            ("POST", "revoke"): lambda: json_response(200, {"revoked": self.tokens.revoke_all()}),
             ("GET", "versions"): lambda: json_response(
-                200, {"versions": [v.name for v in self.app.catalogue.versions_for_display()]}
+                200, {"versions": [v.name for v in self.catalogue.versions_for_display()]}
             ),
             ("POST", "versions"): lambda: self._publish(req),
         }
@@ -72,12 +86,12 @@ class AdminEndpoints:
         return detail(404, "Not Found")
 
     def _reset(self) -> Response:
-        self.app.ledger.reset()
-        self.app.faults.clear()
+        self.ledger.reset()
+        self.faults.clear()
         return json_response(200, {"ok": True})
 
     def _clear_faults(self) -> Response:
-        self.app.faults.clear()
+        self.faults.clear()
         return json_response(200, {"ok": True})
 
     def _add_fault(self, req: Request) -> Response:
@@ -85,7 +99,7 @@ class AdminEndpoints:
             data = json.loads(req.body or b"null")
             if not isinstance(data, dict):
                 raise ValueError("the body must be a JSON object describing one fault rule")
-            rule = self.app.faults.add(data)
+            rule = self.faults.add(data)
         except ValueError as exc:  # JSONDecodeError is a ValueError
             return detail(400, str(exc))
         return json_response(201, {"rule": rule.as_json()})
@@ -104,7 +118,7 @@ class AdminEndpoints:
         except ValueError as exc:
             return detail(400, str(exc))
         try:
-            version = self.app.catalogue.publish(data["version"], models, release_date)
+            version = self.catalogue.publish(data["version"], models, release_date)
         except ValueError as exc:
             return detail(409, str(exc))
         payload = {

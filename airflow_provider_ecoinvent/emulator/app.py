@@ -61,7 +61,7 @@ class EmulatorApp:
         for rule in config.faults:
             self.faults.add(rule)
         self.api = ApiEndpoints(config, self.catalogue, self.ledger)
-        self.admin = AdminEndpoints(self)
+        self.admin = AdminEndpoints(config, self.catalogue, self.tokens, self.ledger, self.faults)
 
     def stats(self, include_ids: bool = False) -> dict[str, Any]:
         """The body of ``GET /_emulator/stats``."""

@@ -14,8 +14,9 @@ Rules a test may rely on:
 * Dataset fields do not depend on version or system model, except ``url`` and ``url_history``.
 * A score is a pure function of (seed, version, system model, dataset id, indicator id); scores of the
   ``consequential`` system model are sometimes negative, as real consequential results are.
-* Indicators come from ``lcia.py``: ~700 ids, stable across versions; ids ``1..31`` are the original
-  ones. Built-in versions lack the methods introduced after them (3.9 lacks ``EF v3.1`` and ``IPCC 2021``).
+* Indicators come from ``lcia.py``: ~700 ids, stable across versions; ids ``1..31`` are a fixed core
+  (climate change and common midpoints) whose ids and scores never move. Built-in versions lack the
+  methods introduced after them (3.9 lacks ``EF v3.1`` and ``IPCC 2021``).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ _SCORE_EXPONENTS = {
 
 
 #: Indicators per block of score hash bits: a dataset's bits are made per block, so scoring a few
-#: indicators does not hash for all ~700. Block 0 (ids 1..32) keeps the original bits of ids 1..31.
+#: indicators does not hash for all ~700. Block 0 (ids 1..32) holds the core ids 1..31.
 SCORE_BLOCK = 32
 
 _HASH_WORD = struct.Struct(">Q")
@@ -261,8 +262,9 @@ class Catalogue:
 
     def _make_score_bits(self, version_name: str, system_model: str, dataset_id: int, block: int) -> bytes:
         """8 hash bytes per indicator of one block (ids ``32 * block + 1 ..``) for one dataset, version and
-        system model. Block 0 hashes the original key: SHAKE's output is a prefix-stable stream, so ids
-        1..31 keep the scores they always had."""
+        system model. Block 0's key has no block suffix and stays so: it scores the core ids 1..31, whose
+        scores must never move (SHAKE's output is a prefix-stable stream, so the block size does not
+        change them either)."""
         key = f"{self.seed}|score|{version_name}|{system_model}|{dataset_id}" + (f"|{block}" if block else "")
         return hashlib.shake_256(key.encode()).digest(8 * SCORE_BLOCK)
 

@@ -8,7 +8,9 @@ up but plausible: they only shape the synthetic scores.
 
 The catalogue is generated from small tables, deterministically, so that ids are stable:
 
-* ids ``1..31`` are the emulator's original indicators, with their original names and units;
+* ids ``1..31`` are a fixed core (:data:`~.lcia_tables.CORE_ROWS`): the climate change indicators of
+  ``IPCC 2021`` and the midpoints of ``EF v3.1`` and ``ReCiPe 2016 (H)`` that tests, docs and example DAGs
+  name by id, listed first with names and units of their own so that no table change can move them;
 * every other (method, category, indicator) gets the next id, in table order, from 32 on;
 * an id never changes between versions; a version only *lacks* the methods introduced after it
   (:data:`METHOD_SINCE`): 3.9 lacks ``EF v3.1``, ``IPCC 2021``, ``USEtox v2.13``...; 3.10 lacks the
@@ -21,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Final
 
-from airflow_provider_ecoinvent.emulator.lcia_tables import LEGACY_ROWS, METHODS
+from airflow_provider_ecoinvent.emulator.lcia_tables import CORE_ROWS, METHODS
 
 #: Built-in release order; a method introduced in one is present in every later one.
 RELEASE_ORDER: Final = ("3.9", "3.10", "3.11")
@@ -56,10 +58,10 @@ METHOD_SINCE: Final[dict[str, str]] = {
 
 
 def _build() -> tuple[Indicator, ...]:
-    """Ids 1..31 for the original indicators, then one id per new (method, category, indicator)."""
+    """Ids 1..31 for the core indicators, then one id per further (method, category, indicator)."""
     built = [
         Indicator(i, method, category, name, unit, scale, METHOD_SINCE[method])
-        for i, (method, category, name, unit, scale) in enumerate(LEGACY_ROWS, start=1)
+        for i, (method, category, name, unit, scale) in enumerate(CORE_ROWS, start=1)
     ]
     seen = {(ind.method, ind.category, ind.indicator) for ind in built}
     for method, rows, since, no_lt in METHODS:

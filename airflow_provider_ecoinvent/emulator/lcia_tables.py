@@ -18,13 +18,13 @@ _CO2: Final = "kg CO2-Eq"
 Row = tuple[str, str, str, float]  # category, indicator, unit, scale
 
 
-# -- the emulator's original 31 indicators (ids 1..31, names and units unchanged) ----------------------
+# -- the 31 core indicators: ids 1..31, in this order, with these names and units (see lcia.py) ---------
 
 _IPCC21: Final = "IPCC 2021"
 _EF31: Final = "EF v3.1"
 _RECIPE_MH: Final = "ReCiPe 2016 v1.03, midpoint (H)"
 
-LEGACY_ROWS: Final[tuple[tuple[str, str, str, str, float], ...]] = (
+CORE_ROWS: Final[tuple[tuple[str, str, str, str, float], ...]] = (
     (_IPCC21, "climate change", _GWP100, _CO2, 2.0),
     (_IPCC21, "climate change", "global warming potential (GWP20)", _CO2, 2.6),
     (_IPCC21, "climate change", "global temperature change potential (GTP100)", _CO2, 1.7),

@@ -1,8 +1,13 @@
-"""Pytest fixtures for the emulator.
+"""Pytest fixtures for the emulator: a pytest plugin, for test suites of code that calls the ecoinvent API.
 
 Enable them with ``pytest_plugins = ["airflow_provider_ecoinvent.emulator.testing"]`` in the rootdir
 ``conftest.py`` (or import the fixture functions into a ``conftest.py``). No ``pytest11`` entry point is
 registered on purpose: installing the provider must not add fixtures to unrelated test suites.
+
+pytest is not a dependency of the provider (it comes with the ``test`` extra), so this is the only
+module of the emulator that imports it, and it says how to install it when it is missing; the emulator
+itself (``import airflow_provider_ecoinvent.emulator``, ``python -m airflow_provider_ecoinvent.emulator``)
+never imports this module.
 """
 
 from __future__ import annotations
@@ -10,7 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import pytest
+try:
+    import pytest
+except ModuleNotFoundError as missing:
+    if missing.name != "pytest":  # pytest is there but broken: its own error says more
+        raise
+    raise ModuleNotFoundError(
+        "airflow_provider_ecoinvent.emulator.testing is a pytest plugin and needs pytest, which the provider "
+        "does not install: pip install 'airflow-provider-ecoinvent[test]' (or pip install pytest). "
+        "The emulator itself needs no pytest: from airflow_provider_ecoinvent.emulator import EmulatorServer",
+        name="pytest",
+    ) from missing
 
 from airflow_provider_ecoinvent.emulator.control import EmulatorServer
 
