@@ -20,7 +20,7 @@ LOWEST_AIRFLOW ?= 3.1.0
 LOWEST_AIRFLOW_CAPS ?= 'structlog<25.5' 'fastapi<0.132' 'universal-pathlib<0.3' 'cryptography<46'
 VENV_LOWEST    ?= .venv-lowest
 
-.PHONY: test test-lowest test-distributed lint typecheck actionlint pytest fuzz dist demo docs soak emulator bench mutations clean
+.PHONY: test test-lowest test-distributed distributed-servers lint typecheck actionlint pytest fuzz dist demo docs soak emulator bench mutations clean
 
 # Create the virtual environment and install the package with its test extra and the release tools of
 # the dev extra (again only when pyproject.toml changes). uv resolves in seconds where pip takes minutes.
@@ -63,11 +63,12 @@ $(VENV_LOWEST)/.installed: pyproject.toml $(VENV)/.installed
 		-e '.[test,dev]' 'apache-airflow==$(LOWEST_AIRFLOW)' $(LOWEST_AIRFLOW_CAPS)
 	touch $@
 
-# The stack, reliability and benchmark suites exercise the same provider code and run once, on the newest.
+# The stack, reliability and benchmark suites exercise the same provider code and run once, on the newest;
+# so do the emulator's tests (the emulator imports nothing of Airflow: tests/release/test_architecture.py).
 # tests/release runs here too: the built wheel, installed next to Airflow 3.1.0, must work as well.
 test-lowest: $(VENV_LOWEST)/.installed
 	ECOINVENT_SKIP_POLICY=1 $(VENV_LOWEST)/bin/python -m pytest $(PYTEST_PARALLEL) -m "not stack" --ignore=tests/stack --ignore=tests/reliability \
-		--ignore=tests/benchmarks $(PYTEST_ARGS)
+		--ignore=tests/benchmarks --ignore=tests/emulator $(PYTEST_ARGS)
 
 # The distributed suite (tests/distributed): PostgreSQL, Redis, an S3 store (moto) and Airflow with two Celery
 # workers on loopback, with crashes. Its own venv, so the Celery/AWS/Postgres providers it installs never
@@ -78,10 +79,14 @@ $(VENV_DISTRIBUTED)/.installed: pyproject.toml $(VENV)/.installed
 	$(UV) pip install --quiet --python $(VENV_DISTRIBUTED)/bin/python -e '.[test,distributed]'
 	touch $@
 
-test-distributed: $(VENV_DISTRIBUTED)/.installed
+# PostgreSQL and Redis from Debian's packages, installed when missing (as root). .ci/run starts this in the
+# background while the first suites run, so the download costs no wall time.
+distributed-servers:
 	@if ! command -v redis-server >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null; \
 	fi
+
+test-distributed: $(VENV_DISTRIBUTED)/.installed distributed-servers
 	@started=$$(date +%s); \
 	$(VENV_DISTRIBUTED)/bin/python -m pytest tests/distributed -m distributed -p no:cacheprovider $(PYTEST_ARGS); \
 	status=$$?; echo "test-distributed: $$(( $$(date +%s) - started )) s"; exit $$status
