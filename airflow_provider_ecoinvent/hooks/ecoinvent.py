@@ -515,7 +515,9 @@ class EcoinventHook(BaseHook):
         self.scored.admit(self.settings, ids, indicators, record=False)  # each batch records its own ids
         if ids and (not version or version == "latest"):
             version = self.resolve_version("latest", system_model)
-        return DatasetStream(self, ids, indicators, version, system_model, max_in_flight)
+        return DatasetStream(
+            self, ids, indicators, version, system_model, max_in_flight, batch_size=self.settings.batch_size
+        )
 
     def _paginate(self, path: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a paged GET endpoint, page after page (the walk rule of :mod:`._paging`)."""

@@ -50,6 +50,7 @@ ALLOWED |= {
     "hooks._requests": frozenset({"__init__", "_client.call", "_client.concurrency", "_client.network", "exceptions"}),
     "hooks._stream": frozenset(
         {
+            "_client.call",
             "_client.concurrency",
             "_client.ids",
             "_client.paging",
@@ -57,7 +58,6 @@ ALLOWED |= {
             "connection",
             "exceptions",
             "indicators",
-            "hooks.ecoinvent",
         }
     ),
     "hooks._connection_test": frozenset({"_client.retry", "_client.safety", "connection", "exceptions", "versions"})
