@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 import time
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, Unpack
 
 from airflow.sdk import BaseHook
 
@@ -45,7 +46,8 @@ from airflow_provider_ecoinvent.hooks._answers import (
 from airflow_provider_ecoinvent.hooks._connection_test import (
     CONNECTION_TEST_POLICY,
     CONNECTION_TEST_TIMEOUT,
-    run_connection_test,
+    check_token_and_call,
+    unreadable_connection,
 )
 from airflow_provider_ecoinvent.hooks._requests import (
     EnvironmentProxies,
@@ -538,7 +540,38 @@ class EcoinventHook(BaseHook):
         retry at most (:data:`CONNECTION_TEST_POLICY`), whatever the connection's ``max_retries``. The UI's
         Test button needs ``[core] test_connection = Enabled`` in the Airflow configuration.
         """
-        return run_connection_test(self)
+        try:
+            settings = self.settings
+        except Exception as err:
+            return False, unreadable_connection(self.ecoinvent_conn_id, err)
+        limited = self._with_connection_test_limits(settings)
+        try:
+            return check_token_and_call(limited, settings)
+        finally:
+            with self._counter_lock:  # the calls were made on this hook's behalf
+                self.api_calls += limited.api_calls
+                self.token_requests += limited.token_requests
+
+    def _with_connection_test_limits(self, settings: EcoinventSettings) -> Self:
+        """A private copy of this hook with short timeouts and at most one retry, for :meth:`test_connection`.
+
+        A copy, not a temporary change of the hook's settings: the hook may be shared with other threads,
+        which must keep its own timeouts and retries meanwhile. The copy shares the session, the token
+        cache and the time sources (``_sleep``, ``_clock``); it counts its calls from zero, and
+        ``test_connection`` adds them to the hook's counters.
+        """
+        limited = copy.copy(self)
+        timeout = min(settings.timeout, CONNECTION_TEST_TIMEOUT)
+        limited.__dict__["settings"] = dataclasses.replace(settings, timeout=timeout)
+        policy = self.retry_policy
+        limited.__dict__["retry_policy"] = dataclasses.replace(
+            CONNECTION_TEST_POLICY,
+            max_retries=min(CONNECTION_TEST_POLICY.max_retries, policy.max_retries),
+            rate_limit_budget=min(CONNECTION_TEST_POLICY.rate_limit_budget, policy.rate_limit_budget),
+        )
+        limited._counter_lock = threading.Lock()
+        limited.api_calls = limited.token_requests = 0
+        return limited
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

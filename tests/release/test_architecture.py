@@ -45,7 +45,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 _BELOW_HOOKS = frozenset(ALLOWED)
 ALLOWED |= {
-    # The sync hook's parts; those naming EcoinventHook do so in annotations only (TYPE_CHECKING).
+    # The sync hook's parts: none imports the hook's module; what they need of the hook is a protocol.
     "hooks._answers": frozenset({"_client.paging", "exceptions", "versions"}),
     "hooks._requests": frozenset({"__init__", "_client.call", "_client.concurrency", "_client.network", "exceptions"}),
     "hooks._stream": frozenset(
@@ -60,8 +60,7 @@ ALLOWED |= {
             "indicators",
         }
     ),
-    "hooks._connection_test": frozenset({"_client.retry", "_client.safety", "connection", "exceptions", "versions"})
-    | {"hooks.ecoinvent"},
+    "hooks._connection_test": frozenset({"_client.retry", "_client.safety", "connection", "exceptions", "versions"}),
     "hooks.ecoinvent": _BELOW_HOOKS | {"hooks._answers", "hooks._connection_test", "hooks._requests", "hooks._stream"},
     "hooks.async_client": _BELOW_HOOKS - {"get_provider_info"},  # _ids: the cost guard, as the hook counts it
     "triggers.ecoinvent": frozenset({"_client.constants", "exceptions", "versions", "hooks.async_client"}),
