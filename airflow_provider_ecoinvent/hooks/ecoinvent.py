@@ -21,28 +21,14 @@ from airflow_provider_ecoinvent._client.ids import (
     validate_indicator_ids,
 )
 from airflow_provider_ecoinvent._client.network import POOL_SIZE, tls_error, unreachable_reason
-from airflow_provider_ecoinvent._client.paging import (
-    BATCH_LIST_KEYS,
-    PAGE_LIMIT,
-    PAGE_LIST_KEYS,
-    Page,
-    read_page,
-    walk_pages,
-)
+from airflow_provider_ecoinvent._client.paging import PAGE_LIMIT, PAGE_LIST_KEYS, Page, read_page, walk_pages
 from airflow_provider_ecoinvent._client.retry import RetryPolicy
 from airflow_provider_ecoinvent._client.safety import CappedBody, check_endpoint, undecodable_body_error
 from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
 from airflow_provider_ecoinvent._client.trust import trusted_cas
 from airflow_provider_ecoinvent.connection import header_value, settings_from_connection
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError
-from airflow_provider_ecoinvent.hooks._answers import (
-    choose_version,
-    display_geography,
-    facet_values,
-    geographies_of,
-    items_and_total,
-    match_geography,
-)
+from airflow_provider_ecoinvent.hooks._answers import choose_version, display_geography, geographies_of
 from airflow_provider_ecoinvent.hooks._connection_test import (
     CONNECTION_TEST_POLICY,
     CONNECTION_TEST_TIMEOUT,
@@ -589,20 +575,5 @@ class EcoinventHook(BaseHook):
         return legacy_connection_form_widgets()
 
 
-__all__ = [
-    "BATCH_LIST_KEYS",
-    "CONNECTION_TEST_POLICY",
-    "CONNECTION_TEST_TIMEOUT",
-    "MAX_INDICATORS",
-    "PAGE_LIMIT",
-    "PAGE_LIST_KEYS",
-    "DatasetStream",
-    "EcoinventHook",
-    "match_geography",
-    "validate_dataset_ids",
-    "validate_indicator_ids",
-]
-
-# Kept importable from here (the probe and tests read answers as the hook does).
-_items_and_total = items_and_total
-_facet_values = facet_values
+#: What users import from here: the hook, and the stream its ``get_datasets`` returns (for annotations).
+__all__ = ["DatasetStream", "EcoinventHook"]

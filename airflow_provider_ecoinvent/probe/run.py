@@ -350,9 +350,9 @@ def _first_id(items: list[Any]) -> int | None:
 
 
 def _of_total(payload: Any) -> str:
-    from airflow_provider_ecoinvent.hooks.ecoinvent import _items_and_total
+    from airflow_provider_ecoinvent._client.paging import items_and_total
 
-    total = _items_and_total(payload, ())[1]
+    total = items_and_total(payload, ())[1]
     return f" (total {total})" if total is not None else ""
 
 
