@@ -36,8 +36,8 @@ class BatchCaller(Protocol):
         method: str,
         path: str,
         *,
-        cancel: threading.Event | None = None,
-        gate: CallGate | None = None,
+        cancel: threading.Event | None,
+        gate: CallGate | None,
         **options: Unpack[CallOptions],
     ) -> Any:
         """Call an endpoint under the API prefix and return its parsed JSON (``EcoinventHook.request``)."""
@@ -89,7 +89,6 @@ class DatasetStream(Iterator[dict[str, Any]]):
         batch_size: int,
     ) -> None:
         self.hook = hook
-        self.batch_size = batch_size
         self.version = version
         self.system_model = system_model
         self.indicator_ids = indicator_ids
@@ -97,6 +96,8 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.returned = 0
         self.missing_ids: list[int] = []
         self.max_in_flight = max_in_flight
+        #: Dataset ids per batch call (the connection's ``batch_size``).
+        self.batch_size = batch_size
         #: The hook's calls in flight, under this stream's ceiling: its free calls meet the same gateway limit.
         self._gate = hook.gate
         self._gate.restart(max_in_flight)
