@@ -7,11 +7,20 @@ import dataclasses
 import threading
 import time
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Self, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Self, Unpack
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_ecoinvent._client.call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
+from airflow_provider_ecoinvent._client.call import (
+    Answer,
+    ApiCall,
+    Broken,
+    CallOptions,
+    Done,
+    TokenCall,
+    Wait,
+    connection_retry_policy,
+)
 from airflow_provider_ecoinvent._client.concurrency import CallGate
 from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._client.ids import (
@@ -20,10 +29,9 @@ from airflow_provider_ecoinvent._client.ids import (
     validate_dataset_ids,
     validate_indicator_ids,
 )
-from airflow_provider_ecoinvent._client.network import POOL_SIZE, tls_error, unreachable_reason
+from airflow_provider_ecoinvent._client.network import POOL_SIZE, tls_error
 from airflow_provider_ecoinvent._client.paging import PAGE_LIMIT, PAGE_LIST_KEYS, Page, read_page, walk_pages
-from airflow_provider_ecoinvent._client.retry import RetryPolicy
-from airflow_provider_ecoinvent._client.safety import CappedBody, check_endpoint, undecodable_body_error
+from airflow_provider_ecoinvent._client.safety import CHUNK_BYTES, CappedBody, check_endpoint
 from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
 from airflow_provider_ecoinvent._client.trust import trusted_cas
 from airflow_provider_ecoinvent.connection import header_value, settings_from_connection
@@ -38,8 +46,8 @@ from airflow_provider_ecoinvent.hooks._connection_test import (
 from airflow_provider_ecoinvent.hooks._requests import (
     EnvironmentProxies,
     attempt_within,
-    describe_network_error,
     mask,
+    network_failure,
     new_session,
     stop_if_requested,
     transient_network_errors,
@@ -54,11 +62,9 @@ if TYPE_CHECKING:
     import requests
 
     from airflow_provider_ecoinvent._client.concurrency import WidthChange
+    from airflow_provider_ecoinvent._client.retry import RetryPolicy
     from airflow_provider_ecoinvent._client.tokens import TokenKey
     from airflow_provider_ecoinvent.connection import EcoinventSettings
-
-#: Bytes read from an answer at a time (the size limit is checked after each).
-_CHUNK_BYTES: Final = 64 * 1024
 
 
 class EcoinventHook(BaseHook):
@@ -154,10 +160,7 @@ class EcoinventHook(BaseHook):
     @cached_property
     def retry_policy(self) -> RetryPolicy:
         """Back-off policy: the one given to the constructor, else the connection's ``max_retries``."""
-        settings = self.settings
-        return self._retry_policy or RetryPolicy(
-            max_retries=settings.max_retries, rate_limit_budget=settings.rate_limit_budget
-        )
+        return self._retry_policy or connection_retry_policy(self.settings)
 
     @cached_property
     def session(self) -> requests.Session:
@@ -327,7 +330,7 @@ class EcoinventHook(BaseHook):
         except requests.exceptions.SSLError as err:
             raise tls_error(server, err, conn_id=self.settings.conn_id) from None
         except transient_network_errors() as err:
-            return Broken(describe_network_error(err), unreachable_reason(err))
+            return network_failure(err)
 
     def _exchange(self, method: str, url: str, path: str, **kwargs: Any) -> tuple[int, Mapping[str, str], bytes]:
         """One HTTP exchange: redirects never followed, the body read only up to ``max_response_bytes``.
@@ -353,11 +356,10 @@ class EcoinventHook(BaseHook):
         ) as response:
             body.check_length(response.headers.get("Content-Length"))
             try:
-                for chunk in response.iter_content(_CHUNK_BYTES):
+                for chunk in response.iter_content(CHUNK_BYTES):
                     body.add(chunk)
             except requests.exceptions.ContentDecodingError:
-                encoding = response.headers.get("Content-Encoding")
-                raise undecodable_body_error(method, path, encoding, conn_id=settings.conn_id) from None
+                raise body.undecodable(response.headers.get("Content-Encoding")) from None
         return response.status_code, response.headers, body.content
 
     def _pause(self, seconds: float, cancel: threading.Event | None) -> None:

@@ -35,7 +35,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # ...request safety (paths, redirects, capped bodies), CA trust, network failures...
     "_client.safety": frozenset({"exceptions"}),
     "_client.trust": frozenset({"connection", "exceptions"}),  # reads EcoinventSettings (an annotation)
-    "_client.network": frozenset({"_client.safety", "_client.trust", "exceptions"}),
+    # network: the User-Agent both transports send names the provider's version (__init__).
+    "_client.network": frozenset({"__init__", "_client.safety", "_client.trust", "exceptions"}),
     "_client.errors": frozenset({"_client.codec", "_client.network", "_client.retry", "_client.safety", "exceptions"}),
     "_client.tokens": frozenset({"_client.errors", "_client.retry", "connection", "exceptions"}),
     # ...and the one request state machine (sans I/O) that both transports drive.
@@ -47,7 +48,7 @@ _BELOW_HOOKS = frozenset(ALLOWED)
 ALLOWED |= {
     # The sync hook's parts: none imports the hook's module; what they need of the hook is a protocol.
     "hooks._answers": frozenset({"_client.paging", "exceptions", "versions"}),
-    "hooks._requests": frozenset({"__init__", "_client.call", "_client.concurrency", "_client.network", "exceptions"}),
+    "hooks._requests": frozenset({"_client.call", "_client.concurrency", "_client.network", "exceptions"}),
     "hooks._stream": frozenset(
         {
             "_client.call",
