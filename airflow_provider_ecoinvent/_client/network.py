@@ -1,8 +1,10 @@
-"""Network failures, classified once for both transports: which are worth a retry and what to tell the user.
+"""The network as both transports meet it: who they say they are, and which failures are worth a retry.
 
 A refused connection or an unknown host is a configuration problem that no number of retries fixes; a
-failed TLS handshake is either an untrusted certificate or a server that does not speak TLS. Each
-transport hands its own exception here and gets back the same decision and the same words.
+failed TLS handshake is either an untrusted certificate or a server that does not speak TLS; a timeout or
+an answer cut short is retried. Each transport hands its own exception here and gets back the same
+decision and the same words, and sends the same headers (:func:`default_headers`), so that the worker
+and the triggerer cannot be told apart by anything but the HTTP library they name.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Reading the answers of the hook's free calls: a search page's items, total and geographies; the version to pin."""
+"""Reading the answers of the hook's free calls: a search page's geographies, and the version to pin.
+
+Pure functions over parsed JSON, apart from the hook's I/O, so that the tolerant reading of the API's
+shapes (facets in several forms, geographies by code, name or display form) is tested on its own.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The requests side of the sync hook: its session's parts, network error reasons, masking, cancellation.
+"""The requests side of the sync hook: its pooled session, its network failures, masking and cancellation.
 
-What only the requests transport needs (the async client has its httpx counterparts); the hook's module
-keeps the hook itself.
+What only the requests transport needs, kept apart from the hook so that the hook reads as the steps of a
+call: the session (never following ``.netrc``, proxies read once per host), which requests exceptions are
+retryable network failures (described in the words of ``_client.network``), registering tokens with the
+secret masker, and the wait between attempts that ``stop()`` or a run's cancel event ends at once.
 """
 
 from __future__ import annotations

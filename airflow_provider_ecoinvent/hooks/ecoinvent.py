@@ -1,4 +1,10 @@
-"""EcoinventHook: authenticated, resilient, typed access to the ecoinvent API from Airflow workers."""
+"""EcoinventHook: authenticated, resilient, typed access to the ecoinvent API from Airflow workers.
+
+The worker's transport (``requests``, threads): it sends, sleeps and swaps tokens, while every decision
+(retry, renewal, errors, request safety) comes from the client core in ``_client``, which the triggerer's
+async client drives too. Its dataset stream, answer readers and connection test sit beside it in this
+package, each taking only what it needs of the hook.
+"""
 
 from __future__ import annotations
 

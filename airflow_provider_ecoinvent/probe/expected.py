@@ -2,8 +2,8 @@
 
 Written from the contract (``ecoinvent-api.md``): its [doc] facts and the [assume] ones the provider is built
 on. The probe compares real answers with these tables and, for the lists, also asks the provider's own
-readers (``parse_versions``, ``items_and_total``, as the hook reads a page) how much of the answer they take in, so that
-a difference is reported together with what it does to the provider.
+readers (``parse_versions``, and ``items_and_total`` as the hook reads a page) how much of the answer they
+take in, so that a difference is reported together with what it does to the provider.
 """
 
 from __future__ import annotations
