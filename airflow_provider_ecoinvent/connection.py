@@ -416,3 +416,8 @@ def _verify(where: str, value: Any) -> bool | str:
     # Anything else is a CA bundle path; its existence is checked where it is used (the worker may
     # have files the DAG processor does not).
     return text
+
+
+#: What users import from here: the typed settings of a connection (``EcoinventHook.settings``) and the
+#: function that reads them.
+__all__ = ["EcoinventSettings", "settings_from_connection"]

@@ -183,3 +183,7 @@ def legacy_connection_form_widgets() -> dict[str, Any]:
             label=field["label"], validators=validators, description=field["description"], default=default
         )
     return widgets
+
+
+#: The entry point Airflow calls (the legacy form helpers serve the hook on Airflow 3.1).
+__all__ = ["get_provider_info"]

@@ -345,3 +345,8 @@ def expand(dataset: dict[str, Any], parts: Sequence[Compact]) -> dict[str, Any]:
         scores.extend(odd)
     dataset["impact_scores"] = scores
     return dataset
+
+
+#: What users import from here: the selector forms and their checking and resolution (the score slicing
+#: and compaction below serve the hook's dataset stream).
+__all__ = ["SELECTOR_KEYS", "parse_selectors", "resolve_selectors"]

@@ -28,3 +28,7 @@ def ecoinvent_pool() -> str:
     or in ``default_args``.
     """
     return os.environ.get(POOL_ENV_VAR, "").strip() or DEFAULT_POOL
+
+
+#: What DAG files import from here: the pool name, and the names it chooses between.
+__all__ = ["DEFAULT_POOL", "POOL_ENV_VAR", "RECOMMENDED_POOL", "ecoinvent_pool"]

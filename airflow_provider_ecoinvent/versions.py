@@ -114,3 +114,7 @@ def _system_model_name(model: Any) -> str | None:
         name = model.get("name") or model.get("system_model") or model.get("id")
         return str(name) if name is not None else None
     return None
+
+
+#: What users import from here: the version record the hook returns and the release-number ordering.
+__all__ = ["EcoinventVersion", "is_newer", "newest", "parse_versions", "release_key"]

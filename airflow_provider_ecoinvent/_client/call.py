@@ -28,6 +28,7 @@ from airflow_provider_ecoinvent._client.errors import (
     repeated_401_error,
     retry_log_args,
 )
+from airflow_provider_ecoinvent._client.retry import RetryPolicy
 from airflow_provider_ecoinvent._client.safety import api_path
 from airflow_provider_ecoinvent._client.tokens import AccessToken, build_token_request, read_token_response
 
@@ -87,6 +88,12 @@ RENEW: Final = "renew"
 MAX_RENEWALS: Final = 3
 
 Step = Done | Wait | str
+
+
+def connection_retry_policy(settings: EcoinventSettings) -> RetryPolicy:
+    """The back-off policy a connection asks for (its ``max_retries`` and ``rate_limit_budget`` extras), the
+    default of both transports when no policy is given."""
+    return RetryPolicy(max_retries=settings.max_retries, rate_limit_budget=settings.rate_limit_budget)
 
 
 class _Attempts:
@@ -250,4 +257,16 @@ class TokenCall(_Attempts):
         return self._retry_answer(answer, outcome.reason, outcome.retry_after)
 
 
-__all__ = ["MAX_RENEWALS", "RENEW", "Answer", "ApiCall", "Broken", "CallOptions", "Done", "Step", "TokenCall", "Wait"]
+__all__ = [
+    "MAX_RENEWALS",
+    "RENEW",
+    "Answer",
+    "ApiCall",
+    "Broken",
+    "CallOptions",
+    "Done",
+    "Step",
+    "TokenCall",
+    "Wait",
+    "connection_retry_policy",
+]

@@ -1,8 +1,10 @@
-"""Network failures, classified once for both transports: which are worth a retry and what to tell the user.
+"""The network as both transports meet it: who they say they are, and which failures are worth a retry.
 
 A refused connection or an unknown host is a configuration problem that no number of retries fixes; a
-failed TLS handshake is either an untrusted certificate or a server that does not speak TLS. Each
-transport hands its own exception here and gets back the same decision and the same words.
+failed TLS handshake is either an untrusted certificate or a server that does not speak TLS; a timeout or
+an answer cut short is retried. Each transport hands its own exception here and gets back the same
+decision and the same words, and sends the same headers (:func:`default_headers`), so that the worker
+and the triggerer cannot be told apart by anything but the HTTP library they name.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import ssl
 from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import urlsplit
 
+from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._client.safety import origin
 from airflow_provider_ecoinvent._client.trust import CA_BUNDLE_ENV_VARS
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventUnreachableError
@@ -24,6 +27,39 @@ POOL_SIZE: Final = 32
 
 #: Why a connection could not be made: failures a retry cannot fix for a configured host.
 Unreachable = Literal["connection refused", "host name does not resolve"]
+
+
+def user_agent(http_client: str) -> str:
+    """The ``User-Agent`` of both transports: the provider, Airflow, ``http_client`` (e.g.
+    ``python-requests/2.32.3``, the transport's library and version) and Python, so an API operator can tell
+    which provider release and which path (worker or triggerer) made a call."""
+    import platform
+
+    try:
+        from airflow import __version__ as airflow_version
+    except ImportError:  # pragma: no cover - Airflow is always installed with the provider
+        airflow_version = "unknown"
+    return (
+        f"airflow-provider-ecoinvent/{__version__} apache-airflow/{airflow_version} "
+        f"{http_client} Python/{platform.python_version()}"
+    )
+
+
+def default_headers(http_client: str) -> dict[str, str]:
+    """The headers every call of both transports carries (``http_client``: see :func:`user_agent`)."""
+    return {"User-Agent": user_agent(http_client), "Accept": "application/json"}
+
+
+def describe_network_error(
+    err: BaseException, *, timeouts: tuple[type[BaseException], ...], cut_short: tuple[type[BaseException], ...]
+) -> str:
+    """A short, secret-free reason for a network failure (no URL, no headers), in the same words for both
+    transports: each names its own exception classes for a timeout and for an answer cut short."""
+    if isinstance(err, timeouts):
+        return "timed out"
+    if isinstance(err, cut_short):
+        return "connection dropped mid-response"
+    return f"connection error ({type(err).__name__})"
 
 
 def _causes(err: BaseException) -> Iterator[BaseException]:

@@ -66,6 +66,13 @@ def read_page(payload: Any, keys: Sequence[str]) -> Page:
     return Page(items, total if valid_total else None)
 
 
+def items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
+    """The dict items and ``total`` of one answer (:func:`read_page`), for a caller that reads a single page
+    (the hook's geography look-up, the probe)."""
+    page = read_page(payload, keys)
+    return [item for item in page.items or () if isinstance(item, dict)], page.total
+
+
 def walk_pages(
     fetch: Callable[[int, int], Page],
     *,

@@ -137,12 +137,15 @@ def redirect_error(status: int, method: str, path: str, location: str | None, *,
 
 # -- answer size ------------------------------------------------------------------------------------
 
+#: Bytes both transports read from an answer at a time (the size limit is checked after each).
+CHUNK_BYTES: Final = 64 * 1024
+
 
 class CappedBody:
     """Collects an answer's body and stops past ``limit`` bytes, so a huge answer is never held whole.
 
-    Both transports stream the body into :meth:`add` after :meth:`check_length` has looked at
-    ``Content-Length``.
+    Both transports stream the body into :meth:`add`, :data:`CHUNK_BYTES` at a time, after :meth:`check_length`
+    has looked at ``Content-Length``; a body their HTTP library cannot decode is reported by :meth:`undecodable`.
     """
 
     def __init__(self, limit: int, method: str, path: str, *, conn_id: str) -> None:
@@ -167,6 +170,24 @@ class CappedBody:
     def content(self) -> bytes:
         return b"".join(self._chunks)
 
+    def undecodable(self, encoding: str | None) -> EcoinventApiError:
+        """The error for an answer whose ``Content-Encoding`` (``encoding``) does not match its body (e.g.
+        marked gzip but not gzip).
+
+        Not retried: what mangles bodies is nearly always a proxy or gateway on the way, and it does so every
+        time; repeating the call would only repeat a (possibly billed) request for the same broken answer.
+        """
+        method, path, conn_id = self._where
+        marked = f"marked {encoding.strip()!r}" if encoding and encoding.strip() else "compressed"
+        return EcoinventApiError(
+            f"The answer to {method} {path} (connection {conn_id!r}) is {marked} but its body cannot be decoded; "
+            "not retried: a proxy or gateway between Airflow and the API is probably altering answers. Check "
+            "your proxy settings (HTTPS_PROXY, NO_PROXY) and the connection's host and 'api_prefix'.",
+            status_code=None,
+            method=method,
+            path=path,
+        )
+
     def _too_large(self, size: str) -> EcoinventApiError:
         method, path, conn_id = self._where
         return EcoinventApiError(
@@ -177,20 +198,3 @@ class CappedBody:
             method=method,
             path=path,
         )
-
-
-def undecodable_body_error(method: str, path: str, encoding: str | None, *, conn_id: str) -> EcoinventApiError:
-    """An answer whose ``Content-Encoding`` does not match its body (e.g. marked gzip but not gzip).
-
-    Not retried: what mangles bodies is nearly always a proxy or gateway on the way, and it does so every
-    time; repeating the call would only repeat a (possibly billed) request for the same broken answer.
-    """
-    marked = f"marked {encoding.strip()!r}" if encoding and encoding.strip() else "compressed"
-    return EcoinventApiError(
-        f"The answer to {method} {path} (connection {conn_id!r}) is {marked} but its body cannot be decoded; "
-        "not retried: a proxy or gateway between Airflow and the API is probably altering answers. Check "
-        "your proxy settings (HTTPS_PROXY, NO_PROXY) and the connection's host and 'api_prefix'.",
-        status_code=None,
-        method=method,
-        path=path,
-    )

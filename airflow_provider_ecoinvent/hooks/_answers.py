@@ -1,4 +1,8 @@
-"""Reading the answers of the hook's free calls: a search page's items, total and geographies; the version to pin."""
+"""Reading the answers of the hook's free calls: a search page's geographies, and the version to pin.
+
+Pure functions over parsed JSON, apart from the hook's I/O, so that the tolerant reading of the API's
+shapes (facets in several forms, geographies by code, name or display form) is tested on its own.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,12 @@ import difflib
 import re
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_ecoinvent._client.paging import read_page
+from airflow_provider_ecoinvent._client.paging import items_and_total
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.versions import newest, system_model_hint
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
     from airflow_provider_ecoinvent.versions import EcoinventVersion
 
@@ -22,12 +26,6 @@ _SUGGESTIONS: Final = 3
 _SUGGESTION_CUTOFF: Final = 0.6
 #: ecoinvent's display form of a geography, "Name (CODE)": the only form the search filter matches.
 GEOGRAPHY_DISPLAY_FORM: Final = re.compile(r"^(?P<name>.*?)\s*\((?P<code>[^()]+)\)\s*$")
-
-
-def items_and_total(payload: Any, keys: Sequence[str]) -> tuple[list[dict[str, Any]], int | None]:
-    """The dict items and ``total`` of one answer (:func:`read_page`), for a caller that reads a single page."""
-    page = read_page(payload, keys)
-    return [item for item in page.items or () if isinstance(item, dict)], page.total
 
 
 def match_geography(given: str, known: Iterable[str]) -> str | None:
@@ -170,7 +168,6 @@ __all__ = [
     "display_geography",
     "facet_values",
     "geographies_of",
-    "items_and_total",
     "match_geography",
     "unknown_geography_error",
 ]

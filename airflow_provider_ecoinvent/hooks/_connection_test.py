@@ -1,11 +1,14 @@
-"""The hook's connection test: a token, then one cheap call, within Airflow's own test timeout."""
+"""What the hook's connection test does and says: a token, then one cheap call, within Airflow's own test timeout.
+
+Airflow's Test button gives up after about ten seconds and shows only the message, so the test runs with
+short limits (:data:`CONNECTION_TEST_TIMEOUT`, :data:`CONNECTION_TEST_POLICY`) and turns each failure into a
+sentence naming what to check. It uses only the hook's public surface (:class:`ConnectionUnderTest`); the
+hook makes the limited copy of itself that the test runs on (``EcoinventHook.test_connection``).
+"""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import threading
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from airflow_provider_ecoinvent._client.retry import RetryPolicy
 from airflow_provider_ecoinvent._client.safety import redact_url
@@ -21,7 +24,7 @@ from airflow_provider_ecoinvent.versions import newest
 
 if TYPE_CHECKING:
     from airflow_provider_ecoinvent.connection import EcoinventSettings
-    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+    from airflow_provider_ecoinvent.versions import EcoinventVersion
 
 #: Per-attempt read timeout and retries of ``test_connection``: Airflow's connection test gives up after ~10 s.
 CONNECTION_TEST_TIMEOUT: Final = 3.0
@@ -30,50 +33,33 @@ CONNECTION_TEST_POLICY: Final = RetryPolicy(
 )
 
 
-def run_connection_test(hook: EcoinventHook) -> tuple[bool, str]:
-    """:meth:`EcoinventHook.test_connection`: never raises, the message says what failed."""
-    try:
-        settings = hook.settings
-    except EcoinventConfigError as err:
-        return False, str(err)
-    except Exception as err:
-        return False, f"Could not read connection {hook.ecoinvent_conn_id!r}: {type(err).__name__}: {err}"
-    limited = _with_connection_test_limits(hook, settings)
-    try:
-        return _test_token_and_call(limited, settings)
-    finally:
-        with hook._counter_lock:  # the calls were made on this hook's behalf
-            hook.api_calls += limited.api_calls
-            hook.token_requests += limited.token_requests
+class ConnectionUnderTest(Protocol):
+    """The public surface of ``EcoinventHook`` the connection test uses: a token, then one cheap call."""
+
+    def get_access_token(self) -> str:
+        """A valid access token (the cache's, or a new client-credentials exchange)."""
+
+    def get_versions(self) -> list[EcoinventVersion]:
+        """The database versions the licence covers (``GET /versions``)."""
 
 
-def _with_connection_test_limits(hook: EcoinventHook, settings: EcoinventSettings) -> EcoinventHook:
-    """A private copy of ``hook`` with short timeouts and at most one retry, for ``test_connection``.
+def unreadable_connection(conn_id: str, err: Exception) -> str:
+    """What the connection test says when the connection cannot be read: an invalid one explains itself."""
+    if isinstance(err, EcoinventConfigError):
+        return str(err)
+    return f"Could not read connection {conn_id!r}: {type(err).__name__}: {err}"
 
-    A copy, not a temporary change of the hook's settings: the hook may be shared with other threads,
-    which must keep its own timeouts and retries meanwhile. The copy shares the session, the token
-    cache and the time sources (``_sleep``, ``_clock``); it counts its calls from zero, and
-    ``test_connection`` adds them to the hook's counters.
+
+def check_token_and_call(hook: ConnectionUnderTest, settings: EcoinventSettings) -> tuple[bool, str]:
+    """Get a token, then make one cheap authenticated call: never raises, the message says what failed.
+
+    ``hook`` is the connection-test copy of the hook (short timeouts, one retry); ``settings`` are its own.
     """
-    limited = copy.copy(hook)
-    limited.__dict__["settings"] = dataclasses.replace(settings, timeout=min(settings.timeout, CONNECTION_TEST_TIMEOUT))
-    policy = hook.retry_policy
-    limited.__dict__["retry_policy"] = dataclasses.replace(
-        CONNECTION_TEST_POLICY,
-        max_retries=min(CONNECTION_TEST_POLICY.max_retries, policy.max_retries),
-        rate_limit_budget=min(CONNECTION_TEST_POLICY.rate_limit_budget, policy.rate_limit_budget),
-    )
-    limited._counter_lock = threading.Lock()
-    limited.api_calls = limited.token_requests = 0
-    return limited
-
-
-def _test_token_and_call(hook: EcoinventHook, settings: EcoinventSettings) -> tuple[bool, str]:
     import requests
 
     token_url = redact_url(settings.token_url)
     try:
-        hook._token_cache.get(hook._token_key, hook._fetch_token)
+        hook.get_access_token()
     except EcoinventAuthError as err:
         return False, str(err)
     except EcoinventUnreachableError as err:
@@ -107,4 +93,10 @@ def _test_token_and_call(hook: EcoinventHook, settings: EcoinventSettings) -> tu
     )
 
 
-__all__ = ["CONNECTION_TEST_POLICY", "CONNECTION_TEST_TIMEOUT", "run_connection_test"]
+__all__ = [
+    "CONNECTION_TEST_POLICY",
+    "CONNECTION_TEST_TIMEOUT",
+    "ConnectionUnderTest",
+    "check_token_and_call",
+    "unreadable_connection",
+]

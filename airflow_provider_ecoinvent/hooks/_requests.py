@@ -1,7 +1,9 @@
-"""The requests side of the sync hook: its session's parts, network error reasons, masking, cancellation.
+"""The requests side of the sync hook: its pooled session, its network failures, masking and cancellation.
 
-What only the requests transport needs (the async client has its httpx counterparts); the hook's module
-keeps the hook itself.
+What only the requests transport needs, kept apart from the hook so that the hook reads as the steps of a
+call: the session (never following ``.netrc``, proxies read once per host), which requests exceptions are
+retryable network failures (described in the words of ``_client.network``), registering tokens with the
+secret masker, and the wait between attempts that ``stop()`` or a run's cancel event ends at once.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ import time
 from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit
 
-from airflow_provider_ecoinvent import __version__
-from airflow_provider_ecoinvent._client.call import Answer
-from airflow_provider_ecoinvent._client.network import POOL_SIZE
+from airflow_provider_ecoinvent._client.call import Answer, Broken
+from airflow_provider_ecoinvent._client.network import (
+    POOL_SIZE,
+    default_headers,
+    describe_network_error,
+    unreachable_reason,
+)
 from airflow_provider_ecoinvent.exceptions import EcoinventError
 
 if TYPE_CHECKING:
@@ -21,7 +27,7 @@ if TYPE_CHECKING:
 
     import requests
 
-    from airflow_provider_ecoinvent._client.call import ApiCall, Broken
+    from airflow_provider_ecoinvent._client.call import ApiCall
     from airflow_provider_ecoinvent._client.concurrency import CallGate
 
 #: The token an attempt carried (an ``AccessToken``), handed back with its outcome.
@@ -39,8 +45,7 @@ def new_session(verify: bool | str) -> requests.Session:
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.headers["User-Agent"] = user_agent()
-    session.headers["Accept"] = "application/json"
+    session.headers.update(default_headers(f"python-requests/{requests.__version__}"))
     session.verify = verify
     # A ~/.netrc entry for the host must not replace the bearer token: requests consults .netrc only when no
     # session auth is set (and on redirects, which are never followed: see EcoinventHook._exchange).
@@ -134,15 +139,15 @@ def attempt_within(
     return token, outcome
 
 
-def describe_network_error(err: Exception) -> str:
-    """A short, secret-free reason for a network failure (no URL, no headers)."""
+def network_failure(err: Exception) -> Broken:
+    """A retryable requests failure (:func:`transient_network_errors`) as the call reads it, in the words
+    both transports use (``_client.network.describe_network_error``)."""
     import requests
 
-    if isinstance(err, requests.Timeout):
-        return "timed out"
-    if isinstance(err, requests.exceptions.ChunkedEncodingError):
-        return "connection dropped mid-response"
-    return f"connection error ({type(err).__name__})"
+    reason = describe_network_error(
+        err, timeouts=(requests.Timeout,), cut_short=(requests.exceptions.ChunkedEncodingError,)
+    )
+    return Broken(reason, unreachable_reason(err))
 
 
 def mask(value: str) -> None:
@@ -154,28 +159,12 @@ def mask(value: str) -> None:
     mask_secret(value)
 
 
-def user_agent() -> str:
-    import platform
-
-    import requests
-
-    try:
-        from airflow import __version__ as airflow_version
-    except ImportError:  # pragma: no cover
-        airflow_version = "unknown"
-    return (
-        f"airflow-provider-ecoinvent/{__version__} apache-airflow/{airflow_version} "
-        f"python-requests/{requests.__version__} Python/{platform.python_version()}"
-    )
-
-
 __all__ = [
-    "describe_network_error",
     "keep_authorization_header",
     "mask",
+    "network_failure",
     "new_session",
     "stop_if_requested",
     "transient_network_errors",
-    "user_agent",
     "wait_unless_stopped",
 ]

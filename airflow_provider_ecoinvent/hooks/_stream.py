@@ -1,8 +1,10 @@
-"""DatasetStream: the datasets of ``EcoinventHook.get_datasets``, in order, with bounded calls in flight.
+"""The datasets of ``EcoinventHook.get_datasets``, streamed in the order of the ids, with bounded calls in flight.
 
 The batching window, cancellation, the merging of K > 100 indicators sliced over several calls, and the
 calls in flight adapting to 429s (a :class:`~airflow_provider_ecoinvent._client.concurrency.CallGate` every
-attempt passes) are a concern of their own, beside the hook's module.
+attempt passes) are a concern of their own. The stream takes what it needs of the hook as a protocol
+(:class:`StreamClient`: ``request``, ``gate``, ``log``, ``session``) and the batch size as a value, so the hook
+builds streams without the stream knowing the hook.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from airflow_provider_ecoinvent._client.ids import check_cost_guard, validate_dataset_ids, validate_indicator_ids
 from airflow_provider_ecoinvent._client.network import POOL_SIZE
@@ -21,9 +23,45 @@ from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventCo
 from airflow_provider_ecoinvent.indicators import compact_scores, expand, indicator_slices, merge_compact
 
 if TYPE_CHECKING:
+    from airflow_provider_ecoinvent._client.call import CallOptions
     from airflow_provider_ecoinvent._client.concurrency import CallGate
     from airflow_provider_ecoinvent.connection import EcoinventSettings
-    from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+
+
+class BatchCaller(Protocol):
+    """What :func:`fetch_batch` needs of a client: one call, within a gate, that a cancel event stops."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        cancel: threading.Event | None,
+        gate: CallGate | None,
+        **options: Unpack[CallOptions],
+    ) -> Any:
+        """Call an endpoint under the API prefix and return its parsed JSON (``EcoinventHook.request``)."""
+
+
+class StreamClient(BatchCaller, Protocol):
+    """What a :class:`DatasetStream` needs of the client that made it (``EcoinventHook`` is one).
+
+    A protocol rather than the hook, so that the stream's module does not import the hook's, which imports
+    it to build streams: the calls in flight every attempt passes, the log, and the pooled session, which the
+    stream creates before its worker threads race to.
+    """
+
+    @property
+    def gate(self) -> CallGate:
+        """The client's calls in flight, shared by all its calls."""
+
+    @property
+    def log(self) -> Any:
+        """Where the stream logs a batch asked for again."""
+
+    @property
+    def session(self) -> object:
+        """The client's pooled HTTP session, created on first use."""
 
 
 class DatasetStream(Iterator[dict[str, Any]]):
@@ -41,12 +79,14 @@ class DatasetStream(Iterator[dict[str, Any]]):
 
     def __init__(
         self,
-        hook: EcoinventHook,
+        hook: StreamClient,
         ids: list[int],
         indicator_ids: list[int],
         version: str,
         system_model: str,
         max_in_flight: int,
+        *,
+        batch_size: int,
     ) -> None:
         self.hook = hook
         self.version = version
@@ -56,6 +96,8 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self.returned = 0
         self.missing_ids: list[int] = []
         self.max_in_flight = max_in_flight
+        #: Dataset ids per batch call (the connection's ``batch_size``).
+        self.batch_size = batch_size
         #: The hook's calls in flight, under this stream's ceiling: its free calls meet the same gateway limit.
         self._gate = hook.gate
         self._gate.restart(max_in_flight)
@@ -67,7 +109,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
         self._failure: BaseException | None = None
         self._complete = False
         self._slices = indicator_slices(indicator_ids)
-        self._look_ahead = look_ahead(max_in_flight, hook.settings.batch_size * len(self._slices[0]))
+        self._look_ahead = look_ahead(max_in_flight, batch_size * len(self._slices[0]))
         #: The fields of a score other than id and value, interned per indicator id (see ``compact_scores``).
         self._score_fields: dict[int, dict[str, Any]] = {}
         self._iterator = self._generate()
@@ -119,7 +161,7 @@ class DatasetStream(Iterator[dict[str, Any]]):
             )
 
     def _chunks(self) -> Iterator[list[int]]:
-        size = self.hook.settings.batch_size
+        size = self.batch_size
         for start in range(0, len(self._ids), size):
             yield self._ids[start : start + size]
 
@@ -315,7 +357,7 @@ def look_ahead(max_in_flight: int, scores_per_call: int) -> int:
 
 
 def fetch_batch(
-    hook: EcoinventHook,
+    hook: BatchCaller,
     ids: Sequence[int],
     indicators: Sequence[int],
     version: str,
@@ -365,7 +407,9 @@ def checked_selection(
 
 __all__ = [
     "LOOK_AHEAD_SCORE_BUDGET",
+    "BatchCaller",
     "DatasetStream",
+    "StreamClient",
     "checked_selection",
     "describe_lacking",
     "fetch_batch",

@@ -23,14 +23,12 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import platform
 import time
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
 import httpx
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
-from airflow_provider_ecoinvent import __version__
 from airflow_provider_ecoinvent._client.call import (
     RENEW,
     Answer,
@@ -41,12 +39,20 @@ from airflow_provider_ecoinvent._client.call import (
     Step,
     TokenCall,
     Wait,
+    connection_retry_policy,
 )
 from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._client.ids import ScoredTally
-from airflow_provider_ecoinvent._client.network import POOL_SIZE, find_tls_error, tls_error, unreachable_reason
+from airflow_provider_ecoinvent._client.network import (
+    POOL_SIZE,
+    default_headers,
+    describe_network_error,
+    find_tls_error,
+    tls_error,
+    unreachable_reason,
+)
 from airflow_provider_ecoinvent._client.retry import RetryPolicy
-from airflow_provider_ecoinvent._client.safety import CappedBody, check_endpoint, undecodable_body_error
+from airflow_provider_ecoinvent._client.safety import CHUNK_BYTES, CappedBody, check_endpoint
 from airflow_provider_ecoinvent._client.trust import tls_context, trusted_cas
 from airflow_provider_ecoinvent.connection import settings_from_connection
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
@@ -61,8 +67,6 @@ if TYPE_CHECKING:
     from airflow_provider_ecoinvent.connection import EcoinventSettings
 
 _log = logging.getLogger(__name__)
-#: Bytes read from an answer at a time (the size limit is checked after each).
-_CHUNK_BYTES = 64 * 1024
 
 
 class EcoinventAsyncClient:
@@ -158,9 +162,7 @@ class EcoinventAsyncClient:
             ) from None
         settings = settings_from_connection(conn, extra=await get_async_extra_dejson(conn))
         if self._retry_policy is None:
-            self._retry_policy = RetryPolicy(
-                max_retries=settings.max_retries, rate_limit_budget=settings.rate_limit_budget
-            )
+            self._retry_policy = connection_retry_policy(settings)
         return settings
 
     async def _client(self) -> tuple[EcoinventSettings, httpx.AsyncClient]:
@@ -276,7 +278,7 @@ class EcoinventAsyncClient:
         except httpx.TransportError as err:
             if find_tls_error(err) is not None:
                 raise tls_error(server, err, conn_id=(await self.get_settings()).conn_id) from None
-            return Broken(_describe_network_error(err), unreachable_reason(err))
+            return _network_failure(err)
 
     async def _exchange(
         self, http: httpx.AsyncClient, method: str, url: str, path: str, **kwargs: Any
@@ -291,11 +293,10 @@ class EcoinventAsyncClient:
         async with http.stream(method, url, **kwargs) as response:
             body.check_length(response.headers.get("Content-Length"))
             try:
-                async for chunk in response.aiter_bytes(_CHUNK_BYTES):
+                async for chunk in response.aiter_bytes(CHUNK_BYTES):
                     body.add(chunk)
             except httpx.DecodingError:
-                encoding = response.headers.get("Content-Encoding")
-                raise undecodable_body_error(method, path, encoding, conn_id=settings.conn_id) from None
+                raise body.undecodable(response.headers.get("Content-Encoding")) from None
         return response.status_code, response.headers, body.content
 
     def _secrets(self) -> list[str]:
@@ -320,13 +321,7 @@ def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
         verify=verify,
         timeout=httpx.Timeout(settings.timeout, connect=settings.timeouts[0]),
         limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=8),
-        headers={
-            "User-Agent": (
-                f"airflow-provider-ecoinvent/{__version__} python-httpx/{httpx.__version__} "
-                f"Python/{platform.python_version()}"
-            ),
-            "Accept": "application/json",
-        },
+        headers=default_headers(f"python-httpx/{httpx.__version__}"),
         # Proxies from the environment apply (CA bundles were resolved above, as the hook does); httpx
         # (>= 0.24) never reads .netrc by itself.
         trust_env=True,
@@ -334,16 +329,11 @@ def _build_http_client(settings: EcoinventSettings) -> httpx.AsyncClient:
     )
 
 
-def _describe_network_error(err: httpx.TransportError) -> str:
-    """A short, secret-free reason for a network failure (no URL, no headers)."""
-    if isinstance(err, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(err, httpx.RemoteProtocolError):
-        return "connection dropped mid-response"
-    return f"connection error ({type(err).__name__})"
-
-
-__all__ = ["EcoinventAsyncClient"]
+def _network_failure(err: httpx.TransportError) -> Broken:
+    """A network failure (not TLS) as the call reads it, in the words both transports use
+    (``_client.network.describe_network_error``)."""
+    reason = describe_network_error(err, timeouts=(httpx.TimeoutException,), cut_short=(httpx.RemoteProtocolError,))
+    return Broken(reason, unreachable_reason(err))
 
 
 async def _amask(value: str) -> None:
@@ -360,3 +350,6 @@ async def _amask(value: str) -> None:
         await asyncio.to_thread(mask_secret, value)
     else:
         await amask_secret(value)
+
+
+__all__ = ["EcoinventAsyncClient"]

@@ -1,16 +1,32 @@
-"""EcoinventHook: authenticated, resilient, typed access to the ecoinvent API from Airflow workers."""
+"""EcoinventHook: authenticated, resilient, typed access to the ecoinvent API from Airflow workers.
+
+The worker's transport (``requests``, threads): it sends, sleeps and swaps tokens, while every decision
+(retry, renewal, errors, request safety) comes from the client core in ``_client``, which the triggerer's
+async client drives too. Its dataset stream, answer readers and connection test sit beside it in this
+package, each taking only what it needs of the hook.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 import time
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar, Self, Unpack
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_ecoinvent._client.call import Answer, ApiCall, Broken, CallOptions, Done, TokenCall, Wait
+from airflow_provider_ecoinvent._client.call import (
+    Answer,
+    ApiCall,
+    Broken,
+    CallOptions,
+    Done,
+    TokenCall,
+    Wait,
+    connection_retry_policy,
+)
 from airflow_provider_ecoinvent._client.concurrency import CallGate
 from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._client.ids import (
@@ -19,39 +35,25 @@ from airflow_provider_ecoinvent._client.ids import (
     validate_dataset_ids,
     validate_indicator_ids,
 )
-from airflow_provider_ecoinvent._client.network import POOL_SIZE, tls_error, unreachable_reason
-from airflow_provider_ecoinvent._client.paging import (
-    BATCH_LIST_KEYS,
-    PAGE_LIMIT,
-    PAGE_LIST_KEYS,
-    Page,
-    read_page,
-    walk_pages,
-)
-from airflow_provider_ecoinvent._client.retry import RetryPolicy
-from airflow_provider_ecoinvent._client.safety import CappedBody, check_endpoint, undecodable_body_error
+from airflow_provider_ecoinvent._client.network import POOL_SIZE, tls_error
+from airflow_provider_ecoinvent._client.paging import PAGE_LIMIT, PAGE_LIST_KEYS, Page, read_page, walk_pages
+from airflow_provider_ecoinvent._client.safety import CHUNK_BYTES, CappedBody, check_endpoint
 from airflow_provider_ecoinvent._client.tokens import TOKEN_CACHE, AccessToken, TokenCache, token_key
 from airflow_provider_ecoinvent._client.trust import trusted_cas
 from airflow_provider_ecoinvent.connection import header_value, settings_from_connection
 from airflow_provider_ecoinvent.exceptions import EcoinventApiError, EcoinventConfigError
-from airflow_provider_ecoinvent.hooks._answers import (
-    choose_version,
-    display_geography,
-    facet_values,
-    geographies_of,
-    items_and_total,
-    match_geography,
-)
+from airflow_provider_ecoinvent.hooks._answers import choose_version, display_geography, geographies_of
 from airflow_provider_ecoinvent.hooks._connection_test import (
     CONNECTION_TEST_POLICY,
     CONNECTION_TEST_TIMEOUT,
-    run_connection_test,
+    check_token_and_call,
+    unreadable_connection,
 )
 from airflow_provider_ecoinvent.hooks._requests import (
     EnvironmentProxies,
     attempt_within,
-    describe_network_error,
     mask,
+    network_failure,
     new_session,
     stop_if_requested,
     transient_network_errors,
@@ -66,11 +68,9 @@ if TYPE_CHECKING:
     import requests
 
     from airflow_provider_ecoinvent._client.concurrency import WidthChange
+    from airflow_provider_ecoinvent._client.retry import RetryPolicy
     from airflow_provider_ecoinvent._client.tokens import TokenKey
     from airflow_provider_ecoinvent.connection import EcoinventSettings
-
-#: Bytes read from an answer at a time (the size limit is checked after each).
-_CHUNK_BYTES: Final = 64 * 1024
 
 
 class EcoinventHook(BaseHook):
@@ -166,10 +166,7 @@ class EcoinventHook(BaseHook):
     @cached_property
     def retry_policy(self) -> RetryPolicy:
         """Back-off policy: the one given to the constructor, else the connection's ``max_retries``."""
-        settings = self.settings
-        return self._retry_policy or RetryPolicy(
-            max_retries=settings.max_retries, rate_limit_budget=settings.rate_limit_budget
-        )
+        return self._retry_policy or connection_retry_policy(self.settings)
 
     @cached_property
     def session(self) -> requests.Session:
@@ -339,7 +336,7 @@ class EcoinventHook(BaseHook):
         except requests.exceptions.SSLError as err:
             raise tls_error(server, err, conn_id=self.settings.conn_id) from None
         except transient_network_errors() as err:
-            return Broken(describe_network_error(err), unreachable_reason(err))
+            return network_failure(err)
 
     def _exchange(self, method: str, url: str, path: str, **kwargs: Any) -> tuple[int, Mapping[str, str], bytes]:
         """One HTTP exchange: redirects never followed, the body read only up to ``max_response_bytes``.
@@ -365,11 +362,10 @@ class EcoinventHook(BaseHook):
         ) as response:
             body.check_length(response.headers.get("Content-Length"))
             try:
-                for chunk in response.iter_content(_CHUNK_BYTES):
+                for chunk in response.iter_content(CHUNK_BYTES):
                     body.add(chunk)
             except requests.exceptions.ContentDecodingError:
-                encoding = response.headers.get("Content-Encoding")
-                raise undecodable_body_error(method, path, encoding, conn_id=settings.conn_id) from None
+                raise body.undecodable(response.headers.get("Content-Encoding")) from None
         return response.status_code, response.headers, body.content
 
     def _pause(self, seconds: float, cancel: threading.Event | None) -> None:
@@ -515,7 +511,9 @@ class EcoinventHook(BaseHook):
         self.scored.admit(self.settings, ids, indicators, record=False)  # each batch records its own ids
         if ids and (not version or version == "latest"):
             version = self.resolve_version("latest", system_model)
-        return DatasetStream(self, ids, indicators, version, system_model, max_in_flight)
+        return DatasetStream(
+            self, ids, indicators, version, system_model, max_in_flight, batch_size=self.settings.batch_size
+        )
 
     def _paginate(self, path: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a paged GET endpoint, page after page (the walk rule of :mod:`._paging`)."""
@@ -536,7 +534,38 @@ class EcoinventHook(BaseHook):
         retry at most (:data:`CONNECTION_TEST_POLICY`), whatever the connection's ``max_retries``. The UI's
         Test button needs ``[core] test_connection = Enabled`` in the Airflow configuration.
         """
-        return run_connection_test(self)
+        try:
+            settings = self.settings
+        except Exception as err:
+            return False, unreadable_connection(self.ecoinvent_conn_id, err)
+        limited = self._with_connection_test_limits(settings)
+        try:
+            return check_token_and_call(limited, settings)
+        finally:
+            with self._counter_lock:  # the calls were made on this hook's behalf
+                self.api_calls += limited.api_calls
+                self.token_requests += limited.token_requests
+
+    def _with_connection_test_limits(self, settings: EcoinventSettings) -> Self:
+        """A private copy of this hook with short timeouts and at most one retry, for :meth:`test_connection`.
+
+        A copy, not a temporary change of the hook's settings: the hook may be shared with other threads,
+        which must keep its own timeouts and retries meanwhile. The copy shares the session, the token
+        cache and the time sources (``_sleep``, ``_clock``); it counts its calls from zero, and
+        ``test_connection`` adds them to the hook's counters.
+        """
+        limited = copy.copy(self)
+        timeout = min(settings.timeout, CONNECTION_TEST_TIMEOUT)
+        limited.__dict__["settings"] = dataclasses.replace(settings, timeout=timeout)
+        policy = self.retry_policy
+        limited.__dict__["retry_policy"] = dataclasses.replace(
+            CONNECTION_TEST_POLICY,
+            max_retries=min(CONNECTION_TEST_POLICY.max_retries, policy.max_retries),
+            rate_limit_budget=min(CONNECTION_TEST_POLICY.rate_limit_budget, policy.rate_limit_budget),
+        )
+        limited._counter_lock = threading.Lock()
+        limited.api_calls = limited.token_requests = 0
+        return limited
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -554,20 +583,5 @@ class EcoinventHook(BaseHook):
         return legacy_connection_form_widgets()
 
 
-__all__ = [
-    "BATCH_LIST_KEYS",
-    "CONNECTION_TEST_POLICY",
-    "CONNECTION_TEST_TIMEOUT",
-    "MAX_INDICATORS",
-    "PAGE_LIMIT",
-    "PAGE_LIST_KEYS",
-    "DatasetStream",
-    "EcoinventHook",
-    "match_geography",
-    "validate_dataset_ids",
-    "validate_indicator_ids",
-]
-
-# Kept importable from here (the probe and tests read answers as the hook does).
-_items_and_total = items_and_total
-_facet_values = facet_values
+#: What users import from here: the hook, and the stream its ``get_datasets`` returns (for annotations).
+__all__ = ["DatasetStream", "EcoinventHook"]

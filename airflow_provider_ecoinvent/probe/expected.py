@@ -2,8 +2,8 @@
 
 Written from the contract (``ecoinvent-api.md``): its [doc] facts and the [assume] ones the provider is built
 on. The probe compares real answers with these tables and, for the lists, also asks the provider's own
-readers (``parse_versions``, the hook's ``_items_and_total``) how much of the answer they take in, so that
-a difference is reported together with what it does to the provider.
+readers (``parse_versions``, and ``items_and_total`` as the hook reads a page) how much of the answer they
+take in, so that a difference is reported together with what it does to the provider.
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ def _page_reader(batch: bool) -> Callable[[Any], int]:
     """How many items the hook reads from one page of a paged (or, ``batch``, a batch) answer."""
 
     def count(payload: Any) -> int:
-        from airflow_provider_ecoinvent.hooks.ecoinvent import BATCH_LIST_KEYS, PAGE_LIST_KEYS, _items_and_total
+        from airflow_provider_ecoinvent._client.paging import BATCH_LIST_KEYS, PAGE_LIST_KEYS, items_and_total
 
-        return len(_items_and_total(payload, BATCH_LIST_KEYS if batch else PAGE_LIST_KEYS)[0])
+        return len(items_and_total(payload, BATCH_LIST_KEYS if batch else PAGE_LIST_KEYS)[0])
 
     return count
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
 from airflow_provider_ecoinvent._client.ids import check_cost_guard
 from airflow_provider_ecoinvent._client.retry import RetryPolicy
-from airflow_provider_ecoinvent._client.safety import CappedBody, redact_url
+from airflow_provider_ecoinvent._client.safety import CHUNK_BYTES, CappedBody, redact_url
 from airflow_provider_ecoinvent._client.tokens import MalformedTokenResponse, TokenCache, parse_token_response
 from airflow_provider_ecoinvent.exceptions import EcoinventCostGuardError, EcoinventError
 from airflow_provider_ecoinvent.probe.compare import Difference, ListFindings, compare_items, compare_list_answer
@@ -37,8 +37,6 @@ PROBE_RETRY_POLICY: Final = RetryPolicy(
 )
 #: Items asked for on the search and indicators pages (the API's maximum, as the provider asks).
 PAGE_SIZE: Final = 100
-#: Bytes read from the token answer at a time (its size limit is checked after each), as the hook reads.
-_CHUNK_BYTES: Final = 64 * 1024
 #: Printed before the scored call, the only call that costs anything.
 BILLED: Final = "1 dataset, 1 indicator"
 #: The environment variable by which Airflow 3 tells a process which secrets backends to read connections
@@ -311,7 +309,7 @@ class _TokenAnswerRecorder:
         if is_token_answer and response.status_code == 200:
             body = CappedBody(self._limit, "POST", self._path or "/", conn_id=self._conn_id)
             body.check_length(response.headers.get("Content-Length"))
-            for chunk in response.iter_content(_CHUNK_BYTES):
+            for chunk in response.iter_content(CHUNK_BYTES):
                 body.add(chunk)
             self.body = body.content
             # Hand the bytes read on to the hook's reader, as requests itself caches a consumed body.
@@ -350,9 +348,9 @@ def _first_id(items: list[Any]) -> int | None:
 
 
 def _of_total(payload: Any) -> str:
-    from airflow_provider_ecoinvent.hooks.ecoinvent import _items_and_total
+    from airflow_provider_ecoinvent._client.paging import items_and_total
 
-    total = _items_and_total(payload, ())[1]
+    total = items_and_total(payload, ())[1]
     return f" (total {total})" if total is not None else ""
 
 

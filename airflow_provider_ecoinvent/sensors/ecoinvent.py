@@ -1,4 +1,9 @@
-"""EcoinventVersionSensor: wait until an ecoinvent database version (and system model) is available."""
+"""EcoinventVersionSensor: wait until an ecoinvent database version (and system model) is available.
+
+``poke`` and ``reschedule`` poll with the sync hook on a worker; deferrable, it checks once there and hands
+the wait to the triggerer (:class:`~airflow_provider_ecoinvent.triggers.ecoinvent.EcoinventVersionTrigger`),
+so that a wait of days holds no worker slot.
+"""
 
 from __future__ import annotations
 

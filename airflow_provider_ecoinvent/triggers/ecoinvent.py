@@ -411,12 +411,5 @@ def _state_accessors(store: Any) -> list[Any]:
     return [store]
 
 
-__all__ = [
-    "EVENT_STATUSES",
-    "MIN_POLL_INTERVAL",
-    "EcoinventNewVersionTrigger",
-    "EcoinventVersionTrigger",
-    "find_wanted_version",
-    "validate_poll_interval",
-    "validate_version_wanted",
-]
+#: What users import from here: the two triggers (the sensor also uses the checks and constants above).
+__all__ = ["EcoinventNewVersionTrigger", "EcoinventVersionTrigger"]

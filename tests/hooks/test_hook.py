@@ -737,9 +737,9 @@ def test_closing_a_finished_stream_is_not_a_cancel(ecoinvent_conn: EmulatorServe
     ids=["counts", "names", "objects"],
 )
 def test_geography_facets_are_read_in_any_shape(payload: dict[str, Any]) -> None:
-    from airflow_provider_ecoinvent.hooks.ecoinvent import _facet_values, match_geography
+    from airflow_provider_ecoinvent.hooks._answers import facet_values, match_geography
 
-    known = _facet_values(payload, "geography")
+    known = facet_values(payload, "geography")
     assert known == ["Germany (DE)", "Global (GLO)"]
     assert [match_geography(given, known) for given in ("DE", "glo", "germany", "XY")] == [
         "Germany (DE)",
@@ -747,7 +747,7 @@ def test_geography_facets_are_read_in_any_shape(payload: dict[str, Any]) -> None
         "Germany (DE)",
         None,
     ]
-    assert _facet_values({"results": []}, "geography") == []
+    assert facet_values({"results": []}, "geography") == []
 
 
 class _NoFacetsApi:
