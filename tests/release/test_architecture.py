@@ -22,6 +22,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "versions": _PURE,
     "exceptions": _PURE,
     "pools": _PURE,
+    "records": _PURE,  # reading the operators' records and flat rows (DAG files import it)
     "get_provider_info": frozenset({"__init__", "_client.constants"}),
     "indicators": frozenset({"_client.ids", "exceptions"}),
     "connection": frozenset({"_client.constants", "_client.safety", "exceptions"}),
@@ -69,8 +70,8 @@ ALLOWED |= {
     # Operators: what they write (_records, _output) and check (_arguments) imports nothing above exceptions
     # (_arguments takes the rendered-text bound from _ids, which the selectors' parser shares);
     # the operator modules import the hook (inside execute, through _task.make_hook) and their own parts.
-    "operators._records": frozenset({"_client.codec", "exceptions"}),
-    "operators._output": frozenset({"exceptions", "operators._records"}),
+    "operators._records": frozenset({"_client.codec", "exceptions", "records"}),
+    "operators._output": frozenset({"exceptions"}),
     "operators._arguments": frozenset({"_client.ids", "exceptions"}),
     "operators._task": frozenset(
         {"exceptions", "hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
