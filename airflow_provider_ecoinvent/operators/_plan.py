@@ -19,9 +19,9 @@ from airflow_provider_ecoinvent.operators._arguments import (
     required_text,
 )
 from airflow_provider_ecoinvent.operators._directory import check_directory_uri
+from airflow_provider_ecoinvent.operators._mapping import built_by_mapping, mapped_outputs, shared_output_text
 from airflow_provider_ecoinvent.operators._output import check_uri
 from airflow_provider_ecoinvent.operators._partitions import check_partition_size, parse_shard, writes_directory
-from airflow_provider_ecoinvent.operators._task import built_by_mapping, mapped_outputs, shared_output_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -24,6 +24,7 @@ from airflow_provider_ecoinvent.operators._arguments import (
     positive_int,
     required_text,
 )
+from airflow_provider_ecoinvent.operators._mapping import mapped_outputs, shared_output_text
 from airflow_provider_ecoinvent.operators._output import AtomicOutput, check_uri
 from airflow_provider_ecoinvent.operators._records import json_line
 from airflow_provider_ecoinvent.operators._task import (
@@ -31,10 +32,8 @@ from airflow_provider_ecoinvent.operators._task import (
     lineage,
     lineage_namespace,
     make_hook,
-    mapped_outputs,
     output_path,
     publish_to_outlets,
-    shared_output_text,
     stop_hook,
 )
 
@@ -153,7 +152,7 @@ class EcoinventOperator(BaseOperator):
 
     def _refuse_shared_output(self, context: Context) -> None:
         """Mapped instances must each write their own ``output_uri``, checked before any call: the last one to
-        finish would replace the others' file, the run green (see :func:`._task.mapped_outputs`)."""
+        finish would replace the others' file, the run green (see :func:`._mapping.mapped_outputs`)."""
         if self.output_uri is None:
             return
         found = mapped_outputs(self, context)

@@ -73,17 +73,18 @@ ALLOWED |= {
     "operators._records": frozenset({"_client.codec", "exceptions", "records"}),
     "operators._output": frozenset({"exceptions"}),
     "operators._arguments": frozenset({"_client.ids", "exceptions"}),
+    "operators._mapping": _PURE,  # mapped instances sharing one output: Airflow's mapping only
     "operators._task": frozenset(
         {"exceptions", "hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
     ),
     "operators._plan": frozenset(
         {"_client.ids", "_client.network", "exceptions", "indicators", "operators._arguments", "operators._output"}
-        | {"operators._task", "operators._directory", "operators._partitions"}
+        | {"operators._mapping", "operators._directory", "operators._partitions"}
         | {"operators.datasets"}  # the operator's type, in annotations only
     ),
     "operators.generic": frozenset(
         {"_client.constants", "_client.ids", "_client.paging", "_client.safety", "exceptions", "hooks.ecoinvent"}
-        | {"operators._arguments", "operators._output", "operators._records", "operators._task"}
+        | {"operators._arguments", "operators._mapping", "operators._output", "operators._records", "operators._task"}
     ),
     "operators.datasets": frozenset(
         {"_client.constants", "_client.ids", "exceptions", "hooks.ecoinvent"}
