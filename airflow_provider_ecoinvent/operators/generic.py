@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._client.ids import check_scored_call
 from airflow_provider_ecoinvent._client.paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent._client.safety import check_endpoint
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventError
@@ -142,7 +141,6 @@ class EcoinventOperator(BaseOperator):
         destination = output_path(self.output_uri)
         hook = make_hook(self.ecoinvent_conn_id)
         self._hook = hook  # on_kill stops it
-        self._check_cost_guard(hook, endpoint)
         self._lineage_state = (lineage_namespace(hook), endpoint, destination)
         if destination is None:
             return self._to_xcom(hook, endpoint, query)
@@ -164,14 +162,6 @@ class EcoinventOperator(BaseOperator):
             "the last answer would be kept. Give each mapped task its own output_uri: map over output_uri too, or "
             "name the map index in it (e.g. '.../{{ ti.map_index }}.jsonl'). No call was made to the ecoinvent API."
         )
-
-    def _check_cost_guard(self, hook: EcoinventHook, endpoint: str) -> None:
-        """The connection's cost guard holds for a scored call made here too (it is no way around it).
-
-        The distinct ids a ``datasets`` call would score are counted against the connection extras before
-        any call (as :meth:`EcoinventHook.request` does for each call, here once for every page).
-        """
-        check_scored_call(hook.settings, endpoint, self.query, self.body)
 
     def _pages(self, hook: EcoinventHook, endpoint: str, query: dict[str, Any]) -> Iterator[list[Any]]:
         """Every page's items; for a call without ``paginate``, its one answer as records."""

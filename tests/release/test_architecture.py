@@ -83,7 +83,7 @@ ALLOWED |= {
         | {"operators.datasets"}  # the operator's type, in annotations only
     ),
     "operators.generic": frozenset(
-        {"_client.constants", "_client.ids", "_client.paging", "_client.safety", "exceptions", "hooks.ecoinvent"}
+        {"_client.constants", "_client.paging", "_client.safety", "exceptions", "hooks.ecoinvent"}
         | {"operators._arguments", "operators._mapping", "operators._output", "operators._records", "operators._task"}
     ),
     "operators.datasets": frozenset(
