@@ -1,4 +1,4 @@
-"""Writing operator output: atomic files on any ``ObjectStoragePath``, JSON Lines and Parquet.
+"""Writing operator output atomically on any ``ObjectStoragePath``, and checking output URIs before any call.
 
 * :class:`AtomicOutput` writes to a hidden temporary sibling (``.<name>.<uuid>.partial``, same folder,
   same store) and moves it into place only on :meth:`AtomicOutput.commit`; on any failure, or

@@ -1,4 +1,8 @@
-"""What both operators do around their work when a task runs: the hook, progress lines, outlets, lineage."""
+"""What both operators do around their work when a task runs: the hook, progress lines, outlets, lineage.
+
+One place for it, so both operators log progress, publish manifests on asset events and report lineage
+alike; the hook (and with it the HTTP stack) is imported only when a task runs, never at DAG parse time.
+"""
 
 from __future__ import annotations
 

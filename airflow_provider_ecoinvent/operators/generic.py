@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+    from airflow_provider_ecoinvent.operators._manifests import GenericManifest
 
 #: Default cap on what :class:`EcoinventOperator` pushes to XCom (XCom lives in the metadata database).
 DEFAULT_MAX_XCOM_BYTES: Final = 1024 * 1024
@@ -216,7 +217,7 @@ class EcoinventOperator(BaseOperator):
 
     def _to_file(
         self, hook: EcoinventHook, endpoint: str, query: dict[str, Any], destination: ObjectStoragePath, start: float
-    ) -> dict[str, Any]:
+    ) -> GenericManifest:
         records = pages = 0
         with AtomicOutput(destination) as output:
             self._output = output
@@ -233,7 +234,7 @@ class EcoinventOperator(BaseOperator):
                     raise EcoinventError("The task was killed; nothing was written.") from err
                 raise
         self.log.info("Wrote %d records (%d bytes) to %s.", records, output.bytes_written, destination)
-        return {
+        manifest: GenericManifest = {
             "output_uri": str(destination),
             "format": "jsonl",
             "endpoint": endpoint,
@@ -246,6 +247,7 @@ class EcoinventOperator(BaseOperator):
             "token_requests": hook.token_requests,
             "elapsed_seconds": elapsed(start),
         }
+        return manifest
 
     def on_kill(self) -> None:
         """Stop the hook's calls (a retry wait wakes, no further attempt) and remove the partial file."""

@@ -79,17 +79,19 @@ ALLOWED |= {
     ),
     "operators._plan": frozenset(
         {"_client.ids", "_client.network", "exceptions", "indicators", "operators._arguments", "operators._output"}
-        | {"operators._mapping", "operators._directory", "operators._partitions"}
-        | {"operators.datasets"}  # the operator's type, in annotations only
+        | {"operators._directory", "operators._partitions"}
     ),
+    "operators._manifests": _PURE,  # the manifests' types, one per mode
     "operators.generic": frozenset(
         {"_client.constants", "_client.paging", "_client.safety", "exceptions", "hooks.ecoinvent"}
         | {"operators._arguments", "operators._mapping", "operators._output", "operators._records", "operators._task"}
+        | {"operators._manifests"}
     ),
     "operators.datasets": frozenset(
-        {"_client.constants", "_client.ids", "exceptions", "hooks.ecoinvent"}
+        {"_client.constants", "exceptions", "hooks.ecoinvent"}
         | {"operators._arguments", "operators._output", "operators._plan", "operators._records", "operators._task"}
         | {"operators._partitioned", "operators._partitions", "operators._directory", "operators._selection"}
+        | {"operators._manifests", "operators._mapping"}
     ),
     # Partitioned output (issue 14): the plan (pure), the directory's bookkeeping, the run, the fan-out's
     # final step.
@@ -97,12 +99,11 @@ ALLOWED |= {
     "operators._directory": frozenset({"exceptions", "operators._output", "operators._partitions"}),
     "operators._partitioned": frozenset(
         {"exceptions", "hooks.ecoinvent", "operators._directory", "operators._output", "operators._partitions"}
-        | {"operators._records", "operators._task"}
-        | {"operators._plan", "operators.datasets"}  # the operator's and the plan's types, in annotations only
+        | {"operators._manifests", "operators._plan", "operators._records", "operators._task"}
     ),
     "operators.commit": frozenset(
         {"exceptions", "operators._directory", "operators._partitioned", "operators._partitions", "operators._task"}
-        | {"operators._arguments", "operators._selection"}
+        | {"operators._arguments", "operators._manifests", "operators._selection"}
     ),
     # One selection per DAG run, shared by the shards through the dataset directory.
     "operators._selection": frozenset(
