@@ -108,8 +108,8 @@ class PartTotals(TypedDict):
     missing_dataset_ids: list[int]
 
 
-class RunOutcome(TypedDict):
-    """What one directory run did: parts fetched and reused, and its effort."""
+class RunWork(TypedDict):
+    """What a directory run did to the directory, and the calls it made."""
 
     skipped: bool
     unchanged: bool
@@ -117,23 +117,21 @@ class RunOutcome(TypedDict):
     reused_parts: int
     refetched_parts: list[str]
     api_calls: int
-    token_requests: int
     concurrency: Concurrency
+
+
+class RunOutcome(RunWork):
+    """What one task's directory run did, with the task's own effort."""
+
+    token_requests: int
     elapsed_seconds: float
 
 
-class DirectoryContent(DirectoryHead, PartTotals):
+class DirectoryContent(DirectoryHead, PartTotals, RunWork):
     """A dataset directory as committed, and what the run that wrote it did (no task's own effort)."""
 
     fingerprint: str
     plan_part_count: int
-    skipped: bool
-    unchanged: bool
-    fetched_parts: int
-    reused_parts: int
-    refetched_parts: list[str]
-    api_calls: int
-    concurrency: Concurrency
 
 
 class DirectoryManifest(DirectoryContent):
@@ -186,6 +184,7 @@ __all__ = [
     "PartTotals",
     "ResolvedIndicators",
     "RunOutcome",
+    "RunWork",
     "Selected",
     "ShardRecord",
 ]

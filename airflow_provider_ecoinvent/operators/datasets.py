@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from airflow.sdk import BaseOperator
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     #: What a run of the operator returns (XCom) and puts on its outlets' asset events.
     DatasetsManifest = FileManifest | DryRunManifest | DirectoryManifest
 
+#: The operator's attributes of the same name as an :class:`Arguments` field (the others are computed).
+ARGUMENT_NAMES: Final = tuple(item.name for item in fields(Arguments) if item.name not in ("dry_run", "from_mapping"))
 #: Missing dataset ids listed in a manifest (the count is always complete).
 MISSING_IDS_IN_MANIFEST: Final = 20
 
@@ -225,32 +228,8 @@ class EcoinventDatasetsOperator(BaseOperator):
 
     def _arguments(self) -> Arguments:
         """The arguments as they stand now (before rendering, or rendered), as one frozen value."""
-        return Arguments(
-            output_uri=self.output_uri,
-            dataset_ids=self.dataset_ids,
-            query=self.query,
-            search_filters=self.search_filters,
-            indicator_ids=self.indicator_ids,
-            indicators=self.indicators,
-            version=self.version,
-            system_model=self.system_model,
-            layout=self.layout,
-            format=self.format,
-            max_in_flight=self.max_in_flight,
-            max_unique_datasets=self.max_unique_datasets,
-            max_unique_indicators=self.max_unique_indicators,
-            dry_run=self.dry_run_only,
-            fail_on_missing=self.fail_on_missing,
-            user_id=self.user_id,
-            organization_id=self.organization_id,
-            progress_interval=self.progress_interval,
-            ecoinvent_conn_id=self.ecoinvent_conn_id,
-            partition_size=self.partition_size,
-            overwrite=self.overwrite,
-            shard=self.shard,
-            directory=self.directory,
-            from_mapping=built_by_mapping(self),
-        )
+        given = {name: getattr(self, name) for name in ARGUMENT_NAMES}
+        return Arguments(**given, dry_run=self.dry_run_only, from_mapping=built_by_mapping(self))
 
     def _check_static(self) -> None:
         """Arguments that are never templated (see :func:`._plan.check_static`)."""
