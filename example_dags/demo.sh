@@ -65,7 +65,7 @@ import json
 import sqlite3
 import sys
 
-from airflow_provider_ecoinvent.operators._output import flat_rows
+from airflow_provider_ecoinvent.records import flat_rows
 
 output, database = sys.argv[1], sys.argv[2]
 SHOWN_DATASETS = 4

@@ -112,7 +112,7 @@ def _flat_rows(output_uri: str, version: str, system_model: str) -> list[tuple[A
 
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_ecoinvent.operators._output import flat_rows
+    from airflow_provider_ecoinvent.records import flat_rows
 
     rows = []
     with ObjectStoragePath(output_uri).open("rb") as file:

@@ -211,8 +211,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "mapped-chunks-share-output",
         "mapped instances sharing one output_uri without shard fail before any call",
-        "    if found is None or found[1] >= found[0]:\n        return",
-        "    if True:\n        return",
+        "        if found is None or found[1] >= found[0]:\n            return",
+        "        if True:\n            return",
         ("tests/operators/test_output_combinations.py",),
     ),
     Mutation(
@@ -246,8 +246,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "overwrite-retry-forgets-its-run",
         "a retry of an overwrite=True run keeps the parts its own DAG run committed",
-        '"run": self.dag_run,',
-        '"run": None,',
+        '"run": self.dag_run,  # an overwrite=True run',
+        '"run": None,  # an overwrite=True run',
         ("tests/operators/test_directory_runs.py",),
     ),
     Mutation(

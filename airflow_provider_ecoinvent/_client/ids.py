@@ -150,21 +150,6 @@ def distinct_ids(values: Any) -> set[str]:
     return {str(values).strip()}
 
 
-def check_scored_call(settings: Any, path: str, query: Any, body: Any) -> None:
-    """Refuse one call of a ``datasets`` endpoint that would score more than the connection's guards allow.
-
-    ``settings`` is the connection's (``max_unique_datasets``, ``max_unique_indicators``). The generic
-    operator's check before its first page; each call of ``EcoinventHook.request`` (and of the async
-    client) is also counted with the hook's earlier calls by :class:`ScoredTally`.
-
-    :raises EcoinventCostGuardError: before the call.
-    """
-    scored = scored_ids(path, query, body)
-    if scored is not None:
-        datasets, indicators = scored
-        check_cost_guard(len(datasets), len(indicators), settings.max_unique_datasets, settings.max_unique_indicators)
-
-
 class ScoredTally:
     """The distinct dataset and indicator ids one hook (or async client) has scored or is about to score.
 

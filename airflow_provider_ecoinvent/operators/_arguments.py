@@ -27,6 +27,16 @@ def is_templated(value: Any) -> bool:
     return False
 
 
+def reusable(value: Any) -> Any:
+    """``value`` as something validation may read twice: a one-shot iterable (a generator) becomes a list.
+
+    Lists, texts, mappings, templated values and non-iterables are kept as given.
+    """
+    if value is None or isinstance(value, str | bytes | list | Mapping) or is_templated(value):
+        return value
+    return list(value) if isinstance(value, Iterable) else value
+
+
 def parse_id_list(value: Any, argument: str) -> list[Any]:
     """A list of ids given as a list (or any iterable), or as the string rendering of one (``"[1, 2]"``).
 
@@ -118,6 +128,7 @@ __all__ = [
     "parse_id_list",
     "positive_int",
     "required_text",
+    "reusable",
     "short",
 ]
 

@@ -1,4 +1,4 @@
-"""Writing operator output: atomic files on any ``ObjectStoragePath``, JSON Lines and Parquet.
+"""Writing operator output atomically on any ``ObjectStoragePath``, and checking output URIs before any call.
 
 * :class:`AtomicOutput` writes to a hidden temporary sibling (``.<name>.<uuid>.partial``, same folder,
   same store) and moves it into place only on :meth:`AtomicOutput.commit`; on any failure, or
@@ -7,8 +7,7 @@
   keep fresh, so concurrent attempts never remove each other's. It counts the bytes and computes the
   SHA-256 of what it writes, so the manifest needs no second read of the file.
 
-What goes into the file (JSON Lines records, Parquet rows) is :mod:`._records`'s; its names stay importable
-from here.
+What goes into the file (JSON Lines records, Parquet rows) is :mod:`._records`'s.
 """
 
 from __future__ import annotations
@@ -26,16 +25,6 @@ import uuid
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
-from airflow_provider_ecoinvent.operators._records import (
-    FLAT_COLUMNS,
-    PARQUET_INSTALL_HINT,
-    ParquetRowWriter,
-    flat_rows,
-    json_line,
-    nested_record,
-    require_pyarrow,
-    sorted_scores,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -575,23 +564,15 @@ def _glob_escape(name: str) -> str:
 
 __all__ = [
     "DEFAULT_PARTIAL_LEASE_SECONDS",
-    "FLAT_COLUMNS",
     "LOCAL_SCHEMES",
     "MAX_URI_CHARS",
-    "PARQUET_INSTALL_HINT",
     "PARTIAL_SUFFIX",
     "WRITE_BUFFER_BYTES",
     "AtomicOutput",
-    "ParquetRowWriter",
     "check_no_climbing",
     "check_uri",
     "configured_lease_seconds",
-    "flat_rows",
-    "json_line",
     "local_file_uri",
-    "nested_record",
     "require_filesystem",
-    "require_pyarrow",
-    "sorted_scores",
     "to_storage_path",
 ]

@@ -1,10 +1,11 @@
 """Partitioned output, the run: which parts to fetch, one stream over their ids, written part by part.
 
-Used by :class:`EcoinventDatasetsOperator` when ``output_uri`` ends with ``/``. The plan, names and keys
-come from :mod:`._partitions`, the directory's bookkeeping from :mod:`._directory`. Each part is written
-with :class:`AtomicOutput` in exactly the bytes single-file mode writes for the same datasets (same
-serialisation, same layouts, same Parquet writer); its record is written once the part's bytes are final,
-just before the part is moved into place.
+Used by :class:`EcoinventDatasetsOperator` for a dataset directory (``output_uri`` ending with ``/``), from
+its :class:`._plan.Plan` (never the operator itself). The plan, names and keys come from :mod:`._partitions`,
+the directory's bookkeeping from :mod:`._directory`. Each part is written with :class:`AtomicOutput` in
+exactly the bytes single-file mode writes for the same datasets (same serialisation, same layouts, same
+Parquet writer); its record is written once the part's bytes are final, just before the part is moved into
+place.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from airflow_provider_ecoinvent.exceptions import EcoinventError, EcoinventOutputError
 from airflow_provider_ecoinvent.operators._directory import Directory, attempt_owner, run_identity
@@ -37,8 +38,17 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_ecoinvent.hooks.ecoinvent import DatasetStream, EcoinventHook
+    from airflow_provider_ecoinvent.operators._manifests import (
+        Concurrency,
+        DirectoryHead,
+        DirectoryManifest,
+        DirectoryPreview,
+        PartTotals,
+        RunOutcome,
+        Selected,
+        ShardRecord,
+    )
     from airflow_provider_ecoinvent.operators._plan import Plan
-    from airflow_provider_ecoinvent.operators.datasets import EcoinventDatasetsOperator
 
 #: Missing dataset ids listed in a manifest (the count is always complete).
 MISSING_IDS_LISTED: Final = 20
@@ -47,22 +57,25 @@ _OVERWRITTEN: Final = "overwrite"
 
 
 def directory_run(
-    task: EcoinventDatasetsOperator,
-    plan: Plan,
-    version: str,
-    ids: Sequence[int],
-    root: ObjectStoragePath,
-    common: Mapping[str, Any],
-    context: Mapping[str, Any],
-) -> tuple[PartitionedWriter, dict[str, Any]]:
-    """The writer of one directory-mode run of ``task``, and the manifest fields known before it writes."""
+    plan: Plan, log: Any, selected: Selected, ids: Sequence[int], root: ObjectStoragePath, context: Mapping[str, Any]
+) -> tuple[PartitionedWriter, DirectoryHead]:
+    """The writer of one directory-mode run of ``plan``, and the manifest fields known before it writes.
+
+    :param selected: the manifest fields of the selection (its pinned version is the request's).
+    """
+    given = plan.given
     request = Request(
-        version, plan.system_model, tuple(plan.indicator_ids), task.layout, task.format, task.partition_size
+        selected["version"],
+        plan.system_model,
+        tuple(plan.indicator_ids),
+        given.layout,
+        given.format,
+        given.partition_size,
     )
-    selection = {"kind": common["selection"], "query": plan.query, "search_filters": plan.search_filters}
-    summary = {
-        **common,
-        "output_uri": directory_text(task.output_uri),  # ending with "/", a path object's too
+    selection = {"kind": selected["selection"], "query": plan.query, "search_filters": plan.search_filters}
+    head: DirectoryHead = {
+        "output_uri": directory_text(given.output_uri),  # ending with "/", a path object's too
+        **selected,
         "dry_run": False,
         "request": request.as_json({**selection, "datasets": len(ids)}),
     }
@@ -70,14 +83,14 @@ def directory_run(
         Directory(root, attempt_owner(context)),
         request,
         shard=plan.shard,
-        overwrite=task.overwrite,
-        fail_on_missing=task.fail_on_missing,
-        max_in_flight=task.max_in_flight,
-        log=task.log,
+        overwrite=given.overwrite,
+        fail_on_missing=given.fail_on_missing,
+        max_in_flight=given.max_in_flight,
+        log=log,
         run=run_identity(context),
-        progress_interval=float(task.progress_interval),
+        progress_interval=float(given.progress_interval),
     )
-    return writer, summary
+    return writer, head
 
 
 def manifest_entry(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,7 +99,7 @@ def manifest_entry(record: Mapping[str, Any]) -> dict[str, Any]:
     return {key: record[key] for key in keys}
 
 
-def totals(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def totals(records: Sequence[Mapping[str, Any]]) -> PartTotals:
     """The counts of a manifest, summed over part records; a part without datasets has a record, no file."""
     missing = sorted(ident for record in records for ident in record.get("missing_dataset_ids", ()))
     files = [manifest_entry(record) for record in records if record.get("file", True)]
@@ -157,7 +170,7 @@ class PartitionedWriter:
         self.killed = False
         self._stream: DatasetStream | None = None
         #: The calls in flight of this task's stream (nothing fetched: the ceiling, untouched).
-        self._concurrency: dict[str, int] = {
+        self._concurrency: Concurrency = {
             "max_in_flight": max_in_flight,
             "peak_in_flight": 0,
             "final_in_flight": max_in_flight,
@@ -170,10 +183,8 @@ class PartitionedWriter:
 
     # -- the run ----------------------------------------------------------------------------------
 
-    def run(
-        self, hook: EcoinventHook, ids: Sequence[int], summary: Mapping[str, Any], started: float
-    ) -> dict[str, Any]:
-        """Write the parts; returns the manifest (or, for a shard, its shard record) with ``summary`` in it.
+    def run(self, hook: EcoinventHook, ids: Sequence[int], head: DirectoryHead, started: float) -> DirectoryManifest:
+        """Write the parts; returns the manifest (or, for a shard, its shard record) with ``head`` in it.
 
         :param started: ``time.monotonic()`` at the start of the task, for ``elapsed_seconds``.
         """
@@ -187,38 +198,47 @@ class PartitionedWriter:
         reused, fetch, refetched = self._sort_out(assigned)
         if self._rerun_of_finished:
             self._forget_run(assigned)
-        head = {**summary, "fingerprint": fingerprint}
         if not fetch and self.shard is None:
             self._check_missing(list(reused.values()))
             untouched = self.directory.exists(SUCCESS_NAME)
             stored = self._complete_already(fingerprint)
-            if stored is not None:
-                return {**stored, **self._outcome(hook, 0, len(reused), []), "unchanged": untouched}
+            if stored is not None:  # the manifest as committed (read back from _manifest.json)
+                kept = {**stored, **self._outcome(hook, 0, len(reused), []), "unchanged": untouched}
+                return cast("DirectoryManifest", kept)
         if fetch:
             self.directory.withdraw_success()
             reused.update(self._fetch(hook, fetch))
         records = [reused[part.name] for part in assigned]
         self._check_missing(records)
-        result = {
+        result: DirectoryManifest = {
             **head,
+            "fingerprint": fingerprint,
             **totals(records),
             "plan_part_count": len(parts),
             **self._outcome(hook, len(fetch), len(assigned) - len(fetch), refetched),
         }
-        if self.shard is None:
-            self.directory.withdraw_success()
-            self.directory.remove_unplanned(part.name for part in parts)
-            self.directory.remove_expired_partials()
-            self.directory.complete(result)
-        else:
-            result["shard"] = list(self.shard)
-            result["assigned_parts"] = len(assigned)
-            # Every assigned part, file-less ones too: the commit step removes only what no shard planned.
-            result["assigned_part_names"] = [part.name for part in assigned]
-            result["written_at"] = time.time()
-            result["run"] = self.dag_run  # this shard finished in this DAG run (see _run_finished)
-            self._write_shard_record(result)
+        if self.shard is not None:
+            return self._finish_shard(result, assigned)
+        self.directory.withdraw_success()
+        self.directory.remove_unplanned(part.name for part in parts)
+        self.directory.remove_expired_partials()
+        self.directory.complete(result)
         return result
+
+    def _finish_shard(self, result: DirectoryManifest, assigned: Sequence[PlannedPart]) -> ShardRecord:
+        """Write this shard's record: its parts for the commit step, which completes the directory."""
+        assert self.shard is not None
+        record: ShardRecord = {
+            **result,
+            "shard": list(self.shard),
+            "assigned_parts": len(assigned),
+            # Every assigned part, file-less ones too: the commit step removes only what no shard planned.
+            "assigned_part_names": [part.name for part in assigned],
+            "written_at": time.time(),
+            "run": self.dag_run,  # this shard finished in this DAG run (see _run_finished)
+        }
+        self._write_shard_record(record)
+        return record
 
     def _refuse_emptying(self) -> None:
         """An empty selection would remove every part: only with ``overwrite=True`` (a search may come back empty)."""
@@ -229,7 +249,7 @@ class PartitionedWriter:
                 "nothing was changed. Pass overwrite=True to empty the dataset directory."
             )
 
-    def _outcome(self, hook: EcoinventHook, fetched: int, reused: int, refetched: list[str]) -> dict[str, Any]:
+    def _outcome(self, hook: EcoinventHook, fetched: int, reused: int, refetched: list[str]) -> RunOutcome:
         return {
             "skipped": fetched == 0,
             "unchanged": False,  # True only when the directory was left exactly as found (see run)
@@ -311,19 +331,22 @@ class PartitionedWriter:
         else:
             self.directory.remove(shard_record_name(*self.shard))
 
-    def preview(self, ids: Sequence[int]) -> dict[str, Any]:
-        """What a real run would fetch, read from the directory as it is: a dry run writes and removes nothing."""
+    def preview(self, ids: Sequence[int]) -> tuple[DirectoryPreview, int]:
+        """What a real run would fetch, read from the directory as it is: a dry run writes and removes nothing.
+
+        :returns: the manifest fields of the preview, and the datasets a real run would fetch.
+        """
         parts = plan(self.request, ids)
         assigned = [part for part in parts if mine(part.number, self.shard)]
         reused, fetch, refetched = self._sort_out(assigned)
-        return {
+        preview: DirectoryPreview = {
             "plan_part_count": len(parts),
             "assigned_parts": len(assigned),
             "parts_to_fetch": len(fetch),
             "reused_parts": len(reused),
             "refetched_parts": refetched,
-            "datasets_to_fetch": sum(len(part.ids) for part in fetch),
         }
+        return preview, sum(len(part.ids) for part in fetch)
 
     def _complete_already(self, fingerprint: str) -> dict[str, Any] | None:
         """The stored manifest when the directory already holds this request, complete; ``None`` otherwise."""
@@ -458,7 +481,7 @@ class PartitionedWriter:
         if current is not None:
             current.discard()
 
-    def _write_shard_record(self, result: dict[str, Any]) -> None:
+    def _write_shard_record(self, result: ShardRecord) -> None:
         """This shard's record; records of another shard count (an earlier fan-out) are removed."""
         assert self.shard is not None
         index, count = self.shard

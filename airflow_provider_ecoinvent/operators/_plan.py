@@ -1,13 +1,23 @@
-"""The arguments of one :class:`EcoinventDatasetsOperator` run, checked: never-templated ones in the
-constructor, templated ones once rendered, always before any network call."""
+"""The arguments of one :class:`EcoinventDatasetsOperator` run, checked, and the :class:`Plan` they make.
+
+Never-templated arguments are checked in the constructor, templated ones once rendered, always before any
+network call, so a mistake in a DAG fails at parse time or at the start of the task, never after billed
+calls. The checks take the arguments as a frozen value (:class:`Arguments`) and give back a frozen
+:class:`Plan`; the run's helpers take that plan, never the operator.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_ecoinvent._client.ids import validate_dataset_ids, validate_indicator_ids
+from airflow_provider_ecoinvent._client.ids import (
+    capped_limit,
+    check_cost_guard,
+    validate_dataset_ids,
+    validate_indicator_ids,
+)
 from airflow_provider_ecoinvent._client.network import POOL_SIZE
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
 from airflow_provider_ecoinvent.indicators import parse_selectors
@@ -21,12 +31,9 @@ from airflow_provider_ecoinvent.operators._arguments import (
 from airflow_provider_ecoinvent.operators._directory import check_directory_uri
 from airflow_provider_ecoinvent.operators._output import check_uri
 from airflow_provider_ecoinvent.operators._partitions import check_partition_size, parse_shard, writes_directory
-from airflow_provider_ecoinvent.operators._task import built_by_mapping, mapped_outputs, shared_output_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from airflow_provider_ecoinvent.operators.datasets import EcoinventDatasetsOperator
 
 LAYOUTS: Final = ("nested", "flat")
 FORMATS: Final = ("jsonl", "parquet")
@@ -34,74 +41,136 @@ FORMATS: Final = ("jsonl", "parquet")
 RESERVED_SEARCH_KEYS: Final = frozenset({"query", "version", "system_model", "from", "limit"})
 
 
+@dataclass(frozen=True)
+class Arguments:
+    """The arguments of an :class:`EcoinventDatasetsOperator` as they stand (before or after rendering).
+
+    The operator hands these values to :func:`check_static` and :func:`plan_run`, never itself: the checks
+    read nothing else of it.
+    """
+
+    output_uri: Any
+    dataset_ids: Any
+    query: Any
+    search_filters: Any
+    indicator_ids: Any
+    indicators: Any
+    version: Any
+    system_model: Any
+    layout: Any
+    format: Any
+    max_in_flight: Any
+    max_unique_datasets: Any
+    max_unique_indicators: Any
+    dry_run: Any
+    fail_on_missing: Any
+    user_id: Any
+    organization_id: Any
+    progress_interval: Any
+    ecoinvent_conn_id: Any
+    partition_size: Any
+    overwrite: Any
+    shard: Any
+    directory: Any
+    #: A mapped task instance is being built (``expand`` inputs are data, as rendered templates are).
+    from_mapping: bool = False
+
+
+@dataclass(frozen=True)
 class Plan:
     """The rendered, validated arguments of one :class:`EcoinventDatasetsOperator` run."""
 
-    def __init__(
-        self,
-        dataset_ids: list[int] | None,
-        indicator_ids: list[int],
-        query: str | None,
-        search_filters: dict[str, Any],
-        version: str,
-        system_model: str,
-        user_id: str | None,
-        organization_id: str | None,
-        selectors: list[Any] | None = None,
-        shard: tuple[int, int] | None = None,
-        directory: bool = False,
-    ) -> None:
-        self.dataset_ids = dataset_ids
-        #: With ``selectors``, filled in by their resolution against the pinned version.
-        self.indicator_ids = indicator_ids
-        #: The ``indicators`` argument as given (rendered), ``None`` when ids were given instead.
-        self.selectors = selectors
-        self.query = query
-        self.search_filters = search_filters
-        self.version = version
-        self.system_model = system_model
-        self.user_id = user_id
-        self.organization_id = organization_id
-        #: ``(index, count)`` of a fan-out over a dataset directory, ``None`` for the whole request.
-        self.shard = shard
-        #: Whether ``output_uri`` is written as a dataset directory (see :func:`._partitions.writes_directory`).
-        self.directory = directory
+    dataset_ids: list[int] | None
+    #: With ``selectors``, the ids they resolved to once :meth:`with_indicators` is given the resolution.
+    indicator_ids: list[int]
+    query: str | None
+    search_filters: dict[str, Any]
+    version: str
+    system_model: str
+    user_id: str | None
+    organization_id: str | None
+    #: The ``indicators`` argument as given (rendered), ``None`` when ids were given instead.
+    selectors: list[Any] | None
+    #: ``(index, count)`` of a fan-out over a dataset directory, ``None`` for the whole request.
+    shard: tuple[int, int] | None
+    #: Whether ``output_uri`` is written as a dataset directory (see :func:`._partitions.writes_directory`).
+    directory: bool
+    #: The arguments as given (rendered): output, layout, format, guards and the directory's options.
+    given: Arguments
+
+    def with_indicators(self, resolved: list[dict[str, Any]] | None) -> Plan:
+        """The plan scoring the indicators the selectors resolved to (itself when ids were given)."""
+        if resolved is None:
+            return self
+        return replace(self, indicator_ids=[indicator["id"] for indicator in resolved])
 
 
-def check_static(task: EcoinventDatasetsOperator) -> None:
+@dataclass(frozen=True)
+class CostGuard:
+    """The licence limits of one run: the arguments, capped by the connection's extras (never raised)."""
+
+    datasets: int | None
+    indicators: int | None
+
+    @classmethod
+    def capped(cls, given: Arguments, settings: Any) -> CostGuard:
+        """The limits in force; ``settings`` is the hook's (the connection extras, read without a call).
+
+        :raises EcoinventConfigError: an argument above the connection's extra.
+        """
+        return cls(
+            capped_limit(given.max_unique_datasets, settings.max_unique_datasets, "max_unique_datasets"),
+            capped_limit(given.max_unique_indicators, settings.max_unique_indicators, "max_unique_indicators"),
+        )
+
+    def check(self, datasets: int, indicators: int) -> None:
+        """:raises EcoinventCostGuardError: more distinct datasets or indicators than the limits allow."""
+        check_cost_guard(datasets, indicators, self.datasets, self.indicators)
+
+    def admits(self, datasets: int, indicators: int) -> bool:
+        """Whether a real run scoring these counts would pass (unscored calls are free)."""
+        if not indicators:
+            return True
+        return not (self.datasets is not None and datasets > self.datasets) and not (
+            self.indicators is not None and indicators > self.indicators
+        )
+
+
+def check_static(given: Arguments) -> None:
     """Arguments that are never templated."""
-    if task.layout not in LAYOUTS:
-        raise EcoinventConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {task.layout!r}.")
-    if task.format not in FORMATS:
-        raise EcoinventConfigError(f"format must be one of {', '.join(FORMATS)}, got {task.format!r}.")
-    if task.format == "parquet" and task.layout != "flat":
+    if given.layout not in LAYOUTS:
+        raise EcoinventConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {given.layout!r}.")
+    if given.format not in FORMATS:
+        raise EcoinventConfigError(f"format must be one of {', '.join(FORMATS)}, got {given.format!r}.")
+    if given.format == "parquet" and given.layout != "flat":
         raise EcoinventConfigError(
             "format='parquet' writes the flat table of scores: set layout='flat' (the nested layout is JSON Lines)."
         )
-    if isinstance(task.max_in_flight, bool) or not isinstance(task.max_in_flight, int) or task.max_in_flight < 1:
-        raise EcoinventConfigError(f"max_in_flight must be a whole number >= 1, got {task.max_in_flight!r}.")
-    if task.max_in_flight > POOL_SIZE:
+    if isinstance(given.max_in_flight, bool) or not isinstance(given.max_in_flight, int) or given.max_in_flight < 1:
+        raise EcoinventConfigError(f"max_in_flight must be a whole number >= 1, got {given.max_in_flight!r}.")
+    if given.max_in_flight > POOL_SIZE:
         raise EcoinventConfigError(
             f"max_in_flight must be at most {POOL_SIZE} (the connections the hook keeps open), got "
-            f"{task.max_in_flight}."
+            f"{given.max_in_flight}."
         )
     for guard in ("max_unique_datasets", "max_unique_indicators"):
-        if getattr(task, guard) is not None:
-            positive_int(getattr(task, guard), guard, minimum=0)
-    check_partition_size(task.partition_size)
-    if task.directory is not None and not isinstance(task.directory, bool):
-        raise EcoinventConfigError(f"directory must be True, False or None, got {task.directory!r}.")
-    for name in ("dry_run_only", "fail_on_missing", "overwrite"):
-        if not isinstance(getattr(task, name), bool):
-            argument = "dry_run" if name == "dry_run_only" else name
-            raise EcoinventConfigError(f"{argument} must be True or False, got {getattr(task, name)!r}.")
-    interval = task.progress_interval
+        if getattr(given, guard) is not None:
+            positive_int(getattr(given, guard), guard, minimum=0)
+    check_partition_size(given.partition_size)
+    if given.directory is not None and not isinstance(given.directory, bool):
+        raise EcoinventConfigError(f"directory must be True, False or None, got {given.directory!r}.")
+    for name in ("dry_run", "fail_on_missing", "overwrite"):
+        if not isinstance(getattr(given, name), bool):
+            raise EcoinventConfigError(f"{name} must be True or False, got {getattr(given, name)!r}.")
+    interval = given.progress_interval
     if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
         raise EcoinventConfigError(f"progress_interval must be a positive number of seconds, got {interval!r}.")
 
 
-def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
+def plan_run(given: Arguments, *, rendered: bool) -> Plan | None:
     """Validate the templated arguments; before rendering, only those that are not templated.
+
+    The checks run in a fixed order (selection, version, output, account), so one mistake gets one message.
 
     :returns: the plan once rendered, ``None`` before.
     """
@@ -109,55 +178,20 @@ def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
     def ready(value: Any) -> bool:
         return rendered or not is_templated(value)
 
-    dataset_ids: list[int] | None = None
-    if task.dataset_ids is not None and ready(task.dataset_ids):
-        ids = parse_id_list(task.dataset_ids, "dataset_ids")
-        # A literal [] is a mistake in the DAG; an empty list rendered from an upstream XCom, or given to
-        # one mapped task instance by expand(), is data.
-        dataset_ids = sorted(validate_dataset_ids(ids, allow_empty=rendered or built_by_mapping(task)))
+    dataset_ids = _check_dataset_ids(given, ready, allow_empty=rendered or given.from_mapping)
     indicator_ids: list[int] = []
-    if ready(task.indicator_ids):
-        raw = [] if task.indicator_ids is None else parse_id_list(task.indicator_ids, "indicator_ids")
+    if ready(given.indicator_ids):
+        raw = [] if given.indicator_ids is None else parse_id_list(given.indicator_ids, "indicator_ids")
         indicator_ids = sorted(validate_indicator_ids(raw))
-    selectors = _check_selectors(task, indicator_ids, ready)
-
-    query: str | None = None
-    if ready(task.query) and task.query is not None:
-        if not isinstance(task.query, str):
-            raise EcoinventConfigError(f"query must be a string, got {type(task.query).__name__}.")
-        query = task.query.strip()
-    search_filters: dict[str, Any] = {}
-    if ready(task.search_filters) and task.search_filters is not None:
-        search_filters = _check_filters(task.search_filters)
-    searching = task.query is not None or task.search_filters is not None
-    if task.dataset_ids is not None and searching:
-        raise EcoinventConfigError(
-            "Give either dataset_ids or a search (query / search_filters), not both: the selection must be unambiguous."
-        )
-    if task.dataset_ids is None and not searching:
-        raise EcoinventConfigError(
-            "No datasets selected: give dataset_ids (e.g. [1, 2, 3] or an upstream XCom), or a search "
-            "with query and/or search_filters."
-        )
-
-    version = system_model = ""
-    if ready(task.version):
-        version = required_text(task.version, "version")
-    if ready(task.system_model):
-        system_model = required_text(task.system_model, "system_model")
-    if task.output_uri is None and not task.dry_run_only:
-        raise EcoinventConfigError(
-            "output_uri is required (e.g. 'file:///data/datasets.jsonl' or 's3://aws_default@bucket/key'): "
-            "the datasets are written to a file, never to XCom. Only dry_run=True runs without it."
-        )
-    shard = _check_shard(task, ready)
-    directory = writes_directory(task.output_uri, task.directory, shard)
-    if task.output_uri is not None and ready(task.output_uri):
-        check_directory_uri(task.output_uri) if directory else check_uri(task.output_uri)
-    if ready(task.ecoinvent_conn_id):
-        required_text(task.ecoinvent_conn_id, "ecoinvent_conn_id")
-    user_id = optional_text(task.user_id, "user_id") if ready(task.user_id) else None
-    organization_id = optional_text(task.organization_id, "organization_id") if ready(task.organization_id) else None
+    selectors = _check_selectors(given, indicator_ids, ready)
+    query, search_filters = _check_search(given, ready)
+    version = required_text(given.version, "version") if ready(given.version) else ""
+    system_model = required_text(given.system_model, "system_model") if ready(given.system_model) else ""
+    shard, directory = _check_output(given, ready)
+    if ready(given.ecoinvent_conn_id):
+        required_text(given.ecoinvent_conn_id, "ecoinvent_conn_id")
+    user_id = optional_text(given.user_id, "user_id") if ready(given.user_id) else None
+    organization_id = optional_text(given.organization_id, "organization_id") if ready(given.organization_id) else None
     if not rendered:
         return None
     return Plan(
@@ -172,66 +206,84 @@ def plan_run(task: EcoinventDatasetsOperator, *, rendered: bool) -> Plan | None:
         selectors,
         shard,
         directory,
+        given,
     )
 
 
-def refuse_shared_output(task: EcoinventDatasetsOperator, plan: Plan, context: Mapping[str, Any]) -> None:
-    """Mapped task instances without ``shard`` must each write their own ``output_uri``; checked before any call.
+def _check_dataset_ids(given: Arguments, ready: Callable[[Any], bool], *, allow_empty: bool) -> list[int] | None:
+    """``dataset_ids`` sorted (once rendered, or now if not templated).
 
-    ``.partial(output_uri=".../dir/").expand(dataset_ids=chunks)`` (or the operator inside a ``@task_group``
-    expanded over chunks) would have each instance take its chunk for the whole request: it removes the others'
-    parts and marks the directory complete (a file: it replaces the others' file), so every chunk is billed and
-    only the last is kept. A fan-out over one directory maps over ``shard`` instead; mapping over ``output_uri``
-    too, or a template naming the map index, gives each instance its own output. A dry run writes nothing.
-
-    :raises EcoinventConfigError: naming ``shards()``, the commit step and a per-instance output.
+    A literal ``[]`` is a mistake in the DAG; an empty list rendered from an upstream XCom, or given to one
+    mapped task instance by ``expand()``, is data (``allow_empty``).
     """
-    if task.output_uri is None or plan.shard is not None or task.dry_run_only:
-        return
-    found = mapped_outputs(task, context)
-    if found is None or found[1] >= found[0]:
-        return
-    instances, outputs = found
-    count = f"{instances}" if math.isfinite(instances) else "N"
-    raise EcoinventConfigError(
-        f"{shared_output_text(task, instances, outputs)} without shard: each would take its own chunk for the "
-        "whole request and replace what the others wrote, so every chunk would be billed and only the last kept. "
-        "To split one request over mapped tasks, give every task the whole selection and map over shard into a "
-        "dataset directory: EcoinventDatasetsOperator.partial(..., output_uri='.../dir/')"
-        f".expand(shard=shards({count})), "
-        "then EcoinventDatasetsCommitOperator(output_uri='.../dir/'). Or give each mapped task its own output_uri: "
-        "map over output_uri too, or name the map index in it (e.g. '.../{{ ti.map_index }}/' or "
-        "'.../{{ ti.map_index }}.jsonl'). No call was made to the ecoinvent API."
-    )
-
-
-def _check_shard(task: EcoinventDatasetsOperator, ready: Callable[[Any], bool]) -> tuple[int, int] | None:
-    """``shard`` checked (once rendered, or now if not templated): a fan-out writes a dataset directory."""
-    if not ready(task.shard):
+    if given.dataset_ids is None or not ready(given.dataset_ids):
         return None
-    shard = parse_shard(task.shard)
-    if shard is not None and ready(task.output_uri) and not writes_directory(task.output_uri, task.directory, shard):
+    ids = parse_id_list(given.dataset_ids, "dataset_ids")
+    return sorted(validate_dataset_ids(ids, allow_empty=allow_empty))
+
+
+def _check_search(given: Arguments, ready: Callable[[Any], bool]) -> tuple[str | None, dict[str, Any]]:
+    """``query`` and ``search_filters`` checked; exactly one of ``dataset_ids`` and a search selects."""
+    query: str | None = None
+    if ready(given.query) and given.query is not None:
+        if not isinstance(given.query, str):
+            raise EcoinventConfigError(f"query must be a string, got {type(given.query).__name__}.")
+        query = given.query.strip()
+    search_filters: dict[str, Any] = {}
+    if ready(given.search_filters) and given.search_filters is not None:
+        search_filters = _check_filters(given.search_filters)
+    searching = given.query is not None or given.search_filters is not None
+    if given.dataset_ids is not None and searching:
+        raise EcoinventConfigError(
+            "Give either dataset_ids or a search (query / search_filters), not both: the selection must be unambiguous."
+        )
+    if given.dataset_ids is None and not searching:
+        raise EcoinventConfigError(
+            "No datasets selected: give dataset_ids (e.g. [1, 2, 3] or an upstream XCom), or a search "
+            "with query and/or search_filters."
+        )
+    return query, search_filters
+
+
+def _check_output(given: Arguments, ready: Callable[[Any], bool]) -> tuple[tuple[int, int] | None, bool]:
+    """``output_uri`` (required unless a dry run) and ``shard``: the fan-out, and whether a directory is written."""
+    if given.output_uri is None and not given.dry_run:
+        raise EcoinventConfigError(
+            "output_uri is required (e.g. 'file:///data/datasets.jsonl' or 's3://aws_default@bucket/key'): "
+            "the datasets are written to a file, never to XCom. Only dry_run=True runs without it."
+        )
+    shard = _check_shard(given, ready)
+    directory = writes_directory(given.output_uri, given.directory, shard)
+    if given.output_uri is not None and ready(given.output_uri):
+        check_directory_uri(given.output_uri) if directory else check_uri(given.output_uri)
+    return shard, directory
+
+
+def _check_shard(given: Arguments, ready: Callable[[Any], bool]) -> tuple[int, int] | None:
+    """``shard`` checked (once rendered, or now if not templated): a fan-out writes a dataset directory."""
+    if not ready(given.shard):
+        return None
+    shard = parse_shard(given.shard)
+    if shard is not None and ready(given.output_uri) and not writes_directory(given.output_uri, given.directory, shard):
         raise EcoinventConfigError(
             f"shard={list(shard)} needs a dataset directory: end output_uri with '/' or pass directory=True (got "
-            f"{task.output_uri!r}), so that every mapped task writes its parts into it; then run "
+            f"{given.output_uri!r}), so that every mapped task writes its parts into it; then run "
             "EcoinventDatasetsCommitOperator."
         )
     return shard
 
 
-def _check_selectors(
-    task: EcoinventDatasetsOperator, indicator_ids: list[int], ready: Callable[[Any], bool]
-) -> list[Any] | None:
+def _check_selectors(given: Arguments, indicator_ids: list[int], ready: Callable[[Any], bool]) -> list[Any] | None:
     """``indicators`` checked (once rendered, or now if not templated); one of it and ``indicator_ids``."""
-    if task.indicators is None:
+    if given.indicators is None:
         return None
-    ids_given = bool(indicator_ids) or (task.indicator_ids is not None and not ready(task.indicator_ids))
+    ids_given = bool(indicator_ids) or (given.indicator_ids is not None and not ready(given.indicator_ids))
     if ids_given:
         raise EcoinventConfigError(
             "Give either indicator_ids or indicators, not both: indicators selects by name (and takes ids "
             "too, e.g. [1, {'method': 'EF v3.1'}])."
         )
-    return parse_selectors(task.indicators) if ready(task.indicators) else None
+    return parse_selectors(given.indicators) if ready(given.indicators) else None
 
 
 def _check_filters(filters: Any) -> dict[str, Any]:
@@ -253,4 +305,4 @@ def _check_filters(filters: Any) -> dict[str, Any]:
     return checked
 
 
-__all__ = ["FORMATS", "LAYOUTS", "RESERVED_SEARCH_KEYS", "Plan", "check_static", "plan_run", "refuse_shared_output"]
+__all__ = ["FORMATS", "LAYOUTS", "RESERVED_SEARCH_KEYS", "Arguments", "CostGuard", "Plan", "check_static", "plan_run"]

@@ -1,143 +1,26 @@
-"""What operators write: JSON Lines records (nested layout) and flat rows, to JSON Lines or Parquet.
+"""How the datasets operator writes records: the one writing rule both output modes share.
 
-* :func:`json_line` (from :mod:`.._json`) is the one serialisation of a record (sorted keys, compact,
-  UTF-8), so two runs over the same data produce byte-identical files.
-* :class:`ParquetRowWriter` streams rows into row groups; pyarrow is imported only when it is used.
+* :func:`write_dataset` writes one dataset in its layout (the records and rows of
+  :mod:`airflow_provider_ecoinvent.records`), so a part of a dataset directory holds the bytes a single
+  file would for the same datasets.
+* :func:`json_line` (from :mod:`.._client.codec`) is the one serialisation of a record (sorted keys,
+  compact, UTF-8), so two runs over the same data produce byte-identical files; :class:`LineBatch` hands
+  the lines to the output a batch at a time.
+* :class:`ParquetRowWriter` streams flat rows into row groups; pyarrow is imported only when it is used.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_ecoinvent._client.codec import json_line as json_line
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError
+from airflow_provider_ecoinvent.records import FLAT_COLUMNS, flat_rows, nested_record
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
 PARQUET_INSTALL_HINT: Final = "pip install 'airflow-provider-ecoinvent[parquet]'"
-
-#: Columns of the flat layout, in file order, with their Parquet types.
-FLAT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
-    ("dataset_id", "int64"),
-    ("activity", "string"),
-    ("product", "string"),
-    ("geography", "string"),
-    ("unit", "string"),
-    ("indicator_id", "int64"),
-    ("method", "string"),
-    ("category", "string"),
-    ("indicator", "string"),
-    ("score", "float64"),
-    ("score_unit", "string"),
-    ("version", "string"),
-    ("system_model", "string"),
-)
-
-
-# -- records -------------------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def sorted_scores(dataset: Mapping[str, Any]) -> list[Any]:
-    """The dataset's ``impact_scores``, ordered by indicator id (unparseable ids last)."""
-    scores = dataset.get("impact_scores")
-    if not isinstance(scores, list):
-        return []
-    if _in_id_order(scores):
-        return list(scores)
-
-    def key(score: Any) -> tuple[int, int, str]:
-        ident = _int(score.get("id")) if isinstance(score, dict) else None
-        return (0, ident, "") if ident is not None else (1, 0, json.dumps(score, sort_keys=True, default=str))
-
-    return sorted(scores, key=key)
-
-
-def _in_id_order(scores: list[Any]) -> bool:
-    """Whether ``scores`` are already what :func:`sorted_scores` returns: objects with integer ids, ascending
-    (as the API answers for the sorted ids the hook sends). Checked in one pass, with no key built."""
-    last = 0
-    for score in scores:
-        ident = score.get("id") if type(score) is dict else None
-        if type(ident) is not int or ident < last:
-            return False
-        last = ident
-    return True
-
-
-def nested_record(dataset: Mapping[str, Any]) -> Mapping[str, Any]:
-    """One dataset as written in the nested layout: as returned, with its scores by indicator id.
-
-    The dataset itself when its scores are in order already (the usual case: no copy); read it, never change it.
-    """
-    scores = dataset.get("impact_scores")
-    if "impact_scores" not in dataset or (isinstance(scores, list) and _in_id_order(scores)):
-        return dataset
-    record = dict(dataset)
-    record["impact_scores"] = sorted_scores(dataset)
-    return record
-
-
-def flat_rows(dataset: Mapping[str, Any], version: str, system_model: str) -> Iterable[dict[str, Any]]:
-    """The flat layout: one row per (dataset, indicator), or one row with empty indicator columns
-    for a dataset without scores (none asked for, or none returned)."""
-    base = {
-        "dataset_id": _int(dataset.get("id")),
-        "activity": _text(dataset.get("activity")),
-        "product": _text(dataset.get("product")),
-        "geography": _text(dataset.get("geography")),
-        "unit": _text(dataset.get("unit")),
-        "version": version,
-        "system_model": system_model,
-    }
-    scores = [score for score in sorted_scores(dataset) if isinstance(score, dict)]
-    if not scores:
-        yield {
-            **base,
-            "indicator_id": None,
-            "method": None,
-            "category": None,
-            "indicator": None,
-            "score": None,
-            "score_unit": None,
-        }
-        return
-    for score in scores:
-        yield {
-            **base,
-            "indicator_id": _int(score.get("id")),
-            "method": _text(score.get("method")),
-            "category": _text(score.get("category")),
-            "indicator": _text(score.get("indicator")),
-            "score": _float(score.get("score")),
-            "score_unit": _text(score.get("unit")),
-        }
-
 
 #: JSON lines joined into one write to the output (each write takes a lock and checks for an abort), and about
 #: the most bytes collected for one write (a dataset scored for 600 indicators is a ~100 KB line).
@@ -265,13 +148,4 @@ class ParquetRowWriter:
             self.abandon()
 
 
-__all__ = [
-    "FLAT_COLUMNS",
-    "PARQUET_INSTALL_HINT",
-    "ParquetRowWriter",
-    "flat_rows",
-    "json_line",
-    "nested_record",
-    "require_pyarrow",
-    "sorted_scores",
-]
+__all__ = ["PARQUET_INSTALL_HINT", "LineBatch", "ParquetRowWriter", "json_line", "require_pyarrow", "write_dataset"]

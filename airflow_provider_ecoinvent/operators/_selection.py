@@ -3,14 +3,14 @@
 Every shard of ``.expand(shard=shards(n))`` needs the same resolved version, indicators and dataset ids
 (their parts are planned over the whole selection). Resolving them costs free but real calls: the version
 listing, the indicator listing (one page per 100 indicators) and the search (one page per 100 datasets),
-about 70 calls for 6,000 datasets, about 250 for a release, and each shard used to repeat them. So the first
-shard to resolve writes them, atomically, to ``_shards/selection-<run>-<request>.json`` in the dataset
+about 70 calls for 6,000 datasets, about 250 for a release, which every shard would otherwise repeat. So the
+first shard to resolve writes them, atomically, to ``_shards/selection-<run>-<request>.json`` in the dataset
 directory, keyed by the DAG run and the arguments that select (version, system model, ids or search,
 indicators, and the account: connection, user, organisation); the other shards, and later tries of the
 same run, read it instead of calling the API. The commit step removes the file once the directory is committed.
 
 **Concurrency.** Object stores offer no create-if-absent that fsspec exposes everywhere, so two shards
-starting at the same moment may both resolve (the cost of today, no more). A shard that resolved reads the
+starting at the same moment may both resolve (each paying the look-ups, no more). A shard that resolved reads the
 file again before writing its own and takes what another shard wrote meanwhile, which narrows the window
 in which two shards could use different resolutions to the time between that read and its write. Even
 then nothing wrong is written: two resolutions differ only if the catalogue changed between them (a new

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from airflow.sdk import BaseOperator
 
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_ecoinvent.operators._manifests import CommitManifest
 
 __all__ = ["EcoinventDatasetsCommitOperator"]
 
@@ -107,7 +109,7 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
             )
         check_directory_uri(self.output_uri)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> CommitManifest:
         self._check_uri()
         directory = Directory(directory_path(self.output_uri), attempt_owner(context))
         try:
@@ -139,8 +141,8 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
         return manifest
 
     def _keep_unchanged(
-        self, directory: Directory, manifest: Mapping[str, Any], planned: set[str]
-    ) -> dict[str, Any] | None:
+        self, directory: Directory, manifest: CommitManifest, planned: set[str]
+    ) -> CommitManifest | None:
         """The committed manifest, with this run's counts, when every shard skipped and the directory already
         holds this manifest, complete: ``_manifest.json`` and ``_SUCCESS`` are then left untouched (a rewrite
         would make every downstream load rerun). ``None`` when the directory must be committed again."""
@@ -157,7 +159,8 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
         directory.remove_expired_partials()
         remove_selections(directory)
         self.log.info("%s is unchanged (every shard skipped): nothing rewritten.", directory)
-        return {**stored, **{key: manifest[key] for key in _RUN_ONLY}, "unchanged": True}
+        kept = {**stored, **{key: manifest[key] for key in _RUN_ONLY}, "unchanged": True}
+        return cast("CommitManifest", kept)
 
     def _checked(self, directory: Directory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Every shard's record, fresh, and every part they list, verified; else EcoinventOutputError."""
@@ -240,7 +243,11 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
     @staticmethod
     def _manifest(
         records: list[dict[str, Any]], newest: Mapping[str, Any], entries: list[dict[str, Any]]
-    ) -> dict[str, Any]:
+    ) -> CommitManifest:
+        """The shards' records combined: the newest one's request, every part, the counts summed over shards.
+
+        Built from the records as read back from the directory (JSON), hence the cast to its type.
+        """
         manifest = {key: value for key, value in newest.items() if key not in _SHARD_ONLY}
         missing = sorted(ident for record in records for ident in record.get("missing_dataset_ids", ()))
         manifest.update(
@@ -259,7 +266,7 @@ class EcoinventDatasetsCommitOperator(BaseOperator):
         for key in _SUMMED:
             manifest[key] = sum(int(record.get(key) or 0) for record in records)
         manifest["concurrency"] = _combined_concurrency(records)
-        return manifest
+        return cast("CommitManifest", manifest)
 
 
 def _combined_concurrency(records: list[dict[str, Any]]) -> dict[str, int]:

@@ -2,31 +2,30 @@
 
 Selected datasets, scored for a list of indicators against one pinned version, streamed to JSON Lines or
 Parquet, atomically, with a licence cost guard, a dry run and a manifest in XCom and on the outlet asset
-events. Arguments are checked by :mod:`._plan`, before any network call; no I/O in the constructor."""
+events. The operator holds the arguments and the run's state (for ``on_kill``); what a run does is in its
+parts, which take a frozen :class:`._plan.Plan` of the rendered arguments, never the operator: the checks
+(:mod:`._plan`, before any network call; no I/O in the constructor), the selection shared by a fan-out
+(:mod:`._selection`), the dataset directory (:mod:`._partitioned`) and the manifests (:mod:`._manifests`)."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._client.ids import capped_limit, check_cost_guard
-from airflow_provider_ecoinvent.exceptions import EcoinventError
-from airflow_provider_ecoinvent.operators._arguments import (
-    check_flag,
-    is_templated,
-    listed,
-)
+from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventError
+from airflow_provider_ecoinvent.operators._arguments import check_flag, listed, reusable
 from airflow_provider_ecoinvent.operators._directory import Directory, attempt_owner, run_identity
+from airflow_provider_ecoinvent.operators._mapping import built_by_mapping, mapped_outputs, shared_output_text
 from airflow_provider_ecoinvent.operators._output import AtomicOutput, require_filesystem
 from airflow_provider_ecoinvent.operators._partitioned import PartitionedWriter, directory_run
 from airflow_provider_ecoinvent.operators._partitions import DEFAULT_PARTITION_SIZE
-from airflow_provider_ecoinvent.operators._plan import Plan, check_static, plan_run, refuse_shared_output
+from airflow_provider_ecoinvent.operators._plan import Arguments, CostGuard, Plan, check_static, plan_run
 from airflow_provider_ecoinvent.operators._records import LineBatch, ParquetRowWriter, require_pyarrow, write_dataset
 from airflow_provider_ecoinvent.operators._selection import Selection, selection_inputs, shared_selection
 from airflow_provider_ecoinvent.operators._task import (
@@ -42,12 +41,24 @@ from airflow_provider_ecoinvent.operators._task import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_ecoinvent.hooks.ecoinvent import DatasetStream, EcoinventHook
+    from airflow_provider_ecoinvent.operators._manifests import (
+        DirectoryManifest,
+        DirectoryPreview,
+        DryRunManifest,
+        FileManifest,
+        Selected,
+    )
 
+    #: What a run of the operator returns (XCom) and puts on its outlets' asset events.
+    DatasetsManifest = FileManifest | DryRunManifest | DirectoryManifest
+
+#: The operator's attributes of the same name as an :class:`Arguments` field (the others are computed).
+ARGUMENT_NAMES: Final = tuple(item.name for item in fields(Arguments) if item.name not in ("dry_run", "from_mapping"))
 #: Missing dataset ids listed in a manifest (the count is always complete).
 MISSING_IDS_IN_MANIFEST: Final = 20
 
@@ -174,14 +185,7 @@ class EcoinventDatasetsOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         # A one-shot iterable (a generator) would be consumed by validation: keep a list instead.
-        if (
-            dataset_ids is not None
-            and not isinstance(dataset_ids, str | bytes | list | Mapping)
-            and not is_templated(dataset_ids)
-        ):
-            dataset_ids = list(dataset_ids) if isinstance(dataset_ids, Iterable) else dataset_ids
-        if not isinstance(indicator_ids, str | bytes | list | Mapping) and not is_templated(indicator_ids):
-            indicator_ids = list(indicator_ids) if isinstance(indicator_ids, Iterable) else indicator_ids
+        dataset_ids, indicator_ids = reusable(dataset_ids), reusable(indicator_ids)
         self.output_uri = output_uri
         self.dataset_ids = dataset_ids
         self.query = query
@@ -207,120 +211,275 @@ class EcoinventDatasetsOperator(BaseOperator):
         self.shard = shard
         self.directory = directory
         self.emit_unchanged = check_flag("emit_unchanged", emit_unchanged)
-        # Run state (never deep-copied with a value: set in execute only).
+        self._clear_run_state()
+        self._check_static()
+        self._plan(rendered=False)
+
+    def _clear_run_state(self) -> None:
+        """What a running task holds for ``on_kill`` and lineage (never deep-copied with a value: set in execute)."""
         self._writer: PartitionedWriter | None = None
         self._stream: DatasetStream | None = None
         self._output: AtomicOutput | None = None
         self._kill_requested = False
         self._hook: EcoinventHook | None = None
         self._lineage_state: tuple[str, str, ObjectStoragePath | None] | None = None
-        self._check_static()
-        self._plan(rendered=False)
 
     # -- validation ------------------------------------------------------------------------------
 
+    def _arguments(self) -> Arguments:
+        """The arguments as they stand now (before rendering, or rendered), as one frozen value."""
+        given = {name: getattr(self, name) for name in ARGUMENT_NAMES}
+        return Arguments(**given, dry_run=self.dry_run_only, from_mapping=built_by_mapping(self))
+
     def _check_static(self) -> None:
         """Arguments that are never templated (see :func:`._plan.check_static`)."""
-        check_static(self)
+        check_static(self._arguments())
 
     def _plan(self, *, rendered: bool) -> Plan | None:
         """Validate the templated arguments; before rendering, only those that are not templated.
 
         :returns: the plan once rendered, ``None`` before (see :func:`._plan.plan_run`).
         """
-        return plan_run(self, rendered=rendered)
+        return plan_run(self._arguments(), rendered=rendered)
+
+    def _checked_plan(self, context: Context) -> Plan:
+        """The rendered arguments, checked before any call: the plan of this run."""
+        plan = self._plan(rendered=True)
+        assert plan is not None
+        self._refuse_shared_output(plan, context)  # mapped chunks into one output: before any call
+        if plan.given.format == "parquet" and not plan.given.dry_run:
+            require_pyarrow()  # fails with the install command before any call
+        return plan
+
+    def _refuse_shared_output(self, plan: Plan, context: Mapping[str, Any]) -> None:
+        """Mapped task instances without ``shard`` must each write their own ``output_uri``; checked before any call.
+
+        ``.partial(output_uri=".../dir/").expand(dataset_ids=chunks)`` (or the operator inside a ``@task_group``
+        expanded over chunks) would have each instance take its chunk for the whole request: it removes the others'
+        parts and marks the directory complete (a file: it replaces the others' file), so every chunk is billed and
+        only the last is kept. A fan-out over one directory maps over ``shard`` instead; mapping over ``output_uri``
+        too, or a template naming the map index, gives each instance its own output. A dry run writes nothing.
+
+        :raises EcoinventConfigError: naming ``shards()``, the commit step and a per-instance output.
+        """
+        if self.output_uri is None or plan.shard is not None or self.dry_run_only:
+            return
+        found = mapped_outputs(self, context)
+        if found is None or found[1] >= found[0]:
+            return
+        instances, outputs = found
+        count = f"{instances}" if math.isfinite(instances) else "N"
+        raise EcoinventConfigError(
+            f"{shared_output_text(self, instances, outputs)} without shard: each would take its own chunk for the "
+            "whole request and replace what the others wrote, so every chunk would be billed and only the last "
+            "kept. To split one request over mapped tasks, give every task the whole selection and map over shard "
+            "into a dataset directory: EcoinventDatasetsOperator.partial(..., output_uri='.../dir/')"
+            f".expand(shard=shards({count})), "
+            "then EcoinventDatasetsCommitOperator(output_uri='.../dir/'). Or give each mapped task its own "
+            "output_uri: map over output_uri too, or name the map index in it (e.g. '.../{{ ti.map_index }}/' or "
+            "'.../{{ ti.map_index }}.jsonl'). No call was made to the ecoinvent API."
+        )
 
     # -- execution -------------------------------------------------------------------------------
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> DatasetsManifest:
+        """The steps of a run: plan, select, then a dry run, a dataset directory or a single file, each
+        returning its manifest, which the outlets' asset events carry too."""
         start = time.monotonic()
         self._kill_requested = False
-        plan = self._plan(rendered=True)
-        assert plan is not None
-        refuse_shared_output(self, plan, context)  # mapped chunks into one output: before any call
-        if self.format == "parquet" and not self.dry_run_only:
-            require_pyarrow()  # fails with the install command before any call
+        plan = self._checked_plan(context)
         destination = output_path(
             self.output_uri, writing=not self.dry_run_only, directory=plan.directory, directory_hint=True
         )
-        hook = make_hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
-        self._hook = hook  # on_kill stops it: its free calls (version, indicators, search) as well as batches
-        # The connection extras (read without a network call) cap the arguments: an argument may only lower them.
-        limit = capped_limit(self.max_unique_datasets, hook.settings.max_unique_datasets, "max_unique_datasets")
-        indicator_limit = capped_limit(
-            self.max_unique_indicators, hook.settings.max_unique_indicators, "max_unique_indicators"
-        )
-
-        guard = (
-            None
-            if self.dry_run_only
-            else functools.partial(check_cost_guard, dataset_limit=limit, indicator_limit=indicator_limit)
-        )
-        version, resolved, ids = self._select(hook, plan, destination, context, guard)
-        self._lineage_state = (lineage_namespace(hook), f"datasets/{version}/{plan.system_model}", destination)
-        selection = "dataset_ids" if plan.dataset_ids is not None else "search"
-        scored = bool(plan.indicator_ids)
-        unique = len(ids)
-        if not self.dry_run_only:
-            check_cost_guard(unique, len(plan.indicator_ids), limit, indicator_limit)
-        indicators_over = scored and indicator_limit is not None and len(plan.indicator_ids) > indicator_limit
-        common: dict[str, Any] = {
-            "output_uri": str(destination) if destination is not None else None,
-            "format": self.format,
-            "layout": self.layout,
-            "version": version,
-            "requested_version": plan.version,
-            "system_model": plan.system_model,
-            "indicator_ids": plan.indicator_ids,
-            "selection": selection,
-            "requested_datasets": unique,
-        }
-        if resolved is not None:
-            common["indicator_selectors"] = plan.selectors
-            common["indicators"] = resolved
+        hook = self._start_hook(plan)
+        guard = CostGuard.capped(plan.given, hook.settings)
+        selection = self._select(hook, plan, destination, context, guard)
+        plan = plan.with_indicators(selection.indicators)
+        source = f"datasets/{selection.version}/{plan.system_model}"
+        self._lineage_state = (lineage_namespace(hook), source, destination)
+        selected = selected_fields(plan, selection)
         if self.dry_run_only:
-            preview = self._preview(plan, version, ids, destination, common, context)  # what is already there
-            would_fetch = preview.pop("datasets_to_fetch", unique)
-            manifest = {
-                **common,
-                "dry_run": True,
-                "unique_datasets": would_fetch if scored else 0,
-                **preview,
-                "unique_indicators": len(plan.indicator_ids) if scored else 0,
-                "max_unique_datasets": limit,
-                "max_unique_indicators": indicator_limit,
-                "within_cost_guard": not (scored and limit is not None and unique > limit) and not indicators_over,
-                "api_calls": hook.api_calls,
-                "token_requests": hook.token_requests,
-                "elapsed_seconds": elapsed(start),
-            }
-            self.log.info(
-                "Dry run: would score %d distinct datasets for %d indicators (version %s, %s); nothing written.",
-                manifest["unique_datasets"],
-                manifest["unique_indicators"],
-                version,
-                plan.system_model,
-            )
-            if not manifest["within_cost_guard"]:
-                self.log.warning(
-                    "A real run would exceed max_unique_datasets=%s or max_unique_indicators=%s and fail.",
-                    limit,
-                    indicator_limit,
-                )
-            publish_to_outlets(self, context, manifest)
-            return manifest
-
+            dry_run = self._dry_run(hook, plan, selection, selected, destination, guard, context, start)
+            publish_to_outlets(self, context, dry_run)
+            return dry_run
+        guard.check(len(selection.ids), len(plan.indicator_ids))
         assert destination is not None
         if plan.directory:  # a dataset directory: parts, resumed (operators._partitioned)
-            self._writer, summary = directory_run(self, plan, version, ids, destination, common, context)
-            manifest = self._writer.run(hook, ids, summary, start)
-            publish_or_withhold(self, context, manifest, emit=self.emit_unchanged or not manifest.get("unchanged"))
-            return manifest
-        if not ids:
+            return self._write_directory(hook, plan, selection.ids, selected, destination, context, start)
+        manifest = self._write_file(hook, plan, selection, selected, destination, start)
+        publish_to_outlets(self, context, manifest)
+        return manifest
+
+    def _start_hook(self, plan: Plan) -> EcoinventHook:
+        """The run's hook (no call yet), kept for ``on_kill``: it stops its free calls as well as the batches."""
+        hook = make_hook(self.ecoinvent_conn_id, user_id=plan.user_id, organization_id=plan.organization_id)
+        self._hook = hook
+        return hook
+
+    def _select(
+        self,
+        hook: EcoinventHook,
+        plan: Plan,
+        destination: ObjectStoragePath | None,
+        context: Context,
+        guard: CostGuard,
+    ) -> Selection:
+        """The pinned version, the resolved indicators and the dataset ids of this run.
+
+        A shard of a fan-out shares them with the other shards of its DAG run through the dataset directory
+        (:mod:`._selection`): one resolution per DAG run, not one per shard. The cost guard judges a fresh
+        resolution before it is stored: a refused shard leaves nothing behind.
+        """
+        run = run_identity(context)
+        if plan.shard is None or self.dry_run_only or run is None or destination is None:
+            return self._resolve(hook, plan)
+
+        def resolve() -> Selection:
+            fresh = self._resolve(hook, plan)
+            guard.check(len(fresh.ids), len(plan.with_indicators(fresh.indicators).indicator_ids))
+            return fresh
+
+        directory = Directory(destination, attempt_owner(context))
+        settings = hook.settings  # the account in effect: the arguments over the connection's extras
+        inputs = selection_inputs(
+            plan, conn_id=hook.ecoinvent_conn_id, user_id=settings.user_id, organization_id=settings.organization_id
+        )
+        return shared_selection(directory, run, inputs, resolve, self.log)
+
+    def _resolve(self, hook: EcoinventHook, plan: Plan) -> Selection:
+        """Resolve the version, the indicators and the search against the API (free calls)."""
+        version = hook.resolve_version(plan.version, plan.system_model)
+        if version != plan.version:
+            self.log.info("Version %r resolved to %r; every call of this run uses it.", plan.version, version)
+        resolved = self._resolve_indicators(hook, plan, version)
+        ids = plan.dataset_ids if plan.dataset_ids is not None else self._search(hook, plan, version)
+        return Selection(version, resolved, list(ids))
+
+    def _resolve_indicators(self, hook: EcoinventHook, plan: Plan, version: str) -> list[dict[str, Any]] | None:
+        """Resolve ``indicators`` against the pinned version (a free listing).
+
+        :returns: the resolved indicators (the run scores their ids); ``None`` when ids were given instead.
+        """
+        if plan.selectors is None:
+            return None
+        resolved = hook.resolve_indicators(plan.selectors, version=version, system_model=plan.system_model)
+        self.log.info(
+            "%d indicator selectors resolved to %d indicators in version %s (%s).",
+            len(plan.selectors),
+            len(resolved),
+            version,
+            plan.system_model,
+        )
+        return resolved
+
+    def _search(self, hook: EcoinventHook, plan: Plan, version: str) -> list[int]:
+        """The ids (only) of every dataset the search matches, sorted; searches are not billed."""
+        found: set[int] = set()
+        for dataset in hook.search_datasets(
+            plan.query or None, version=version, system_model=plan.system_model, **plan.search_filters
+        ):
+            ident = dataset.get("id")
+            if isinstance(ident, int) and not isinstance(ident, bool):
+                found.add(ident)
+        self.log.info("The search selected %d datasets.", len(found))
+        return sorted(found)
+
+    # -- the three kinds of run --------------------------------------------------------------------
+
+    def _dry_run(
+        self,
+        hook: EcoinventHook,
+        plan: Plan,
+        selection: Selection,
+        selected: Selected,
+        destination: ObjectStoragePath | None,
+        guard: CostGuard,
+        context: Context,
+        start: float,
+    ) -> DryRunManifest:
+        """Count what a real run would score (into a directory: only the parts it would fetch); no scored call,
+        nothing written."""
+        preview, would_fetch = self._preview(plan, selection.ids, selected, destination, context)
+        scored = bool(plan.indicator_ids)
+        manifest: DryRunManifest = {
+            "output_uri": str(destination) if destination is not None else None,
+            **selected,
+            "dry_run": True,
+            "unique_datasets": (len(selection.ids) if would_fetch is None else would_fetch) if scored else 0,
+            **preview,
+            "unique_indicators": len(plan.indicator_ids) if scored else 0,
+            "max_unique_datasets": guard.datasets,
+            "max_unique_indicators": guard.indicators,
+            "within_cost_guard": guard.admits(len(selection.ids), len(plan.indicator_ids)),
+            "api_calls": hook.api_calls,
+            "token_requests": hook.token_requests,
+            "elapsed_seconds": elapsed(start),
+        }
+        self.log.info(
+            "Dry run: would score %d distinct datasets for %d indicators (version %s, %s); nothing written.",
+            manifest["unique_datasets"],
+            manifest["unique_indicators"],
+            selection.version,
+            plan.system_model,
+        )
+        if not manifest["within_cost_guard"]:
+            self.log.warning(
+                "A real run would exceed max_unique_datasets=%s or max_unique_indicators=%s and fail.",
+                guard.datasets,
+                guard.indicators,
+            )
+        return manifest
+
+    def _preview(
+        self,
+        plan: Plan,
+        ids: list[int],
+        selected: Selected,
+        destination: ObjectStoragePath | None,
+        context: Context,
+    ) -> tuple[DirectoryPreview, int | None]:
+        """A dry run into a dataset directory: which parts a real run would fetch, read from the directory
+        (valid parts are reused, ``overwrite`` respected), and how many datasets they hold; nothing for a single
+        file (all would be fetched)."""
+        if destination is None or not plan.directory:
+            return {}, None
+        require_filesystem(self.output_uri)  # reading the directory needs its storage provider
+        writer, _ = directory_run(plan, self.log, selected, ids, destination, context)
+        return writer.preview(ids)
+
+    def _write_directory(
+        self,
+        hook: EcoinventHook,
+        plan: Plan,
+        ids: list[int],
+        selected: Selected,
+        destination: ObjectStoragePath,
+        context: Context,
+        start: float,
+    ) -> DirectoryManifest:
+        """Write (or resume) a dataset directory; with ``emit_unchanged=False`` a run that changed nothing
+        emits no asset event."""
+        self._writer, head = directory_run(plan, self.log, selected, ids, destination, context)
+        manifest = self._writer.run(hook, ids, head, start)
+        publish_or_withhold(self, context, manifest, emit=self.emit_unchanged or not manifest.get("unchanged"))
+        return manifest
+
+    def _write_file(
+        self,
+        hook: EcoinventHook,
+        plan: Plan,
+        selection: Selection,
+        selected: Selected,
+        destination: ObjectStoragePath,
+        start: float,
+    ) -> FileManifest:
+        """Write one file, atomically, and describe it."""
+        if not selection.ids:
             self.log.warning("No datasets selected; writing an empty file.")
-        written = self._write(hook, plan, version, ids, destination)
-        manifest = {
-            **common,
+        written = self._write(hook, plan, selection.version, selection.ids, destination)
+        manifest: FileManifest = {
+            "output_uri": str(destination),
+            **selected,
             "dry_run": False,
             "record_count": written["records"],
             "datasets_written": written["datasets"],
@@ -344,102 +503,7 @@ class EcoinventDatasetsOperator(BaseOperator):
             manifest["sha256"],
             manifest["api_calls"],
         )
-        publish_to_outlets(self, context, manifest)
         return manifest
-
-    def _select(
-        self,
-        hook: EcoinventHook,
-        plan: Plan,
-        destination: ObjectStoragePath | None,
-        context: Context,
-        guard: Callable[[int, int], None] | None = None,
-    ) -> tuple[str, list[dict[str, Any]] | None, list[int]]:
-        """The pinned version, the resolved indicators and the dataset ids of this run.
-
-        A shard of a fan-out shares them with the other shards of its DAG run through the dataset directory
-        (:mod:`._selection`): one resolution per DAG run, not one per shard. ``guard(datasets, indicators)``
-        (the cost guard) judges a fresh resolution before it is stored: a refused shard leaves nothing behind.
-        """
-        run = run_identity(context)
-        if plan.shard is None or self.dry_run_only or run is None or destination is None:
-            selection = self._resolve(hook, plan)
-        else:
-
-            def resolve() -> Selection:
-                fresh = self._resolve(hook, plan)
-                if guard is not None:
-                    guard(len(fresh.ids), len(plan.indicator_ids))
-                return fresh
-
-            directory = Directory(destination, attempt_owner(context))
-            settings = hook.settings  # the account in effect: the arguments over the connection's extras
-            inputs = selection_inputs(
-                plan,
-                conn_id=hook.ecoinvent_conn_id,
-                user_id=settings.user_id,
-                organization_id=settings.organization_id,
-            )
-            selection = shared_selection(directory, run, inputs, resolve, self.log)
-        if selection.indicators is not None:
-            plan.indicator_ids = [indicator["id"] for indicator in selection.indicators]
-        return selection.version, selection.indicators, selection.ids
-
-    def _resolve(self, hook: EcoinventHook, plan: Plan) -> Selection:
-        """Resolve the version, the indicators and the search against the API (free calls)."""
-        version = hook.resolve_version(plan.version, plan.system_model)
-        if version != plan.version:
-            self.log.info("Version %r resolved to %r; every call of this run uses it.", plan.version, version)
-        resolved = self._resolve_indicators(hook, plan, version)
-        ids = plan.dataset_ids if plan.dataset_ids is not None else self._search(hook, plan, version)
-        return Selection(version, resolved, list(ids))
-
-    def _preview(
-        self,
-        plan: Plan,
-        version: str,
-        ids: list[int],
-        destination: ObjectStoragePath | None,
-        common: Mapping[str, Any],
-        context: Context,
-    ) -> dict[str, Any]:
-        """A dry run into a dataset directory: which parts a real run would fetch, read from the directory
-        (valid parts are reused, ``overwrite`` respected); empty for a single file (all would be fetched)."""
-        if destination is None or not plan.directory:
-            return {}
-        require_filesystem(self.output_uri)  # reading the directory needs its storage provider
-        writer, _ = directory_run(self, plan, version, ids, destination, common, context)
-        return writer.preview(ids)
-
-    def _resolve_indicators(self, hook: EcoinventHook, plan: Plan, version: str) -> list[dict[str, Any]] | None:
-        """Resolve ``indicators`` against the pinned version (a free listing) into ``plan.indicator_ids``.
-
-        :returns: the resolved indicators for the manifest; ``None`` when ids were given instead.
-        """
-        if plan.selectors is None:
-            return None
-        resolved = hook.resolve_indicators(plan.selectors, version=version, system_model=plan.system_model)
-        plan.indicator_ids = [indicator["id"] for indicator in resolved]
-        self.log.info(
-            "%d indicator selectors resolved to %d indicators in version %s (%s).",
-            len(plan.selectors),
-            len(resolved),
-            version,
-            plan.system_model,
-        )
-        return resolved
-
-    def _search(self, hook: EcoinventHook, plan: Plan, version: str) -> list[int]:
-        """The ids (only) of every dataset the search matches, sorted; searches are not billed."""
-        found: set[int] = set()
-        for dataset in hook.search_datasets(
-            plan.query or None, version=version, system_model=plan.system_model, **plan.search_filters
-        ):
-            ident = dataset.get("id")
-            if isinstance(ident, int) and not isinstance(ident, bool):
-                found.add(ident)
-        self.log.info("The search selected %d datasets.", len(found))
-        return sorted(found)
 
     def _write(
         self, hook: EcoinventHook, plan: Plan, version: str, ids: list[int], destination: ObjectStoragePath
@@ -541,6 +605,24 @@ class EcoinventDatasetsOperator(BaseOperator):
             return None
         namespace, name, destination = self._lineage_state
         return lineage(namespace, name, destination)
+
+
+def selected_fields(plan: Plan, selection: Selection) -> Selected:
+    """The manifest fields of the request every mode shares: how the datasets were selected, pinned where."""
+    selected: Selected = {
+        "format": plan.given.format,
+        "layout": plan.given.layout,
+        "version": selection.version,
+        "requested_version": plan.version,
+        "system_model": plan.system_model,
+        "indicator_ids": plan.indicator_ids,
+        "selection": "dataset_ids" if plan.dataset_ids is not None else "search",
+        "requested_datasets": len(selection.ids),
+    }
+    if selection.indicators is not None:
+        selected["indicator_selectors"] = plan.selectors
+        selected["indicators"] = selection.indicators
+    return selected
 
 
 __all__ = ["EcoinventDatasetsOperator"]

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ecoinvent._client.constants import DEFAULT_CONN_ID
-from airflow_provider_ecoinvent._client.ids import check_scored_call
 from airflow_provider_ecoinvent._client.paging import Page, read_page, walk_pages
 from airflow_provider_ecoinvent._client.safety import check_endpoint
 from airflow_provider_ecoinvent.exceptions import EcoinventConfigError, EcoinventError
@@ -24,6 +23,7 @@ from airflow_provider_ecoinvent.operators._arguments import (
     positive_int,
     required_text,
 )
+from airflow_provider_ecoinvent.operators._mapping import mapped_outputs, shared_output_text
 from airflow_provider_ecoinvent.operators._output import AtomicOutput, check_uri
 from airflow_provider_ecoinvent.operators._records import json_line
 from airflow_provider_ecoinvent.operators._task import (
@@ -31,10 +31,8 @@ from airflow_provider_ecoinvent.operators._task import (
     lineage,
     lineage_namespace,
     make_hook,
-    mapped_outputs,
     output_path,
     publish_to_outlets,
-    shared_output_text,
     stop_hook,
 )
 
@@ -44,6 +42,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_ecoinvent.hooks.ecoinvent import EcoinventHook
+    from airflow_provider_ecoinvent.operators._manifests import GenericManifest
 
 #: Default cap on what :class:`EcoinventOperator` pushes to XCom (XCom lives in the metadata database).
 DEFAULT_MAX_XCOM_BYTES: Final = 1024 * 1024
@@ -143,7 +142,6 @@ class EcoinventOperator(BaseOperator):
         destination = output_path(self.output_uri)
         hook = make_hook(self.ecoinvent_conn_id)
         self._hook = hook  # on_kill stops it
-        self._check_cost_guard(hook, endpoint)
         self._lineage_state = (lineage_namespace(hook), endpoint, destination)
         if destination is None:
             return self._to_xcom(hook, endpoint, query)
@@ -153,7 +151,7 @@ class EcoinventOperator(BaseOperator):
 
     def _refuse_shared_output(self, context: Context) -> None:
         """Mapped instances must each write their own ``output_uri``, checked before any call: the last one to
-        finish would replace the others' file, the run green (see :func:`._task.mapped_outputs`)."""
+        finish would replace the others' file, the run green (see :func:`._mapping.mapped_outputs`)."""
         if self.output_uri is None:
             return
         found = mapped_outputs(self, context)
@@ -165,14 +163,6 @@ class EcoinventOperator(BaseOperator):
             "the last answer would be kept. Give each mapped task its own output_uri: map over output_uri too, or "
             "name the map index in it (e.g. '.../{{ ti.map_index }}.jsonl'). No call was made to the ecoinvent API."
         )
-
-    def _check_cost_guard(self, hook: EcoinventHook, endpoint: str) -> None:
-        """The connection's cost guard holds for a scored call made here too (it is no way around it).
-
-        The distinct ids a ``datasets`` call would score are counted against the connection extras before
-        any call (as :meth:`EcoinventHook.request` does for each call, here once for every page).
-        """
-        check_scored_call(hook.settings, endpoint, self.query, self.body)
 
     def _pages(self, hook: EcoinventHook, endpoint: str, query: dict[str, Any]) -> Iterator[list[Any]]:
         """Every page's items; for a call without ``paginate``, its one answer as records."""
@@ -227,7 +217,7 @@ class EcoinventOperator(BaseOperator):
 
     def _to_file(
         self, hook: EcoinventHook, endpoint: str, query: dict[str, Any], destination: ObjectStoragePath, start: float
-    ) -> dict[str, Any]:
+    ) -> GenericManifest:
         records = pages = 0
         with AtomicOutput(destination) as output:
             self._output = output
@@ -244,7 +234,7 @@ class EcoinventOperator(BaseOperator):
                     raise EcoinventError("The task was killed; nothing was written.") from err
                 raise
         self.log.info("Wrote %d records (%d bytes) to %s.", records, output.bytes_written, destination)
-        return {
+        manifest: GenericManifest = {
             "output_uri": str(destination),
             "format": "jsonl",
             "endpoint": endpoint,
@@ -257,6 +247,7 @@ class EcoinventOperator(BaseOperator):
             "token_requests": hook.token_requests,
             "elapsed_seconds": elapsed(start),
         }
+        return manifest
 
     def on_kill(self) -> None:
         """Stop the hook's calls (a retry wait wakes, no further attempt) and remove the partial file."""

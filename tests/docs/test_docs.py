@@ -101,6 +101,7 @@ PUBLIC_MODULES = [
     "airflow_provider_ecoinvent.probe.compare",
     "airflow_provider_ecoinvent.probe.expected",
     "airflow_provider_ecoinvent.pools",
+    "airflow_provider_ecoinvent.records",
 ]
 
 

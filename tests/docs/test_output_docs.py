@@ -1,13 +1,24 @@
-"""docs/output.md lists every field the datasets operator writes, and only those: checked against a real run."""
+"""docs/output.md lists every field the datasets operator writes, and only those: checked against a real run,
+and against the manifests' types (:mod:`airflow_provider_ecoinvent.operators._manifests`)."""
 
 from __future__ import annotations
 
 import json
 import re
+import types
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
+
+from airflow_provider_ecoinvent.operators._manifests import (
+    CommitManifest,
+    DirectoryManifest,
+    DirectoryPreview,
+    DryRunManifest,
+    FileManifest,
+    Selected,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -17,6 +28,7 @@ if TYPE_CHECKING:
     from airflow_provider_ecoinvent.emulator import EmulatorServer
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "output.md"
+OPERATORS_DOC = DOC.with_name("operators.md")
 
 
 def documented(table: str) -> list[tuple[str, str]]:
@@ -79,6 +91,74 @@ def test_documented_fields_are_what_the_operator_writes(
     assert real == names("manifest")
     assert dry_run - real == names("manifest-dry-run")
     assert not names("manifest-dry-run") & real
+
+
+_PLURALS = {"string": "strings", "integer": "integers", "object": "objects"}
+
+
+def described(annotation: Any) -> str:
+    """A type annotation in the words of the docs' type column (``list of integers``, ``integer or null``)."""
+    simple = {str: "string", int: "integer", bool: "boolean", float: "number", dict: "object"}
+    if annotation in simple:
+        return simple[annotation]
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, types.UnionType) and type(None) in args:
+        (kept,) = [arg for arg in args if arg is not type(None)]
+        return f"{described(kept)} or null"
+    if origin is list:
+        return f"list of {_PLURALS[described(args[0])]}"
+    if origin is dict:
+        return "object"
+    raise AssertionError(f"no documented wording for {annotation!r}")
+
+
+def typed(kind: Any, keys: set[str]) -> list[tuple[str, str]]:
+    """(name, documented type) of ``keys`` of a TypedDict, in the docs' words."""
+    hints = get_type_hints(kind)
+    return sorted((key, described(hints[key])) for key in keys)
+
+
+@pytest.mark.parametrize(
+    ("table", "kind"),
+    [("manifest", FileManifest), ("manifest-directory", DirectoryManifest)],
+    ids=["single-file", "directory"],
+)
+def test_a_documented_manifest_table_is_its_type(table: str, kind: Any) -> None:
+    """A field added to the type but not to docs/output.md (or the reverse), or typed otherwise, fails."""
+    assert set(kind.__required_keys__) == names(table)
+    assert typed(kind, names(table)) == sorted(documented(table))
+
+
+def test_the_dry_run_manifest_type_adds_the_documented_fields_to_the_listed_ones() -> None:
+    """The dry run: its table's fields, the single-file fields docs/output.md lists by name, and the preview."""
+    required = set(DryRunManifest.__required_keys__)
+    assert required - names("manifest") == names("manifest-dry-run")
+    effort = {"api_calls", "token_requests", "elapsed_seconds"}
+    listed = set(Selected.__required_keys__) | {"output_uri", "dry_run"} | effort
+    assert required & names("manifest") == listed
+    assert typed(DryRunManifest, names("manifest-dry-run")) == sorted(documented("manifest-dry-run"))
+    assert described(get_type_hints(DryRunManifest)["output_uri"]) == "string or null"  # "may be null"
+    assert "(`output_uri` may be `null`)" in DOC.read_text()
+    assert set(DryRunManifest.__optional_keys__) == set(DirectoryPreview.__annotations__) | {
+        "indicator_selectors",
+        "indicators",
+    }
+
+
+def test_the_commit_manifest_type_is_the_directory_table_without_the_shards_own_effort() -> None:
+    text = " ".join(DOC.read_text().split())
+    assert "leaves `token_requests` and `elapsed_seconds` to the shard records" in text
+    expected = names("manifest-directory") - {"token_requests", "elapsed_seconds"} | {"shards"}
+    assert set(CommitManifest.__required_keys__) == expected
+    assert "step's manifest adds `shards`" in text
+
+
+@pytest.mark.parametrize("kind", [FileManifest, DryRunManifest, DirectoryManifest], ids=lambda kind: kind.__name__)
+def test_optional_manifest_fields_are_documented(kind: Any) -> None:
+    """Fields only some runs write (indicators by name, a dry run's preview) are named in the docs' prose."""
+    text = DOC.read_text() + OPERATORS_DOC.read_text()
+    assert kind.__optional_keys__, "no optional field: the check below would be vacuous"
+    assert sorted(key for key in kind.__optional_keys__ if f"`{key}`" not in text) == []
 
 
 def test_the_tables_are_read() -> None:

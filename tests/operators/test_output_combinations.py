@@ -173,7 +173,7 @@ def test_an_instance_whose_mapping_cannot_be_read_is_judged_by_its_own_output() 
     import pendulum
     from airflow.sdk import DAG, task, task_group
 
-    from airflow_provider_ecoinvent.operators._task import mapped_outputs
+    from airflow_provider_ecoinvent.operators._mapping import mapped_outputs
     from airflow_provider_ecoinvent.operators.ecoinvent import EcoinventDatasetsOperator
 
     with DAG("fallback", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:

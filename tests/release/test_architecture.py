@@ -22,6 +22,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "versions": _PURE,
     "exceptions": _PURE,
     "pools": _PURE,
+    "records": _PURE,  # reading the operators' records and flat rows (DAG files import it)
     "get_provider_info": frozenset({"__init__", "_client.constants"}),
     "indicators": frozenset({"_client.ids", "exceptions"}),
     "connection": frozenset({"_client.constants", "_client.safety", "exceptions"}),
@@ -69,25 +70,28 @@ ALLOWED |= {
     # Operators: what they write (_records, _output) and check (_arguments) imports nothing above exceptions
     # (_arguments takes the rendered-text bound from _ids, which the selectors' parser shares);
     # the operator modules import the hook (inside execute, through _task.make_hook) and their own parts.
-    "operators._records": frozenset({"_client.codec", "exceptions"}),
-    "operators._output": frozenset({"exceptions", "operators._records"}),
+    "operators._records": frozenset({"_client.codec", "exceptions", "records"}),
+    "operators._output": frozenset({"exceptions"}),
     "operators._arguments": frozenset({"_client.ids", "exceptions"}),
+    "operators._mapping": _PURE,  # mapped instances sharing one output: Airflow's mapping only
     "operators._task": frozenset(
         {"exceptions", "hooks.ecoinvent", "operators._output", "operators._directory", "operators._partitions"}
     ),
     "operators._plan": frozenset(
         {"_client.ids", "_client.network", "exceptions", "indicators", "operators._arguments", "operators._output"}
-        | {"operators._task", "operators._directory", "operators._partitions"}
-        | {"operators.datasets"}  # the operator's type, in annotations only
+        | {"operators._directory", "operators._partitions"}
     ),
+    "operators._manifests": _PURE,  # the manifests' types, one per mode
     "operators.generic": frozenset(
-        {"_client.constants", "_client.ids", "_client.paging", "_client.safety", "exceptions", "hooks.ecoinvent"}
-        | {"operators._arguments", "operators._output", "operators._records", "operators._task"}
+        {"_client.constants", "_client.paging", "_client.safety", "exceptions", "hooks.ecoinvent"}
+        | {"operators._arguments", "operators._mapping", "operators._output", "operators._records", "operators._task"}
+        | {"operators._manifests"}
     ),
     "operators.datasets": frozenset(
-        {"_client.constants", "_client.ids", "exceptions", "hooks.ecoinvent"}
+        {"_client.constants", "exceptions", "hooks.ecoinvent"}
         | {"operators._arguments", "operators._output", "operators._plan", "operators._records", "operators._task"}
         | {"operators._partitioned", "operators._partitions", "operators._directory", "operators._selection"}
+        | {"operators._manifests", "operators._mapping"}
     ),
     # Partitioned output (issue 14): the plan (pure), the directory's bookkeeping, the run, the fan-out's
     # final step.
@@ -95,12 +99,11 @@ ALLOWED |= {
     "operators._directory": frozenset({"exceptions", "operators._output", "operators._partitions"}),
     "operators._partitioned": frozenset(
         {"exceptions", "hooks.ecoinvent", "operators._directory", "operators._output", "operators._partitions"}
-        | {"operators._records", "operators._task"}
-        | {"operators._plan", "operators.datasets"}  # the operator's and the plan's types, in annotations only
+        | {"operators._manifests", "operators._plan", "operators._records", "operators._task"}
     ),
     "operators.commit": frozenset(
         {"exceptions", "operators._directory", "operators._partitioned", "operators._partitions", "operators._task"}
-        | {"operators._arguments", "operators._selection"}
+        | {"operators._arguments", "operators._manifests", "operators._selection"}
     ),
     # One selection per DAG run, shared by the shards through the dataset directory.
     "operators._selection": frozenset(
