@@ -66,3 +66,6 @@ def ecoinvent_connection_env(ecoinvent_emulator: EmulatorServer, monkeypatch: py
     for name, value in ecoinvent_emulator.connection_env().items():
         monkeypatch.setenv(name, value)
     return ecoinvent_emulator
+
+
+__all__ = ["EmulatorFactory", "ecoinvent_connection_env", "ecoinvent_emulator", "ecoinvent_emulator_factory"]

@@ -1,5 +1,7 @@
-"""The import rules of docs/architecture.md, checked on the source: what each module may import.
+"""The architecture of docs/architecture.md, checked on the source.
 
+What each module may import, no import cycle, a package root of public modules only, no function over 60
+lines, user-facing code importing public modules only, and the pinned exports of every public module.
 Every import counts, including those inside functions and under ``TYPE_CHECKING``, so a layer cannot be
 crossed quietly. A new module must be given a place here (and in the diagram) before the test passes.
 """
@@ -7,6 +9,8 @@ crossed quietly. A new module must be given a place here (and in the diagram) be
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -148,7 +152,10 @@ def module_names() -> list[str]:
 
 
 def imports_of(module: str) -> set[str]:
-    """Every module name imported anywhere in ``module`` (absolute, as written or resolved)."""
+    """Every module name imported anywhere in ``module`` (absolute, as written or resolved).
+
+    ``from package import name`` counts as an import of ``package.name`` when that is a module of ours.
+    """
     path = SOURCE.joinpath(*module.split(".")).with_suffix(".py")
     package = module.rsplit(".", 1)[0] if "." in module else ""
     found: set[str] = set()
@@ -158,13 +165,19 @@ def imports_of(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = ".".join([PACKAGE, *package.split(".")[: len(package.split(".")) - node.level + 1]])
-                found.add(f"{base}.{node.module}" if node.module else base)
-            elif node.module:
-                found.add(node.module)
-                # ``from airflow_provider_ecoinvent import x`` may import a sub-module x
-                if node.module == PACKAGE:
-                    found.update(f"{PACKAGE}.{alias.name}" for alias in node.names if alias.name != "__version__")
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            found.add(source)
+            found.update(f"{source}.{alias.name}" for alias in node.names if is_our_module(f"{source}.{alias.name}"))
     return found
+
+
+def is_our_module(name: str) -> bool:
+    if not name.startswith(PACKAGE + "."):
+        return False
+    relative = SOURCE.joinpath(*name.removeprefix(PACKAGE + ".").split("."))
+    return relative.with_suffix(".py").is_file() or (relative / "__init__.py").is_file()
 
 
 def internal(imported: set[str]) -> set[str]:
@@ -203,3 +216,195 @@ def test_the_emulator_imports_nothing_of_the_client_nor_airflow(module: str) -> 
     outside = {name for name in internal(imported) if not name.startswith("emulator")}
     assert outside == set(), f"{module} imports the client's {sorted(outside)}"
     assert not [name for name in imported if name.split(".")[0] == "airflow"], f"{module} imports Airflow"
+
+
+# -- the shape of the package (issue 23) ---------------------------------------------------------------
+
+#: How many modules the package root may hold: its public face (the client core lives in ``_client``).
+MAX_ROOT_MODULES = 8
+#: The longest a function of the shipped package may be, from ``def`` to its last line, docstring included.
+MAX_FUNCTION_LINES = 60
+#: What users read and copy: every import of the package there must be public (benchmarks and tests may reach inside).
+USER_FACING = ("example_dags", "docs", "README.md")
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports (TYPE_CHECKING imports included)."""
+    names = set(module_names())
+    return {name: (internal(imports_of(name)) & names) - {name} for name in names}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    return cycles
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"} - {"e"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_anywhere_in_the_package() -> None:
+    assert import_cycles(import_graph()) == [], "modules import each other in a circle: see docs/architecture.md"
+
+
+def test_the_package_root_holds_only_its_public_face() -> None:
+    root = sorted(path.stem for path in SOURCE.glob("*.py"))
+    assert len(root) <= MAX_ROOT_MODULES, f"{len(root)} modules at the package root: {root}"
+    assert [name for name in root if name.startswith("_") and name != "__init__"] == [], (
+        "private modules belong in a sub-package (the client core in _client/)"
+    )
+
+
+def long_functions() -> list[str]:
+    found = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found.append(f"{path.relative_to(SOURCE)}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_of_the_package_is_over_60_lines() -> None:
+    assert long_functions() == []
+
+
+def user_facing_imports() -> dict[str, set[str]]:
+    """``airflow_provider_ecoinvent`` import paths named in example DAGs, docs, README and benchmarks."""
+    root = SOURCE.parent
+    pattern = re.compile(rf"\b(?:from|import)\s+({PACKAGE}(?:\.\w+)*)")
+    found: dict[str, set[str]] = {}
+    for entry in USER_FACING:
+        paths = [root / entry] if (root / entry).is_file() else sorted((root / entry).rglob("*"))
+        for path in paths:
+            if path.suffix in (".py", ".md", ".sh") and path.is_file():
+                names = set(pattern.findall(path.read_text()))
+                if names:
+                    found[str(path.relative_to(root))] = names
+    return found
+
+
+def test_user_facing_code_imports_only_public_modules() -> None:
+    private = {
+        where: sorted(name for name in names if any(part.startswith("_") for part in name.split(".")[1:]))
+        for where, names in user_facing_imports().items()
+    }
+    assert {where: names for where, names in private.items() if names} == {}
+    assert "example_dags/ecoinvent_to_postgres.py" in user_facing_imports()  # the scan reads what it should
+
+
+#: Sub-packages whose public face is their ``__init__`` (its ``__all__``); their other modules are internal,
+#: except those users name by path (the pytest plugin of the emulator).
+FACADE_PACKAGES = ("emulator", "probe")
+NAMED_BY_PATH = ("emulator.testing",)
+
+#: What every public module exports, pinned: a change here is a change of the public API (CHANGELOG).
+EXPORTED: dict[str, list[str]] = {
+    "": ["__version__"],
+    "connection": ["EcoinventSettings", "settings_from_connection"],
+    "exceptions": [
+        "EcoinventApiError",
+        "EcoinventAuthError",
+        "EcoinventConfigError",
+        "EcoinventCostGuardError",
+        "EcoinventError",
+        "EcoinventIndicatorError",
+        "EcoinventOutputError",
+        "EcoinventRateLimitError",
+        "EcoinventRetriesExhaustedError",
+        "EcoinventUnreachableError",
+    ],
+    "versions": ["EcoinventVersion", "is_newer", "newest", "parse_versions", "release_key"],
+    "indicators": ["SELECTOR_KEYS", "parse_selectors", "resolve_selectors"],
+    "pools": ["DEFAULT_POOL", "POOL_ENV_VAR", "RECOMMENDED_POOL", "ecoinvent_pool"],
+    "get_provider_info": ["get_provider_info"],
+    "records": ["FLAT_COLUMNS", "flat_rows", "nested_record", "sorted_scores"],
+    "hooks.ecoinvent": ["DatasetStream", "EcoinventHook"],
+    "hooks.async_client": ["EcoinventAsyncClient"],
+    "sensors.ecoinvent": ["EcoinventVersionSensor"],
+    "triggers.ecoinvent": ["EcoinventNewVersionTrigger", "EcoinventVersionTrigger"],
+    "operators.ecoinvent": [
+        "EcoinventDatasetsCommitOperator",
+        "EcoinventDatasetsOperator",
+        "EcoinventOperator",
+        "shards",
+    ],
+    "operators.datasets": ["EcoinventDatasetsOperator"],
+    "operators.generic": ["EcoinventOperator"],
+    "operators.commit": ["EcoinventDatasetsCommitOperator"],
+    "emulator": ["EmulatorConfig", "EmulatorControl", "EmulatorControlError", "EmulatorProcess", "EmulatorServer"],
+    "emulator.testing": [
+        "EmulatorFactory",
+        "ecoinvent_connection_env",
+        "ecoinvent_emulator",
+        "ecoinvent_emulator_factory",
+    ],
+    "probe": ["Difference", "EndpointReport", "ProbeReport", "run_probe"],
+}
+
+
+def public_modules() -> list[str]:
+    """Modules users may import: no ``_`` in their path, and not inside a facade sub-package."""
+    names = {""} | {path.parent.name for path in SOURCE.glob("*/__init__.py")} - {"_client"}
+    for name in module_names():
+        parts = name.split(".")
+        if name.endswith("__main__") or any(part.startswith("_") for part in parts) or name == "__init__":
+            continue
+        if parts[0] in FACADE_PACKAGES and name not in NAMED_BY_PATH:
+            continue
+        names.add(name)
+    bare_packages = {"hooks", "operators", "sensors", "triggers"}  # empty ``__init__``: nothing to export
+    return sorted(names - bare_packages)
+
+
+def test_every_public_module_has_its_exports_pinned() -> None:
+    assert public_modules() == sorted(EXPORTED)
+
+
+@pytest.mark.parametrize("module", sorted(EXPORTED))
+def test_a_public_module_exports_exactly_its_pinned_names(module: str) -> None:
+    imported = importlib.import_module(f"{PACKAGE}.{module}".rstrip("."))
+    exported = getattr(imported, "__all__", None)
+    assert exported is not None, f"{module or PACKAGE} has no __all__"
+    assert sorted(exported) == EXPORTED[module]
+    assert [name for name in exported if not hasattr(imported, name)] == []
