@@ -68,7 +68,7 @@ ALLOWED |= {
     ),
     "hooks._connection_test": frozenset({"_client.retry", "_client.safety", "connection", "exceptions", "versions"}),
     "hooks.ecoinvent": _BELOW_HOOKS | {"hooks._answers", "hooks._connection_test", "hooks._requests", "hooks._stream"},
-    "hooks.async_client": _BELOW_HOOKS - {"get_provider_info"},  # _ids: the cost guard, as the hook counts it
+    "hooks.async_client": _BELOW_HOOKS - {"get_provider_info"},  # _client.ids: the cost guard, as the hook counts it
     "triggers.ecoinvent": frozenset({"_client.constants", "exceptions", "versions", "hooks.async_client"}),
     "sensors.ecoinvent": frozenset({"_client.constants", "exceptions", "hooks.ecoinvent", "triggers.ecoinvent"}),
     # Operators: what they write (_records, _output) and check (_arguments) imports nothing above exceptions
@@ -97,7 +97,7 @@ ALLOWED |= {
         | {"operators._partitioned", "operators._partitions", "operators._directory", "operators._selection"}
         | {"operators._manifests", "operators._mapping"}
     ),
-    # Partitioned output (issue 14): the plan (pure), the directory's bookkeeping, the run, the fan-out's
+    # Dataset directories: the plan (pure), the directory's bookkeeping, the run, the fan-out's
     # final step.
     "operators._partitions": frozenset({"exceptions"}),
     "operators._directory": frozenset({"exceptions", "operators._output", "operators._partitions"}),
@@ -408,3 +408,9 @@ def test_a_public_module_exports_exactly_its_pinned_names(module: str) -> None:
     assert exported is not None, f"{module or PACKAGE} has no __all__"
     assert sorted(exported) == EXPORTED[module]
     assert [name for name in exported if not hasattr(imported, name)] == []
+
+
+def test_the_architecture_page_names_every_module_of_the_client() -> None:
+    page = (SOURCE.parent / "docs" / "architecture.md").read_text()
+    unnamed = [name for name in CLIENT_MODULES if not re.search(rf"\b{re.escape(name.split('.')[-1])}\b", page)]
+    assert unnamed == [], "give each module its place in docs/architecture.md"
