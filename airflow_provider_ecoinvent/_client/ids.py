@@ -173,6 +173,18 @@ class ScoredTally:
         if scored is not None:
             self.admit(settings, *scored)
 
+    def check_call(self, settings: Any, path: str, query: Any, body: Any) -> None:
+        """Refuse a call that :meth:`admit_call` would refuse, counting nothing.
+
+        For a caller that prepares something before its first call (an output file, its folders) and must
+        leave nothing behind when the guard refuses.
+
+        :raises EcoinventCostGuardError: the call's scored ids would take the sets past a guard.
+        """
+        scored = scored_ids(path, query, body)
+        if scored is not None:
+            self.admit(settings, *scored, record=False)
+
     def admit(self, settings: Any, datasets: Iterable[Any], indicators: Iterable[Any], *, record: bool = True) -> None:
         """Count ``datasets`` scored for ``indicators`` (nothing when no indicator: unscored is free).
 

@@ -516,7 +516,7 @@ class EcoinventHook(BaseHook):
         )
 
     def _paginate(self, path: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-        """Every item of a paged GET endpoint, page after page (the walk rule of :mod:`._paging`)."""
+        """Every item of a paged GET endpoint, page after page (the walk rule of :mod:`.._client.paging`)."""
 
         def fetch(offset: int, limit: int) -> Page:
             return read_page(self.request("GET", path, query={**query, "from": offset, "limit": limit}), PAGE_LIST_KEYS)
@@ -545,14 +545,18 @@ class EcoinventHook(BaseHook):
             with self._counter_lock:  # the calls were made on this hook's behalf
                 self.api_calls += limited.api_calls
                 self.token_requests += limited.token_requests
+            session = limited.__dict__.get("session")
+            if session is not None and session is not self.__dict__.get("session"):
+                session.close()  # the copy opened it for this test alone
 
     def _with_connection_test_limits(self, settings: EcoinventSettings) -> Self:
         """A private copy of this hook with short timeouts and at most one retry, for :meth:`test_connection`.
 
         A copy, not a temporary change of the hook's settings: the hook may be shared with other threads,
-        which must keep its own timeouts and retries meanwhile. The copy shares the session, the token
-        cache and the time sources (``_sleep``, ``_clock``); it counts its calls from zero, and
-        ``test_connection`` adds them to the hook's counters.
+        which must keep its own timeouts and retries meanwhile. The copy shares the token cache, the stop
+        event and the time sources (``_sleep``, ``_clock``), and the session and calls-in-flight gate if
+        the hook has opened them (else it opens its own, and ``test_connection`` closes that session); it
+        counts its calls from zero, and ``test_connection`` adds them to the hook's counters.
         """
         limited = copy.copy(self)
         timeout = min(settings.timeout, CONNECTION_TEST_TIMEOUT)

@@ -116,7 +116,7 @@ class CostGuard:
     def capped(cls, given: Arguments, settings: Any) -> CostGuard:
         """The limits in force; ``settings`` is the hook's (the connection extras, read without a call).
 
-        :raises EcoinventConfigError: an argument above the connection's extra.
+        :raises EcoinventCostGuardError: an argument above the connection's extra.
         """
         return cls(
             capped_limit(given.max_unique_datasets, settings.max_unique_datasets, "max_unique_datasets"),

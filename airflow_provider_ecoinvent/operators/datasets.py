@@ -513,22 +513,24 @@ class EcoinventDatasetsOperator(BaseOperator):
             indicator_ids=plan.indicator_ids,
             version=version,
             system_model=plan.system_model,
-            max_in_flight=self.max_in_flight,
+            max_in_flight=plan.given.max_in_flight,
         )
         self._stream = stream
-        progress = Progress(self.log, len(ids), float(self.progress_interval))
+        progress = Progress(self.log, len(ids), float(plan.given.progress_interval))
         records = datasets = 0
         try:
             with AtomicOutput(destination) as output:
                 self._output = output
                 if self._kill_requested:
                     raise EcoinventError("The task was killed before writing; nothing was written.")
-                parquet = ParquetRowWriter(output) if self.format == "parquet" else None
+                parquet = ParquetRowWriter(output) if plan.given.format == "parquet" else None
                 # A failed try abandons the Parquet writer while its temporary output is still open.
                 with parquet if parquet is not None else contextlib.nullcontext():
                     lines = LineBatch(output)
                     for dataset in stream:
-                        records += write_dataset(lines, parquet, dataset, self.layout, (version, plan.system_model))
+                        records += write_dataset(
+                            lines, parquet, dataset, plan.given.layout, (version, plan.system_model)
+                        )
                         datasets += 1
                         progress.advance()
                     lines.flush()

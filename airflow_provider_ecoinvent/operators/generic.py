@@ -145,6 +145,9 @@ class EcoinventOperator(BaseOperator):
         self._lineage_state = (lineage_namespace(hook), endpoint, destination)
         if destination is None:
             return self._to_xcom(hook, endpoint, query)
+        # The hook refuses a scored call over the cost guard anyway; asked here first, before the output
+        # (its folders, a temporary file, a listing of the destination) is touched.
+        hook.scored.check_call(hook.settings, endpoint, query, self.body)
         manifest = self._to_file(hook, endpoint, query, destination, start)
         publish_to_outlets(self, context, manifest)
         return manifest

@@ -93,24 +93,31 @@ def test_the_hook_holds_the_connection_cap_before_any_call(
 
 
 def test_the_generic_operator_holds_the_connection_cap_on_a_scored_datasets_call(
-    dag_runner: Callable[..., Any], capped: EmulatorServer
+    dag_runner: Callable[..., Any], capped: EmulatorServer, tmp_path: Path
 ) -> None:
     result = dag_runner(
-        """
+        f"""
         EcoinventOperator(
-            task_id="batch", endpoint="datasets/batch", method="POST", query={"limit": 100},
-            body={"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]},
+            task_id="batch", endpoint="datasets/batch", method="POST", query={{"limit": 100}},
+            body={{"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]}},
         )
         EcoinventOperator(
-            task_id="unscored", endpoint="datasets/batch", method="POST", query={"limit": 100},
-            body={"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": []},
+            task_id="to_file", endpoint="datasets/batch", method="POST", paginate=True,
+            body={{"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": [1]}},
+            output_uri="file://{tmp_path}/refused/answer.jsonl",
+        )
+        EcoinventOperator(
+            task_id="unscored", endpoint="datasets/batch", method="POST", query={{"limit": 100}},
+            body={{"dataset_ids": [1, 2, 3, 4, 5], "indicator_ids": []}},
         )
         """
     ).run()
-    assert result.states == {"batch": "failed", "unscored": "success"}
-    error = result.errors["batch"]
-    assert error["type"] == "EcoinventCostGuardError"
-    assert "would score 5 distinct datasets for 1 indicators, more than max_unique_datasets=2" in error["message"]
+    assert result.states == {"batch": "failed", "to_file": "failed", "unscored": "success"}
+    for task in ("batch", "to_file"):
+        error = result.errors[task]
+        assert error["type"] == "EcoinventCostGuardError"
+        assert "would score 5 distinct datasets for 1 indicators, more than max_unique_datasets=2" in error["message"]
+    assert not (tmp_path / "refused").exists()  # refused before the output (its folder included) is touched
     assert capped.stats()["scored_calls"] == 0
     assert capped.stats()["requests"]["POST /datasets/batch"] == 1  # the unscored call only
 
