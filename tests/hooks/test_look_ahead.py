@@ -144,8 +144,9 @@ def test_calls_on_the_wire_never_exceed_max_in_flight_when_every_call_is_slow(
 def test_a_failed_call_abandons_the_stream_and_no_queued_call_is_sent_after_it(
     emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Once all 8 calls are on the wire, the head batch is refused while the other 7 take 0.5 s: the thread
-    the refusal frees must not send one of the 2 queued calls (it would be billed for nothing)."""
+    """Once all 8 calls are on the wire, the head batch is refused while the other 7 take 2 s: the thread
+    the refusal frees must not send one of the 2 queued calls (it would be billed for nothing). The 2 s give
+    a loaded machine time to read the refusal before the other 7 threads are freed too."""
     hook = connect(emulator, monkeypatch)
     arrived = threading.Semaphore(0)
 
@@ -155,12 +156,12 @@ def test_a_failed_call_abandons_the_stream_and_no_queued_call_is_sent_after_it(
                 assert arrived.acquire(timeout=10), "the other calls never came"
             raise HTTPError(detail(403, "Your licence does not cover these datasets"))
         arrived.release()
-        time.sleep(0.5)
+        time.sleep(2.0)
 
     wrap_batches(emulator, refuse_the_head_and_slow_the_rest)
     with pytest.raises(EcoinventError, match="403"):
         list(hook.get_datasets(IDS, indicator_ids=[1], max_in_flight=8))
-    time.sleep(0.8)  # the 7 calls on the wire end; a queued one would have been sent by now
+    time.sleep(2.3)  # the 7 calls on the wire end; a queued one would have been sent by now
     assert batch_calls(emulator) == 8
     assert emulator.stats()["scored_calls"] == 7
 
