@@ -12,7 +12,8 @@ the emulator in its own process (its CPU is not the client's). Three variants ru
 
 A variant's figure is this process's CPU time (all threads) over the N x K scored rows; a ratio is the
 median over rounds of variant / floor measured in the same round. Targets: parquet at most 2.5x the floor,
-JSON Lines at most 3x. The bytes each output took are reported next to its speed.
+JSON Lines at most 3x. The bytes each output took are reported next to its speed. After the rounds, one
+more run of each output under cProfile (every thread) names the functions the client's CPU goes to.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ def _operator_cpu(n: int, k: int, output: str) -> tuple[float, int]:
     from benchmarks.release import task_context
 
     with tempfile.TemporaryDirectory(prefix="ecoinvent-bench-columnar-") as folder:
-        gc.collect()
         cpu0 = time.process_time()
         layout, file_format = OUTPUTS[output]
         result = clients.operator_ingest(
@@ -103,10 +103,54 @@ def _rounds(emulator: EmulatorProcess, version: str, n: int, k: int, repeats: in
             if name == "floor":
                 figures[name], figures[f"{name}_bytes"] = _floor_cpu(emulator, version, n, k)
             else:
+                gc.collect()
                 figures[name], figures[f"{name}_bytes"] = _operator_cpu(n, k, name)
         if index:
             rounds.append(figures)
     return rounds
+
+
+def profile_output(n: int, k: int, output: str, top: int = 12) -> list[dict[str, Any]]:
+    """Where one operator run's CPU goes: cProfile in every thread (the fetching threads too), timed by each
+    thread's CPU clock (waits cost nothing), the ``top`` functions by own time with their share of the
+    profiled total. Profiling slows the run: read the shares, not the seconds."""
+    import cProfile
+    import pstats
+    import sys
+    import threading
+
+    profilers = [cProfile.Profile(time.thread_time)]
+
+    def start_in_thread(*_: Any) -> None:
+        """Each thread started while profiling replaces this hook by a profiler of its own."""
+        sys.setprofile(None)
+        profiler = cProfile.Profile(time.thread_time)
+        profilers.append(profiler)
+        profiler.enable()
+
+    gc.collect()
+    threading.setprofile(start_in_thread)
+    profilers[0].enable()
+    try:
+        _operator_cpu(n, k, output)
+    finally:
+        profilers[0].disable()
+        threading.setprofile(None)
+    stats = pstats.Stats(profilers[0])
+    for profiler in profilers[1:]:
+        profiler.disable()
+        stats.add(profiler)
+    entries: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in entries.values()) or 1.0
+    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:top]
+    return [
+        {
+            "function": f"{name} ({Path(filename).name}:{line})" if line else name,
+            "own_s": round(entry[2], 3),
+            "share_pct": round(entry[2] / total * 100, 1),
+        }
+        for (filename, line, name), entry in ranked
+    ]
 
 
 def run(emulator: EmulatorProcess, n: int, k: int, repeats: int, version: str) -> dict[str, Any]:
@@ -143,4 +187,5 @@ def run(emulator: EmulatorProcess, n: int, k: int, repeats: int, version: str) -
         "targets": targets,
         "bytes": {name: int(rounds[-1][f"{name}_bytes"]) for name in (*OUTPUTS, "floor")} if rounds else {},
         "cpu_s": {name: [round(r[name], 4) for r in rounds] for name in (*OUTPUTS, "floor")},
+        "profile": {name: profile_output(n, k, name) for name in OUTPUTS},
     }

@@ -433,6 +433,10 @@ def _columnar_lines(columnar: dict[str, Any]) -> list[str]:
         for name, per_row in columnar["cpu_per_row_us"].items()
     ]
     lines += _table(["variant", "client CPU per scored row", "ratio to the floor", "bytes"], rows)
+    for output, ranked in columnar.get("profile", {}).items():
+        top = ", ".join(f"`{entry['function']}` {entry['share_pct']} %" for entry in ranked)
+        title = f"Where the {output} run's CPU goes (cProfile, every thread's CPU clock, own time, top {len(ranked)})"
+        lines += ["", f"{title}: {top}."]
     return lines
 
 

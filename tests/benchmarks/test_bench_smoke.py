@@ -238,6 +238,11 @@ def test_bench_smoke_columnar(tmp_path: Path) -> None:
     assert [target["output"] for target in columnar["targets"]] == list(limits)
     assert all(target["met"] == (target["ratio"] <= limits[target["output"]]) for target in columnar["targets"])
     assert all(size > 0 for size in columnar["bytes"].values())
+    # A profile per output, by each thread's CPU clock: the shares of the profiled total.
+    assert set(columnar["profile"]) == {"parquet", "jsonl"}
+    assert all(0 < len(ranked) <= 12 for ranked in columnar["profile"].values())
+    assert all(0 <= entry["share_pct"] <= 100 for ranked in columnar["profile"].values() for entry in ranked)
+    assert "Where the parquet run's CPU goes" in proc.stdout
     assert "| 10. Client CPU per scored row, parquet, N=200, K=150" in proc.stdout
     assert "**10. Client CPU per scored row**" in proc.stdout
     assert _readme() == readme_before
