@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from benchmarks._common import PAGE_LIMIT, SYSTEM_MODEL, median
+from benchmarks._common import PAGE_LIMIT, SYSTEM_MODEL, median, process_cpu_seconds
 
 if TYPE_CHECKING:
     from airflow_provider_ecoinvent.emulator.control import EmulatorProcess
@@ -90,6 +90,31 @@ def _floor_cpu(emulator: EmulatorProcess, version: str, n: int, k: int) -> tuple
                 cpu += time.process_time() - cpu0
                 del decoded
     return cpu, size
+
+
+def _emulator_cpu_per_call(emulator: EmulatorProcess, version: str, n: int, calls: int = 20) -> float:
+    """The emulator's CPU seconds per batch call of 100 datasets x 100 indicators (the most a call holds),
+    the pages of ids 1..N in turn, calls one after the other: what one call costs the server, so that a
+    reader can tell the client's CPU from the emulator's in section 9."""
+    import requests
+
+    from benchmarks.clients import BareClient
+
+    token = BareClient(emulator, version).token
+    params: dict[str, str | int] = {"from": 0, "limit": PAGE_LIMIT, "version": version, "system_model": SYSTEM_MODEL}
+    pages = max(1, n // PAGE_LIMIT)
+    if emulator.process is None:
+        raise RuntimeError("the emulator process is not running")
+    pid = emulator.process.pid
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {token}"
+        cpu0 = process_cpu_seconds(pid)
+        for call in range(calls):
+            first = 1 + (call % pages) * PAGE_LIMIT
+            body = {"dataset_ids": list(range(first, first + PAGE_LIMIT)), "indicator_ids": list(range(1, 101))}
+            response = session.post(f"{emulator.api_url}/datasets/batch", params=params, json=body, timeout=60)
+            response.raise_for_status()
+        return (process_cpu_seconds(pid) - cpu0) / calls
 
 
 def _rounds(emulator: EmulatorProcess, version: str, n: int, k: int, repeats: int) -> list[dict[str, float]]:
@@ -188,4 +213,5 @@ def run(emulator: EmulatorProcess, n: int, k: int, repeats: int, version: str) -
         "bytes": {name: int(rounds[-1][f"{name}_bytes"]) for name in (*OUTPUTS, "floor")} if rounds else {},
         "cpu_s": {name: [round(r[name], 4) for r in rounds] for name in (*OUTPUTS, "floor")},
         "profile": {name: profile_output(n, k, name) for name in OUTPUTS},
+        "emulator_ms_per_100x100_call": round(_emulator_cpu_per_call(emulator, version, n) * 1000, 2),
     }

@@ -433,6 +433,13 @@ def _columnar_lines(columnar: dict[str, Any]) -> list[str]:
         for name, per_row in columnar["cpu_per_row_us"].items()
     ]
     lines += _table(["variant", "client CPU per scored row", "ratio to the floor", "bytes"], rows)
+    if "emulator_ms_per_100x100_call" in columnar:
+        per_call = columnar["emulator_ms_per_100x100_call"]
+        lines += [
+            "",
+            f"The emulator's CPU per batch call of 100 datasets x 100 indicators: {per_call} ms "
+            f"({round(per_call * 1000 / 10_000, 3)} us per scored row; its own process, not the client's).",
+        ]
     for output, ranked in columnar.get("profile", {}).items():
         top = ", ".join(f"`{entry['function']}` {entry['share_pct']} %" for entry in ranked)
         title = f"Where the {output} run's CPU goes (cProfile, every thread's CPU clock, own time, top {len(ranked)})"

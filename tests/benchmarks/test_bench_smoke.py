@@ -243,6 +243,7 @@ def test_bench_smoke_columnar(tmp_path: Path) -> None:
     assert all(0 < len(ranked) <= 12 for ranked in columnar["profile"].values())
     assert all(0 <= entry["share_pct"] <= 100 for ranked in columnar["profile"].values() for entry in ranked)
     assert "Where the parquet run's CPU goes" in proc.stdout
+    assert columnar["emulator_ms_per_100x100_call"] > 0
     assert "| 10. Client CPU per scored row, parquet, N=200, K=150" in proc.stdout
     assert "**10. Client CPU per scored row**" in proc.stdout
     assert _readme() == readme_before
