@@ -161,3 +161,17 @@ def test_page_scores_are_the_scores_of_impact_scores() -> None:
         ]
         assert scores == expected
     assert any(score < 0 for score in catalogue.page_scores(version, "consequential", ids, [1, 2, 3]))
+
+
+def test_a_method_replaced_on_an_instance_is_served() -> None:
+    """Tests that serve awkward records replace ``Catalogue.impact_scores`` (or ``dataset``, or the endpoints'
+    ``_scored``) on an instance: the fragments, which write those answers without calling them, step aside."""
+    app, token = _app(EmulatorConfig(datasets=50), cached=True)
+    plain_scores = app.catalogue.impact_scores
+
+    def awkward(*args: Any) -> list[dict[str, Any]]:
+        return [{**score, "score": None} for score in plain_scores(*args)]
+
+    app.catalogue.impact_scores = awkward  # type: ignore[method-assign]
+    answer = json.loads(_batch(app, token, {"dataset_ids": [1, 2], "indicator_ids": [1]}).body)
+    assert [dataset["impact_scores"][0]["score"] for dataset in answer["datasets"]] == [None, None]
