@@ -1,9 +1,10 @@
 """Batch answers written from cached byte fragments, so that the emulator's CPU does not hide the client's.
 
 A 100 x 100 batch page holds 10,000 impact scores. Built as a dict per score and encoded (the plain path,
-``ApiEndpoints._batch_plain``), it cost about 27 ms of emulator CPU per call, 2.7 us per scored row: in the
-full-release benchmark (25,000 x 250) about as much CPU as the client under test is allowed. Most of those
-bytes do not depend on the dataset, so they are encoded once and joined:
+``ApiEndpoints._batch_plain``), it cost 23 to 27 ms of emulator CPU per call, 2.3 to 2.7 us per scored row:
+in the full-release benchmark (25,000 x 250) more CPU than the client under test is allowed. Whole answers
+are not cached: a release asks for each (dataset, slice) once, so such a cache would never hit. But most of
+an answer's bytes do not depend on the dataset, so they are encoded once and joined (about 0.9 us per row):
 
 * per indicator slice (the ordered, de-duplicated ``indicator_ids`` of a call): the text around each score,
   ``{"id":7,"score":`` and ``,"unit":...,"indicator":"..."}``, glued pairwise (bounded LRU);
@@ -15,7 +16,8 @@ bytes do not depend on the dataset, so they are encoded once and joined:
 The bytes are those of the plain path, byte for byte (``tests/emulator/test_encoded.py`` compares them over
 ids, slices, versions, system models, shapes and faults): ``msgspec`` writes a dict as its items' encodings
 joined by commas, in insertion order. One exception is handed back: a page whose bytes hold ``null`` is left
-to the plain path (``encode_json`` re-encodes such bodies with ``json``, which writes other bytes).
+to the plain path (``encode_json`` re-encodes such bodies with ``json``, which writes other bytes), and so is
+every page while a method the fragments reproduce is replaced on an instance (``ApiEndpoints._fragments_apply``).
 """
 
 from __future__ import annotations
