@@ -14,6 +14,12 @@ END: Final = "<!-- bench:end -->"
 #: which must not wipe the other sections' figures.
 RELEASE_START: Final = "<!-- bench:release:start -->"
 RELEASE_END: Final = "<!-- bench:release:end -->"
+#: Section 10 (issue 24's client CPU per scored row against the msgspec floor) has a block of its own too:
+#: it is run alone (``--only columnar --readme``) while the client's columnar path changes.
+COLUMNAR_START: Final = "<!-- bench:columnar:start -->"
+COLUMNAR_END: Final = "<!-- bench:columnar:end -->"
+#: Sections written into blocks of their own (start and end markers), not into the main one.
+OWN_BLOCKS: Final = {"release": (RELEASE_START, RELEASE_END), "columnar": (COLUMNAR_START, COLUMNAR_END)}
 
 
 def _ok(met: bool | None) -> str:
@@ -154,6 +160,9 @@ def _summary_rows(results: dict[str, Any]) -> list[list[Any]]:
         rows.append(_ratelimit_summary(sections["ratelimit"]))
     if "release" in sections:
         rows.append(_release_summary_row(sections["release"]))
+        rows += _release_target_rows(sections["release"])
+    if "columnar" in sections:
+        rows += _columnar_summary_rows(sections["columnar"])
     return rows
 
 
@@ -301,6 +310,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _ratelimit_lines(sections["ratelimit"])
     if "release" in sections:
         lines += _release_lines(sections["release"])
+    if "columnar" in sections:
+        lines += _columnar_lines(sections["columnar"])
     return "\n".join(lines) + "\n"
 
 
@@ -341,7 +352,10 @@ def render_release(results: dict[str, Any]) -> str:
     lines = [
         _produced_by(results["meta"]),
         "",
-        *_table(["measurement", "target", "result", "met"], [_release_summary_row(release)]),
+        *_table(
+            ["measurement", "target", "result", "met"],
+            [_release_summary_row(release), *_release_target_rows(release)],
+        ),
         *_release_lines(release),
     ]
     return "\n".join(lines) + "\n"
@@ -361,6 +375,76 @@ def _release_summary_row(release: dict[str, Any]) -> list[Any]:
         f"identical: {retry['identical_to_clean']}, .partial left: {retry['partial_files_left']}",
         _ok(release["met"]),
     ]
+
+
+def _release_target_rows(release: dict[str, Any]) -> list[list[Any]]:
+    """Issue 24's rows of the clean run (client CPU, elapsed against its bounds, peak RSS), when measured."""
+    name = f"9. Full release, N={release['datasets']:,}, K={release['indicators']}"
+    return [
+        [f"{name}: {row['measurement']}", row["target"], row["result"], _ok(row["met"])]
+        for row in release.get("targets", [])
+    ]
+
+
+def render_columnar(results: dict[str, Any]) -> str:
+    """Section 10 alone, for its own block of the README."""
+    columnar = results["sections"]["columnar"]
+    lines = [
+        _produced_by(results["meta"]),
+        "",
+        *_table(["measurement", "target", "result", "met"], _columnar_summary_rows(columnar)),
+        *_columnar_lines(columnar),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _columnar_summary_rows(columnar: dict[str, Any]) -> list[list[Any]]:
+    """One row per output: its client CPU per scored row next to the floor's, and the ratio."""
+    floor = columnar["cpu_per_row_us"]["floor"]
+    return [
+        [
+            f"10. Client CPU per scored row, {target['output']}, N={columnar['datasets']:,}, "
+            f"K={columnar['indicators']}{_load(columnar)}",
+            target["target"],
+            f"{columnar['cpu_per_row_us'][target['output']]} us per row against the floor's {floor} us: "
+            f"{target['ratio']}x",
+            _ok(target["met"]),
+        ]
+        for target in columnar["targets"]
+    ]
+
+
+def _columnar_lines(columnar: dict[str, Any]) -> list[str]:
+    """Section 10: CPU per scored row, ratio to the floor and bytes of each variant."""
+    lines = [
+        "",
+        f"**10. Client CPU per scored row**, N={columnar['datasets']:,} datasets x K={columnar['indicators']} "
+        f"indicators ({columnar['rows']:,} rows, {columnar['batch_calls']} batch calls), {columnar['rounds']} "
+        f"rounds. {columnar['method']}.",
+        "",
+    ]
+    rows = [
+        [
+            name,
+            f"{per_row} us",
+            f"{columnar['ratios'][name]}x" if name in columnar["ratios"] else "1x (the floor)",
+            f"{columnar['bytes'].get(name, 0):,}" + (" (JSON answers)" if name == "floor" else ""),
+        ]
+        for name, per_row in columnar["cpu_per_row_us"].items()
+    ]
+    lines += _table(["variant", "client CPU per scored row", "ratio to the floor", "bytes"], rows)
+    if "emulator_ms_per_100x100_call" in columnar:
+        per_call = columnar["emulator_ms_per_100x100_call"]
+        lines += [
+            "",
+            f"The emulator's CPU per batch call of 100 datasets x 100 indicators: {per_call} ms "
+            f"({round(per_call * 1000 / 10_000, 3)} us per scored row; its own process, not the client's).",
+        ]
+    for output, ranked in columnar.get("profile", {}).items():
+        top = ", ".join(f"`{entry['function']}` {entry['share_pct']} %" for entry in ranked)
+        title = f"Where the {output} run's CPU goes (cProfile, every thread's CPU clock, own time, top {len(ranked)})"
+        lines += ["", f"{title}: {top}."]
+    return lines
 
 
 def _release_lines(release: dict[str, Any]) -> list[str]:
@@ -456,15 +540,17 @@ def _dlt_lines(dlt: dict[str, Any]) -> list[str]:
 
 
 def update_readme(readme: Path, results: dict[str, Any]) -> None:
-    """Write the figures between the README's markers: sections 1 to 8 in the main block, section 9 in its
-    own; a run that did not measure a block's sections leaves that block as it was."""
+    """Write the figures between the README's markers: sections 1 to 8 in the main block, sections 9 and 10
+    each in its own; a run that did not measure a block's sections leaves that block as it was."""
     text = readme.read_text(encoding="utf-8") if readme.exists() else ""
     sections = results["sections"]
-    others = {name: section for name, section in sections.items() if name != "release"}
+    others = {name: section for name, section in sections.items() if name not in OWN_BLOCKS}
     if others:
         text = _replace_block(text, START, END, render({**results, "sections": others}))
     if "release" in sections:
         text = _replace_block(text, RELEASE_START, RELEASE_END, render_release(results))
+    if "columnar" in sections:
+        text = _replace_block(text, COLUMNAR_START, COLUMNAR_END, render_columnar(results))
     readme.write_text(text, encoding="utf-8")
 
 

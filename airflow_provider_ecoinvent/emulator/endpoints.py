@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ecoinvent.emulator.catalogue import INDICATORS_BY_ID, Catalogue, Version
+from airflow_provider_ecoinvent.emulator.encoded import EncodedAnswers
 from airflow_provider_ecoinvent.emulator.lcia import in_version, indicators_for
-from airflow_provider_ecoinvent.emulator.messages import HTTPError, Request, Response, detail, json_response
+from airflow_provider_ecoinvent.emulator.messages import JSON_TYPE, HTTPError, Request, Response, detail, json_response
 from airflow_provider_ecoinvent.emulator.validation import (
     ValidationErrors,
     is_missing,
@@ -31,6 +32,8 @@ MAX_INDICATORS = 100
 DEFAULT_LIMIT = 10
 
 Endpoint = Callable[[Request, str], Response]
+#: The ``Catalogue`` methods whose answers the fragments of ``encoded.py`` write without calling them.
+REPRODUCED_BY_FRAGMENTS = ("dataset", "impact_scores")
 
 
 def _unprocessable(errors: ValidationErrors) -> HTTPError:
@@ -44,6 +47,10 @@ class ApiEndpoints:
         self.config = config
         self.catalogue = catalogue
         self.ledger = ledger
+        self.encoded = EncodedAnswers(catalogue)
+        #: Batch pages from cached byte fragments (``encoded.py``); ``False``: built as dicts, as before
+        #: (the reference the tests compare with).
+        self.encode_from_cache = True
         self.routes: dict[str, dict[str, Endpoint]] = {
             "/versions": {"GET": self._versions},
             "/indicators": {"GET": self._indicators},
@@ -217,6 +224,26 @@ class ApiEndpoints:
         # Unknown ids dropped, duplicates collapsed, ascending id order (not the input order).
         known = sorted({i for i in dataset_ids if self.catalogue.has_dataset(version, i)})
         page = known[offset : offset + limit]
-        datasets = [self._scored(version, system_model, i, indicators) for i in page]
         self._record_usage(req, client_id, page, indicators)
-        return json_response(200, self._paged(len(known), datasets=datasets))
+        total = None if self.config.omit_total else len(known)
+        body = None
+        if self._fragments_apply():
+            body = self.encoded.batch_body(version, system_model, page, indicators, total)
+        if body is None:
+            return self._batch_plain(version, system_model, page, indicators, len(known))
+        return Response(200, body, [("Content-Type", JSON_TYPE)])
+
+    def _fragments_apply(self) -> bool:
+        """Whether ``encoded.py`` may write the page: it reproduces ``Catalogue.dataset``,
+        ``Catalogue.impact_scores`` and ``_scored``, so where one is replaced on an instance (tests that serve
+        awkward records do), the plain path answers and the replacement is what is served."""
+        replaced = "_scored" in vars(self) or any(name in vars(self.catalogue) for name in REPRODUCED_BY_FRAGMENTS)
+        return self.encode_from_cache and not replaced
+
+    def _batch_plain(
+        self, version: Version, system_model: str, page: list[int], indicators: list[Any], total: int
+    ) -> Response:
+        """A batch page built as dicts and encoded: the reference the fragments of ``encoded.py`` match byte
+        for byte, and what answers when they cannot (a body holding ``null``)."""
+        datasets = [self._scored(version, system_model, i, indicators) for i in page]
+        return json_response(200, self._paged(total, datasets=datasets))

@@ -137,6 +137,14 @@ def test_bench_smoke_full_release(tmp_path: Path) -> None:
     assert retry["partial_files_left"] == 0
     assert retry["identical_to_clean"] is True
     assert release["met"] is True
+    # Issue 24's rows: client CPU and peak RSS against their targets, elapsed against its bounds (reported).
+    assert [row["measurement"] for row in release["targets"]] == [
+        "client CPU",
+        "elapsed against its bounds",
+        "peak RSS",
+    ]
+    assert [row["met"] is None for row in release["targets"]] == [False, True, False]
+    assert "| 9. Full release, N=2,000, K=150: client CPU | <= 15 s |" in proc.stdout
     assert "**9. Full release**" in proc.stdout
     assert _readme() == readme_before
 
@@ -152,18 +160,23 @@ def _report_module() -> Any:
     return module
 
 
-def test_a_release_only_run_rewrites_only_the_release_block_of_the_readme(tmp_path: Path) -> None:
-    """`--only release --readme` (minutes on its own) must not wipe the figures of sections 1 to 7."""
-    report = _report_module()
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Benchmarks\n\n{report.START}\nmain figures\n{report.END}\n", encoding="utf-8")
-    meta = {
-        "command": "benchmarks/run.py --only release --readme",
+def _meta(command: str) -> dict[str, Any]:
+    """The ``meta`` of a default-profile run of ``command`` on an idle 2-core machine."""
+    return {
+        "command": command,
         "date": "2026-11-28 22:00 UTC",
         "duration_s": 300.0,
         "profile": "default",
         "machine": {"cpu_count": 2, "usable_cpus": 2, "python": "3.11.7", "load_average_at_start": [1.0, 1.0, 1.0]},
     }
+
+
+def test_a_release_only_run_rewrites_only_the_release_block_of_the_readme(tmp_path: Path) -> None:
+    """`--only release --readme` (minutes on its own) must not wipe the figures of sections 1 to 7."""
+    report = _report_module()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Benchmarks\n\n{report.START}\nmain figures\n{report.END}\n", encoding="utf-8")
+    meta = _meta("benchmarks/run.py --only release --readme")
     release = {
         "target": "t",
         "met": True,
@@ -208,3 +221,66 @@ def test_a_release_only_run_rewrites_only_the_release_block_of_the_readme(tmp_pa
     assert "| 9. Full release, N=25,000, K=250, 100 ms |" in block
     assert "12 committed, 1 `.partial` left" in block
     assert "750 batch calls x 100 ms / 8 in flight = 9.375 s" in block
+
+
+@pytest.mark.timeout(300)
+def test_bench_smoke_columnar(tmp_path: Path) -> None:
+    """Section 10 at 200 datasets x 150 indicators: both outputs and the floor measured, a ratio per output."""
+    readme_before = _readme()
+    proc, results = _smoke(tmp_path / "latest.json", ("columnar",))
+
+    columnar = results["sections"]["columnar"]
+    assert (columnar["datasets"], columnar["indicators"], columnar["rows"]) == (200, 150, 30_000)
+    assert columnar["batch_calls"] == 4
+    assert set(columnar["cpu_per_row_us"]) == {"parquet", "jsonl", "floor"}
+    assert all(value > 0 for value in columnar["cpu_per_row_us"].values())
+    limits = {"parquet": 2.5, "jsonl": 3.0}
+    assert [target["output"] for target in columnar["targets"]] == list(limits)
+    assert all(target["met"] == (target["ratio"] <= limits[target["output"]]) for target in columnar["targets"])
+    assert all(size > 0 for size in columnar["bytes"].values())
+    # A profile per output, by each thread's CPU clock: the shares of the profiled total.
+    assert set(columnar["profile"]) == {"parquet", "jsonl"}
+    assert all(0 < len(ranked) <= 12 for ranked in columnar["profile"].values())
+    assert all(0 <= entry["share_pct"] <= 100 for ranked in columnar["profile"].values() for entry in ranked)
+    assert "Where the parquet run's CPU goes" in proc.stdout
+    assert columnar["emulator_ms_per_100x100_call"] > 0
+    assert "| 10. Client CPU per scored row, parquet, N=200, K=150" in proc.stdout
+    assert "**10. Client CPU per scored row**" in proc.stdout
+    assert _readme() == readme_before
+
+
+def test_a_columnar_only_run_rewrites_only_the_columnar_block_of_the_readme(tmp_path: Path) -> None:
+    """`--only columnar --readme` fills its own block and leaves the main and the release blocks alone."""
+    report = _report_module()
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        f"{report.START}\nmain\n{report.END}\n{report.RELEASE_START}\nrelease\n{report.RELEASE_END}\n"
+        f"{report.COLUMNAR_START}\nplaceholder\n{report.COLUMNAR_END}\n",
+        encoding="utf-8",
+    )
+    meta = _meta("benchmarks/run.py --only columnar --readme")
+    columnar = {
+        "target": "t",
+        "met": False,
+        "datasets": 2_000,
+        "indicators": 250,
+        "rows": 500_000,
+        "rounds": 3,
+        "batch_calls": 60,
+        "method": "m",
+        "cpu_per_row_us": {"parquet": 6.0, "jsonl": 1.5, "floor": 0.6},
+        "ratios": {"parquet": 10.0, "jsonl": 2.5},
+        "targets": [
+            {"output": "parquet", "target": "<= 2.5x", "ratio": 10.0, "met": False},
+            {"output": "jsonl", "target": "<= 3x", "ratio": 2.5, "met": True},
+        ],
+        "bytes": {"parquet": 1, "jsonl": 2, "floor": 3},
+    }
+    report.update_readme(readme, {"meta": meta, "sections": {"columnar": columnar}})
+    text = readme.read_text(encoding="utf-8")
+    assert f"{report.START}\nmain\n{report.END}" in text
+    assert f"{report.RELEASE_START}\nrelease\n{report.RELEASE_END}" in text
+    block = text.split(report.COLUMNAR_START, 1)[1].split(report.COLUMNAR_END, 1)[0]
+    assert "6.0 us per row against the floor's 0.6 us: 10.0x | **MISSED** |" in block
+    assert "1.5 us per row against the floor's 0.6 us: 2.5x | yes |" in block
+    assert "placeholder" not in block
