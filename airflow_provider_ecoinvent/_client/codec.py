@@ -23,6 +23,8 @@ import json
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     import msgspec
 
 #: Floats that msgspec and ``repr`` spell alike: zero, and magnitudes where ``repr`` uses no exponent.
@@ -115,34 +117,33 @@ def _spelled_as_json_does(value: Any) -> Any:
     """
     kind = type(value)
     if kind is dict:
-        changed: dict[str, Any] | None = None
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _NotPlainJson
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if kind is float and (item == 0.0 or _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX):
-                continue
-            spelled = _spelled_item(item)
-            if spelled is not item:
-                if changed is None:
-                    changed = dict(value)
-                changed[key] = spelled
-        return value if changed is None else changed
+        if not _STRING_TYPE.issuperset(map(type, value)):
+            raise _NotPlainJson
+        return _respelled(value, value.items(), dict)
     if kind is list:
-        copy: list[Any] | None = None
-        for index, item in enumerate(value):
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            spelled = _spelled_item(item)
-            if spelled is not item:
-                if copy is None:
-                    copy = list(value)
-                copy[index] = spelled
-        return value if copy is None else copy
+        return _respelled(value, enumerate(value), list)
     return _spelled_item(value)
+
+
+_STRING_TYPE: Final = frozenset({str})
+
+
+def _respelled(container: Any, items: Iterable[tuple[Any, Any]], copy: Callable[[Any], Any]) -> Any:
+    """``container`` (a dict or list, walked as its ``items``), or a ``copy`` of it with the values that
+    :func:`_spelled_item` changes; plain scalars are checked inline, without a call."""
+    changed = None
+    for key, item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float and (item == 0.0 or _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX):
+            continue
+        spelled = _spelled_item(item)
+        if spelled is not item:
+            if changed is None:
+                changed = copy(container)
+            changed[key] = spelled
+    return container if changed is None else changed
 
 
 def _spelled_item(item: Any) -> Any:
