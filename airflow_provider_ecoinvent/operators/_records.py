@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_provider_ecoinvent._client.codec import json_line as json_line
@@ -95,36 +96,41 @@ def in_plain_shape(dataset: Mapping[str, Any]) -> bool:
     return type(scores) is list and bool(scores) and in_id_order(scores)
 
 
-def plain_columns(datasets: Sequence[tuple[Mapping[str, Any], str, str]]) -> dict[str, list[Any]]:
+def plain_columns(datasets: Sequence[tuple[Mapping[str, Any], str, str]]) -> tuple[dict[str, list[Any]], list[int]]:
     """The flat columns of datasets in the plain shape (:func:`in_plain_shape`), one list per column, built a
-    column at a time: no dict per row. The dataset's columns come from ``flat_rows`` (once per dataset, the
-    one rule); score fields are taken as they are, for :class:`ParquetRowWriter` to type-check as a whole."""
-    columns: dict[str, list[Any]] = {name: [] for name, _ in FLAT_COLUMNS}
+    column at a time (no dict per row), and the rows of each dataset. The dataset's columns hold one value per
+    dataset, from ``flat_rows`` (the one rule), for Arrow to repeat; the score columns hold the fields as they
+    are, for :func:`plain_table` to type-check as a whole."""
+    columns: dict[str, list[Any]] = {name: [] for name in _DATASET_COLUMNS}
     scores: list[Any] = []
+    counts: list[int] = []
     for dataset, version, system_model in datasets:
         part = dataset["impact_scores"]
         scores.extend(part)
+        counts.append(len(part))
         unscored = {key: value for key, value in dataset.items() if key != "impact_scores"}
         base = next(iter(flat_rows(unscored, version, system_model)))
         for name in _DATASET_COLUMNS:
-            columns[name].extend([base[name]] * len(part))
+            columns[name].append(base[name])
     for name, key in _SCORE_KEYS.items():
         columns[name] = [score.get(key) for score in scores]
-    return columns
+    return columns, counts
 
 
 # -- Parquet -------------------------------------------------------------------------------------
 
 
-def plain_table(pa: Any, schema: Any, columns: dict[str, list[Any]]) -> Any:
-    """``columns`` (from :func:`plain_columns`) as a table of ``schema`` holding the values ``flat_rows``
-    gives, or ``None`` when a value is not of the type that makes them equal: a string column holding
-    other than text, a score other than a number (a bool, which Arrow would take as 1.0), an id out of range.
-    Scores that are not finite become nulls, as ``flat_rows`` makes them."""
+def plain_table(pa: Any, schema: Any, columns: dict[str, list[Any]], counts: list[int]) -> Any:
+    """``columns`` and ``counts`` (from :func:`plain_columns`) as a table of ``schema`` holding the values
+    ``flat_rows`` gives, or ``None`` when a value is not of the type that makes them equal: a string column
+    holding other than text, a score other than a number (a bool, which Arrow would take as 1.0), an id out of
+    range. Scores that are not finite become nulls, as ``flat_rows`` makes them; each dataset's values are
+    converted once and repeated over its rows by Arrow."""
     import pyarrow.compute as pc
 
     if not set(map(type, columns["score"])) <= {float, int, type(None)}:
         return None
+    rows_of = pa.array(list(chain.from_iterable(map(repeat, range(len(counts)), counts))), type=pa.int32())
     arrays = []
     try:
         for field in schema:
@@ -132,8 +138,10 @@ def plain_table(pa: Any, schema: Any, columns: dict[str, list[Any]]) -> Any:
             if field.name == "score":
                 score = pa.array(values, type=pa.float64())
                 arrays.append(pc.if_else(pc.is_finite(score), score, pa.scalar(None, pa.float64())))
-            else:
+            elif field.name in _SCORE_KEYS:
                 arrays.append(pa.array(values, type=field.type))
+            else:
+                arrays.append(pa.array(values, type=field.type).take(rows_of))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
         return None
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -231,7 +239,7 @@ class ParquetRowWriter:
         if not self._datasets:
             return
         datasets, self._datasets, self._dataset_rows = self._datasets, [], 0
-        table = plain_table(self._pa, self.schema, plain_columns(datasets))
+        table = plain_table(self._pa, self.schema, *plain_columns(datasets))
         if table is None:
             rows = [row for dataset, *scope in datasets for row in flat_rows(dataset, *scope)]
             table = self._pa.Table.from_pylist(rows, schema=self.schema)
