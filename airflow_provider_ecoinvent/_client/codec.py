@@ -23,6 +23,8 @@ import json
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     import msgspec
 
 #: Floats that msgspec and ``repr`` spell alike: zero, and magnitudes where ``repr`` uses no exponent.
@@ -89,8 +91,6 @@ def json_line(record: Any) -> bytes:
     if encoder is None:
         return stdlib_json_line(record)
     try:
-        if _is_plain(record):
-            return encoder.encode(record) + b"\n"
         return encoder.encode(_spelled_as_json_does(record)) + b"\n"
     # UnicodeEncodeError (a lone surrogate) is a ValueError; RecursionError: a circular structure.
     except (_NotPlainJson, TypeError, ValueError, RecursionError):
@@ -102,55 +102,63 @@ def stdlib_json_line(record: Any) -> bytes:
     return (json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _is_plain(value: Any) -> bool:
-    """Whether msgspec encodes ``value`` exactly as ``json`` does: built-in JSON types only (no subclass),
-    string keys, and floats that print without an exponent (or zero). One pass, no copy: the common case."""
-    kind = type(value)
-    if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                return False
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if kind is float:
-                if not (item == 0.0 or _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX):
-                    return False
-            elif not _is_plain(item):
-                return False
-        return True
-    if kind is list:
-        return all(map(_is_plain, value))
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    if kind is float:
-        return bool(value == 0.0 or _PLAIN_FLOAT_MIN <= abs(value) < _PLAIN_FLOAT_MAX)
-    return False
-
-
 class _NotPlainJson(Exception):
     """A value ``json`` treats in a way of its own: left to ``json`` itself."""
 
 
 def _spelled_as_json_does(value: Any) -> Any:
-    """A copy of ``value`` whose floats are raw JSON text spelled as ``json.dumps`` spells them.
+    """``value`` with every float msgspec would spell differently from ``json.dumps`` replaced by raw JSON text
+    spelled as ``json`` spells it; ``value`` itself (no copy) when there is none, the common case, and
+    otherwise copies of only the containers on the way to such a float. One pass, scalars checked inline (a
+    function call per field was most of the nested layout's CPU when scores are tiny or huge floats).
 
     :raises _NotPlainJson: a key that is not a string, or a type other than dict, list, str, int, float,
         bool and None (or a subclass of one: ``json`` has its own rules for those).
     """
     kind = type(value)
     if kind is dict:
-        if any(type(key) is not str for key in value):
+        if not _STRING_TYPE.issuperset(map(type, value)):
             raise _NotPlainJson
-        return {key: _spelled_as_json_does(item) for key, item in value.items()}
+        return _respelled(value, value.items(), dict)
     if kind is list:
-        return [_spelled_as_json_does(item) for item in value]
+        return _respelled(value, enumerate(value), list)
+    return _spelled_item(value)
+
+
+_STRING_TYPE: Final = frozenset({str})
+
+
+def _respelled(container: Any, items: Iterable[tuple[Any, Any]], copy: Callable[[Any], Any]) -> Any:
+    """``container`` (a dict or list, walked as its ``items``), or a ``copy`` of it with the values that
+    :func:`_spelled_item` changes; plain scalars are checked inline, without a call."""
+    changed = None
+    for key, item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float and (item == 0.0 or _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX):
+            continue
+        spelled = _spelled_item(item)
+        if spelled is not item:
+            if changed is None:
+                changed = copy(container)
+            changed[key] = spelled
+    return container if changed is None else changed
+
+
+def _spelled_item(item: Any) -> Any:
+    """One value of a container: scalars at once, containers by :func:`_spelled_as_json_does`."""
+    kind = type(item)
+    if kind is str or kind is int or kind is bool or item is None:
+        return item
     if kind is float:
+        if item == 0.0 or _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX:  # False for NaN
+            return item
         raw = _Codec.raw
         assert raw is not None
-        return raw(_float_text(value).encode())
-    if kind is str or kind is int or kind is bool or value is None:
-        return value
+        return raw(_float_text(item).encode())
+    if kind is dict or kind is list:
+        return _spelled_as_json_does(item)
     raise _NotPlainJson
 
 
