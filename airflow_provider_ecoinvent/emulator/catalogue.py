@@ -99,8 +99,6 @@ _SCORE_EXPONENTS = {
 #: indicators does not hash for all ~700. Block 0 (ids 1..32) holds the core ids 1..31.
 SCORE_BLOCK = 32
 
-_HASH_WORD = struct.Struct(">Q")
-
 
 @dataclasses.dataclass(frozen=True)
 class _ScoreRule:
@@ -123,23 +121,6 @@ class _ScoreRule:
 _SCORE_RULES = {ind.id: _ScoreRule.of(ind.id) for ind in INDICATORS}
 #: One block of score bits as its 32 words: a page's scores unpack each block once, not once per score.
 _BLOCK_WORDS = struct.Struct(f">{SCORE_BLOCK}Q")
-
-
-def _score_from_bits(bits: bytes, rule: _ScoreRule, negative_allowed: bool) -> float:
-    """A score with six significant digits, spread over five decades around the indicator's scale.
-
-    Built as an integer mantissa divided by a power of ten (a correctly rounded division), so the JSON
-    shows short numbers such as ``0.0372179``, and cheaply: this runs 1,000 times per 100 x 10 batch page,
-    and its cost queues behind concurrent calls in the emulator's one process.
-    ``consequential`` scores are negative one time in ten, as real consequential results can be.
-    """
-    (h,) = _HASH_WORD.unpack_from(bits, rule.offset)
-    mantissa = 100_000 + h % 900_000
-    divisor, multiplier = rule.scales[(h >> 32) % 5]
-    value = mantissa / divisor if divisor else float(mantissa * multiplier)
-    if negative_allowed and (h >> 40) % 10 == 0:
-        value = -value
-    return value
 
 
 @functools.lru_cache(maxsize=64)
@@ -296,18 +277,19 @@ class Catalogue:
 
     def score(self, version: Version, system_model: str, dataset_id: int, indicator: Indicator) -> float:
         """The deterministic score of a dataset for an indicator in a version and system model."""
-        rule = _SCORE_RULES[indicator.id]
-        bits = self.score_bits(version.name, system_model, dataset_id, rule.block)
-        return _score_from_bits(bits, rule, system_model == "consequential")
+        return self.page_scores(version, system_model, [dataset_id], [indicator.id])[0]
 
     def page_scores(
         self, version: Version, system_model: str, dataset_ids: Sequence[int], indicator_ids: Sequence[int]
     ) -> list[float]:
-        """The scores of a page, dataset by dataset, each in ``indicator_ids`` order: the values
-        :meth:`impact_scores` puts in its dicts (a test holds them equal), without a dict or a call per score.
+        """The scores of a page, dataset by dataset, each in ``indicator_ids`` order: the one score rule, which
+        :meth:`score` and :meth:`impact_scores` use too.
 
-        The arithmetic is :func:`_score_from_bits`' inlined: this loop runs 10,000 times per 100 x 100 batch
-        page, where a call per score cost as much as the rest of it.
+        A score has six significant digits, spread over five decades around the indicator's scale: an integer
+        mantissa divided by a power of ten (a correctly rounded division), so the JSON shows short numbers such
+        as ``0.0372179``. ``consequential`` scores are negative one time in ten, as real consequential results
+        can be. Written inline, without a dict or a call per score: this loop runs 10,000 times per 100 x 100
+        batch page, and its cost queues behind concurrent calls in the emulator's one process.
         """
         plan = _score_plan(tuple(indicator_ids))
         negative_allowed = system_model == "consequential"
@@ -328,24 +310,19 @@ class Catalogue:
     def impact_scores(
         self, version: Version, system_model: str, dataset_id: int, indicators: Iterable[Indicator]
     ) -> list[dict[str, Any]]:
-        negative_allowed = system_model == "consequential"
-        scores: list[dict[str, Any]] = []
-        block, bits = -1, b""
-        for ind in indicators:
-            rule = _SCORE_RULES[ind.id]
-            if rule.block != block:  # indicators usually share one block: one cache lookup for them all
-                block, bits = rule.block, self.score_bits(version.name, system_model, dataset_id, rule.block)
-            scores.append(
-                {
-                    "id": ind.id,
-                    "score": _score_from_bits(bits, rule, negative_allowed),
-                    "unit": ind.unit,
-                    "method": ind.method,
-                    "category": ind.category,
-                    "indicator": ind.indicator,
-                }
-            )
-        return scores
+        chosen = list(indicators)
+        values = self.page_scores(version, system_model, [dataset_id], [ind.id for ind in chosen])
+        return [
+            {
+                "id": ind.id,
+                "score": value,
+                "unit": ind.unit,
+                "method": ind.method,
+                "category": ind.category,
+                "indicator": ind.indicator,
+            }
+            for ind, value in zip(chosen, values, strict=True)
+        ]
 
     # -- search ---------------------------------------------------------------------------------------
 
