@@ -15,19 +15,27 @@ from property_invariants import check_rerun, check_step
 from property_strategies import Request, Schedule, requests, schedules
 
 if TYPE_CHECKING:
-    from property_harness import Lab
+    from pathlib import Path
+
+    from property_harness import Lab, Step
 
 
-@given(request=requests(), data=st.data())
-def test_a_run_keeps_every_promise_and_its_complete_rerun_scores_nothing(
-    lab: Lab, request: Request, data: st.DataObject
-) -> None:
+def run_and_check(lab: Lab, request: Request, data: st.DataObject) -> tuple[Step, Path]:
+    """Run ``request`` under a drawn fault schedule on a fresh location; every promise of a step holds."""
     schedule = data.draw(schedules(request), label="schedule")
     location = lab.new_location()
     before = snapshot(location)
     step = run_step(lab, request, schedule, location)
     note(step.describe())
     check_step(step, location, reference(lab, request) if step.ok else None, before)
+    return step, location
+
+
+@given(request=requests(), data=st.data())
+def test_a_run_keeps_every_promise_and_its_complete_rerun_scores_nothing(
+    lab: Lab, request: Request, data: st.DataObject
+) -> None:
+    step, location = run_and_check(lab, request, data)
     if step.ok and request.directory:
         stored = snapshot(location)
         again = run_step(lab, replace(request, overwrite=False), Schedule(), location)
@@ -58,9 +66,4 @@ def test_an_overwrite_run_killed_after_committed_parts_keeps_every_promise(
 ) -> None:
     """``overwrite=True`` applies to the DAG run: the try after a kill resumes the parts its run committed
     (check_resumed), rare in the general draws, which seldom give an overwrite several parts and a kill."""
-    schedule = data.draw(schedules(request), label="schedule")
-    location = lab.new_location()
-    before = snapshot(location)
-    step = run_step(lab, request, schedule, location)
-    note(step.describe())
-    check_step(step, location, reference(lab, request) if step.ok else None, before)
+    run_and_check(lab, request, data)
